@@ -1,0 +1,76 @@
+# Trading AI Secure — every entry point a developer, CI or devops needs.
+# `make run` and `make test` work on a fresh machine with Python 3.11+.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCAL_PACKAGES := $(wildcard libs/*/pyproject.toml) $(wildcard services/*/pyproject.toml)
+LOCAL_PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(LOCAL_PACKAGES))
+LOCAL_DISTRIBUTIONS := $(foreach dir,$(LOCAL_PACKAGE_DIRS),tai-$(notdir $(dir)))
+PYTEST_FLAGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock $(LOCAL_PACKAGES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@scripts/lock-extract uv < requirements.lock > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/uv-requirement.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation $(foreach dir,$(LOCAL_PACKAGE_DIRS),-e $(dir))
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv from requirements.lock and install every local package
+
+.PHONY: lock
+lock: ## Re-resolve requirements.lock (needs a package index)
+	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
+	uv pip compile requirements.in --quiet --generate-hashes --no-emit-index-url \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(foreach dist,$(LOCAL_DISTRIBUTIONS),--no-emit-package $(dist)) \
+		--custom-compile-command "make lock" -o requirements.lock
+
+.PHONY: run
+run: $(STAMP) ## Run the whole system embedded (in-memory bus, SQLite, bundled data, console on :8050)
+	$(BIN)/trading-ai run
+
+.PHONY: services
+services: ## Start RabbitMQ, PostgreSQL and Redis on this machine if they are down
+	@scripts/ensure-services
+
+.PHONY: test-deps
+test-deps: ## Install the browser the console tests drive (Debian chromium + chromium-driver)
+	@scripts/ensure-chromium
+
+.PHONY: contracts
+contracts: $(STAMP) ## Regenerate proto/ from the event schemas
+	$(BIN)/trading-ai contracts --write proto
+
+.PHONY: test
+test: $(STAMP) services test-deps ## Set up and run the whole suite (unit, contract, integration, e2e, browser, short chaos)
+	$(BIN)/python -m pytest $(PYTEST_FLAGS)
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Run only the fast, pure unit tests
+	$(BIN)/python -m pytest tests/unit tests/contract $(PYTEST_FLAGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check, ruff format --check, mypy, import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: clean
+clean: ## Remove the virtual environment, caches and local data
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache test-artifacts

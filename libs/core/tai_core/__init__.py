@@ -1,0 +1,1 @@
+"""Trading AI Secure shared core: clock, deterministic ids, settings and approval signing."""

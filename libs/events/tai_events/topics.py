@@ -1,0 +1,162 @@
+"""Every exchange name, routing key and queue name the system uses: the one place they live.
+
+Routing keys are a public contract (other systems subscribe to them); see proto/asyncapi.yaml.
+"""
+
+from __future__ import annotations
+
+from tai_events.alerts import AlertRaised
+from tai_events.base import Command, Message
+from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
+from tai_events.market import BarClosed, Timeframe, TickReceived
+from tai_events.ml import ModelPromoted, PredictionMade
+from tai_events.orders import (
+    FillExecuted,
+    OrderApproved,
+    OrderRejected,
+    OrderRequested,
+    OrderStatusChanged,
+    PositionUpdated,
+    SignalGenerated,
+)
+from tai_events.risk import RiskStateChanged
+from tai_events.strategies import StrategyParametersUpdated
+
+EVENTS_EXCHANGE = "tai.events"
+"""Durable topic exchange for every event."""
+CONTROL_EXCHANGE = "tai.control"
+"""Durable topic exchange for commands (only the gateway and risk may publish)."""
+DEAD_LETTER_EXCHANGE = "tai.dead-letter"
+"""Topic exchange receiving rejected, undecodable and poison messages."""
+DEAD_LETTER_QUEUE = "tai.dead-letter"
+"""The one queue holding dead letters, with their reason in a header."""
+
+DEAD_LETTER_REASON_HEADER = "x-tai-dead-letter-reason"
+DEAD_LETTER_QUEUE_HEADER = "x-tai-dead-letter-queue"
+
+ORDER_REQUESTED = "order.requested"
+ORDER_APPROVED = "order.approved"
+ORDER_REJECTED = "order.rejected"
+EXECUTION_FILL = "execution.fill"
+POSITION_UPDATED = "position.updated"
+RISK_STATE = "risk.state"
+MODEL_PROMOTED = "model.promoted"
+STRATEGY_PARAMS_UPDATED = "strategy.params.updated"
+
+CONTROL_HALT = "control.halt"
+CONTROL_RESUME = "control.resume"
+CONTROL_FLATTEN = "control.flatten"
+CONTROL_STRATEGY = "control.strategy"
+
+ALL_MARKET_BARS = "market.bar.#"
+ALL_TICKS = "market.tick.*"
+ALL_PREDICTIONS = "ml.prediction.*"
+ALL_ORDER_STATES = "order.*"
+ALL_ALERTS = "alert.*"
+ALL_CONTROL = "control.*"
+EVERYTHING = "#"
+
+
+def market_tick(symbol: str) -> str:
+    """Return the routing key of a symbol's ticks."""
+    return f"market.tick.{symbol}"
+
+
+def market_bar(timeframe: Timeframe | str, symbol: str) -> str:
+    """Return the routing key of a symbol's bars of one timeframe."""
+    return f"market.bar.{Timeframe(timeframe).value}.{symbol}"
+
+
+def ml_prediction(symbol: str) -> str:
+    """Return the routing key of a symbol's predictions."""
+    return f"ml.prediction.{symbol}"
+
+
+def signal(strategy: str, symbol: str) -> str:
+    """Return the routing key of a strategy's signals for a symbol."""
+    return f"signal.{strategy}.{symbol}"
+
+
+def order_state(state: str) -> str:
+    """Return the routing key of an order state change (``order.filled`` ...)."""
+    return f"order.{state.lower()}"
+
+
+def alert(severity: str) -> str:
+    """Return the routing key of an alert of one severity."""
+    return f"alert.{severity}"
+
+
+def queue_name(service: str, purpose: str) -> str:
+    """Return the durable queue name a service consumes for one purpose."""
+    return f"tai.{service}.{purpose}"
+
+
+def routing_key_for(message: Message) -> str:
+    """Return the routing key a message is published with."""
+    match message:
+        case BarClosed():
+            return market_bar(message.timeframe, message.symbol)
+        case TickReceived():
+            return market_tick(message.symbol)
+        case PredictionMade():
+            return ml_prediction(message.symbol)
+        case SignalGenerated():
+            return signal(message.strategy, message.symbol)
+        case OrderRequested():
+            return ORDER_REQUESTED
+        case OrderApproved():
+            return ORDER_APPROVED
+        case OrderRejected():
+            return ORDER_REJECTED
+        case OrderStatusChanged():
+            return order_state(message.state.value)
+        case FillExecuted():
+            return EXECUTION_FILL
+        case PositionUpdated():
+            return POSITION_UPDATED
+        case RiskStateChanged():
+            return RISK_STATE
+        case AlertRaised():
+            return alert(message.severity.value)
+        case ModelPromoted():
+            return MODEL_PROMOTED
+        case StrategyParametersUpdated():
+            return STRATEGY_PARAMS_UPDATED
+        case HaltTrading():
+            return CONTROL_HALT
+        case ResumeTrading():
+            return CONTROL_RESUME
+        case FlattenPositions():
+            return CONTROL_FLATTEN
+        case ConfigureStrategy():
+            return CONTROL_STRATEGY
+    raise TypeError(f"no routing key registered for {type(message).__name__}")
+
+
+def exchange_for(message: Message) -> str:
+    """Return the exchange a message is published on."""
+    return CONTROL_EXCHANGE if isinstance(message, Command) else EVENTS_EXCHANGE
+
+
+ROUTING_KEY_PATTERNS: dict[str, str] = {
+    "BarClosed": "market.bar.{timeframe}.{symbol}",
+    "TickReceived": "market.tick.{symbol}",
+    "PredictionMade": "ml.prediction.{symbol}",
+    "SignalGenerated": "signal.{strategy}.{symbol}",
+    "OrderRequested": ORDER_REQUESTED,
+    "OrderApproved": ORDER_APPROVED,
+    "OrderRejected": ORDER_REJECTED,
+    "OrderStatusChanged": "order.{state}",
+    "FillExecuted": EXECUTION_FILL,
+    "PositionUpdated": POSITION_UPDATED,
+    "RiskStateChanged": RISK_STATE,
+    "AlertRaised": "alert.{severity}",
+    "ModelPromoted": MODEL_PROMOTED,
+    "StrategyParametersUpdated": STRATEGY_PARAMS_UPDATED,
+    "HaltTrading": CONTROL_HALT,
+    "ResumeTrading": CONTROL_RESUME,
+    "FlattenPositions": CONTROL_FLATTEN,
+    "ConfigureStrategy": CONTROL_STRATEGY,
+}
+"""Routing-key templates per message type, for the published AsyncAPI document."""

@@ -1,0 +1,1 @@
+"""Trading AI Secure quant maths: indicators, metrics, risk maths (pure numpy/pandas)."""

@@ -1,0 +1,1 @@
+"""Execution service: verified approvals, order state machine, brokers."""

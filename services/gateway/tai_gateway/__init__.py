@@ -1,0 +1,1 @@
+"""Gateway service: the Dash trading console and the REST API."""

@@ -1,0 +1,1 @@
+"""Risk service: the only approver of orders."""

@@ -1,0 +1,1 @@
+"""Strategy service: pure strategies turning bars and predictions into order requests."""
