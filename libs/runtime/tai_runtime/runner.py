@@ -1,0 +1,134 @@
+"""The process wrapper shared by every service's ``__main__``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import text
+
+from tai_bus import create_bus
+from tai_bus.api import MessageBus
+from tai_core.clock import Clock, SystemClock
+from tai_core.settings import ServiceSettings
+from tai_store.database import Store, create_database_if_missing
+from tai_telemetry.logging import configure_logging, get_logger
+from tai_telemetry.metrics import Telemetry
+from tai_telemetry.ops import OpsServer
+
+MIGRATION_LOCK_KEY = 7_270_001
+"""PostgreSQL advisory lock held while migrating, so services starting together don't race."""
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+class ServiceApp(Protocol):
+    """What a service's composition root returns."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Rebuild state and start consuming."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop work; the runtime closes the bus and the store afterwards."""
+        ...
+
+    def ready(self) -> bool:
+        """Return True when the service can do its job."""
+        ...
+
+
+class AppFactory(Protocol[SettingsT]):
+    """A service's ``create_app``."""
+
+    def __call__(
+        self,
+        settings: SettingsT,
+        *,
+        bus: MessageBus,
+        store: Store,
+        clock: Clock,
+        telemetry: Telemetry,
+    ) -> Any:
+        """Build the app."""
+        ...
+
+
+async def migrate_once(store: Store) -> None:
+    """Apply migrations, serialised across processes on PostgreSQL by an advisory lock."""
+    if store.url.startswith("postgresql"):
+        await create_database_if_missing(store.url)
+        engine = store.sync_engine()
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                await store.migrate()
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
+        engine.dispose()
+    else:
+        await store.migrate()
+
+
+async def serve(
+    service: str,
+    settings: SettingsT,
+    factory: AppFactory[SettingsT],
+    *,
+    ops_port: int = 8080,
+    finished: Callable[[Any], asyncio.Event | None] | None = None,
+) -> None:
+    """Run a service until SIGTERM/SIGINT (or until ``finished(app)`` is set)."""
+    log = get_logger(service)
+    telemetry = Telemetry(service=service)
+    clock = SystemClock()
+    store = Store(settings.database_url)
+    await migrate_once(store)
+    bus = create_bus(settings.amqp_url, service, clock=clock, telemetry=telemetry)
+    await bus.start()
+    app = factory(settings, bus=bus, store=store, clock=clock, telemetry=telemetry)
+    await app.start()
+    ops = OpsServer(telemetry, app.ready, "0.0.0.0", ops_port) if ops_port else None  # noqa: S104
+    if ops is not None:
+        await ops.start()
+    log.info("service started", ops_port=ops_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    waiters = [asyncio.create_task(stop.wait())]
+    done_event = finished(app) if finished else None
+    if done_event is not None:
+        waiters.append(asyncio.create_task(done_event.wait()))
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    log.info("service stopping")
+    await app.stop()
+    await bus.close()
+    if ops is not None:
+        await ops.stop()
+    await store.close()
+    log.info("service stopped")
+
+
+def run_service(
+    service: str,
+    settings: SettingsT,
+    factory: AppFactory[SettingsT],
+    *,
+    ops_port: int = 8080,
+    finished: Callable[[Any], asyncio.Event | None] | None = None,
+) -> None:
+    """Configure logging and run ``serve`` in a fresh event loop."""
+    configure_logging(settings.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(service, settings, factory, ops_port=ops_port, finished=finished))

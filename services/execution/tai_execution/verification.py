@@ -1,0 +1,36 @@
+"""Approval checks execution makes before acting: signature, expiry (single use is in the ledger)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tai_core.signing import ApprovalVerifier
+from tai_events.orders import OrderApproved
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCheck:
+    """Whether execution may act on an approval, and why not."""
+
+    accepted: bool
+    code: str
+    reason: str
+
+
+def check_approval(
+    approval: OrderApproved, verifier: ApprovalVerifier, now: datetime
+) -> ApprovalCheck:
+    """Refuse unsigned, forged, altered or expired approvals."""
+    verification = verifier.verify(approval)
+    if not verification.valid:
+        return ApprovalCheck(False, "approval_signature_invalid", verification.reason)
+    if now >= approval.expires_at:
+        return ApprovalCheck(
+            False,
+            "approval_expired",
+            f"approval expired at {approval.expires_at.isoformat()} (now {now.isoformat()})",
+        )
+    if approval.issued_at > now:
+        return ApprovalCheck(False, "approval_from_future", "approval issued in the future")
+    return ApprovalCheck(True, "valid", "valid")

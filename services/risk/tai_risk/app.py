@@ -1,0 +1,183 @@
+"""Composition root of the risk service: the only approver of orders."""
+
+from __future__ import annotations
+
+from tai_bus.api import Binding, MessageBus, Subscription
+from tai_core.accounting import Account
+from tai_core.clock import Clock
+from tai_core.signing import ApprovalSigner
+from tai_events.base import Message
+from tai_events.codec import Envelope
+from tai_events.orders import OrderState, Side
+from tai_events.risk import TradingState
+from tai_events.topics import (
+    ALL_CONTROL,
+    CONTROL_EXCHANGE,
+    EXECUTION_FILL,
+    ORDER_REQUESTED,
+    order_state,
+    queue_name,
+)
+from tai_risk.checks import RiskLimits
+from tai_risk.config import RiskSettings
+from tai_risk.engine import RiskEngine
+from tai_risk.handlers import (
+    RiskContext,
+    on_bar_closed,
+    on_control,
+    on_fill_executed,
+    on_order_requested,
+    on_order_status_changed,
+    publish_outbox,
+)
+from tai_risk.state import PortfolioState, TradingStateMachine
+from tai_store.database import Store
+from tai_store.outbox import OutboxRelay
+from tai_telemetry.metrics import Telemetry
+
+ORDERS_QUEUE = queue_name("risk", "orders")
+MARKET_QUEUE = queue_name("risk", "market")
+FILLS_QUEUE = queue_name("risk", "fills")
+ORDER_STATES_QUEUE = queue_name("risk", "order-states")
+CONTROL_QUEUE = queue_name("risk", "control")
+
+_RELEASING_STATES = (OrderState.CANCELLED, OrderState.EXPIRED, OrderState.REJECTED)
+
+
+class RiskApp:
+    """The risk service: rebuilds its state from the ledger, then decides on every request."""
+
+    name = "risk"
+
+    def __init__(
+        self,
+        settings: RiskSettings,
+        *,
+        bus: MessageBus,
+        store: Store,
+        clock: Clock,
+        telemetry: Telemetry,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.store = store
+        self.telemetry = telemetry
+        limits = RiskLimits(
+            max_position_notional_pct=settings.max_position_notional_pct,
+            max_open_positions=settings.max_open_positions,
+            max_price_deviation_pct=settings.max_price_deviation_pct,
+            fill_price_tolerance_pct=settings.fill_price_tolerance_pct,
+            approval_ttl_seconds=settings.approval_ttl_seconds,
+        )
+        signer = ApprovalSigner.from_pem(settings.approval_private_key.get_secret_value())
+        self.context = RiskContext(
+            engine=RiskEngine(limits, signer, clock),
+            portfolio=PortfolioState(equity=settings.initial_equity),
+            trading=TradingStateMachine(),
+            account=Account.opened_with(settings.initial_equity),
+            store=store,
+            bus=bus,
+            relay=OutboxRelay(store, bus.publish_raw),
+            clock=clock,
+            account_name=settings.account,
+            peak_equity=settings.initial_equity,
+        )
+        self._started = False
+
+    def subscriptions(self) -> list[Subscription]:
+        """Return the queues this service consumes (orders on a single active consumer)."""
+        return [
+            Subscription(
+                queue=ORDERS_QUEUE,
+                bindings=[Binding(ORDER_REQUESTED)],
+                handler=self._bind(on_order_requested),
+                single_active_consumer=True,
+            ),
+            Subscription(
+                queue=MARKET_QUEUE,
+                bindings=[Binding("market.bar.*.*")],
+                handler=self._bind(on_bar_closed),
+                single_active_consumer=True,
+            ),
+            Subscription(
+                queue=FILLS_QUEUE,
+                bindings=[Binding(EXECUTION_FILL)],
+                handler=self._bind(on_fill_executed),
+                single_active_consumer=True,
+            ),
+            Subscription(
+                queue=ORDER_STATES_QUEUE,
+                bindings=[Binding(order_state(state.value)) for state in _RELEASING_STATES],
+                handler=self._bind(on_order_status_changed),
+                single_active_consumer=True,
+            ),
+            Subscription(
+                queue=CONTROL_QUEUE,
+                bindings=[Binding(ALL_CONTROL, exchange=CONTROL_EXCHANGE)],
+                handler=self._bind(on_control),
+                single_active_consumer=True,
+            ),
+        ]
+
+    def _bind(self, handler):  # type: ignore[no-untyped-def]
+        async def bound(envelope: Envelope[Message]) -> None:
+            await handler(envelope, self.context)
+
+        return bound
+
+    async def rebuild_state(self) -> None:
+        """Rebuild positions, equity, decided orders and the trading state from the ledger."""
+        context = self.context
+        async with self.store.transaction() as unit:
+            orders = await unit.orders.list_by_state(tuple(OrderState))
+            fills = await unit.fills.list()
+            current = await unit.trading_state.current()
+        for order in orders:
+            context.portfolio.decided_order_ids.add(order.order_id)
+            if order.approved_quantity is None:
+                continue
+            side = Side(order.side)
+            counted = (
+                order.filled_quantity
+                if OrderState(order.state) in _RELEASING_STATES
+                else order.approved_quantity
+            )
+            context.portfolio.record_approval(order.symbol, side, counted)
+        for fill in fills:
+            context.account, _position, _realized = context.account.apply_fill(
+                fill.symbol, Side(fill.side).sign * fill.quantity, fill.price, fill.commission
+            )
+            context.portfolio.last_prices[fill.symbol] = fill.price
+        if current is not None:
+            context.trading.state = TradingState(current.state)
+            context.trading.reason = current.reason
+        context.portfolio.equity = context.equity()
+        context.peak_equity = max(context.peak_equity, context.portfolio.equity)
+
+    async def start(self) -> None:
+        """Rebuild state, publish anything a crash left in the outbox, then consume."""
+        await self.rebuild_state()
+        await publish_outbox(self.context)
+        for subscription in self.subscriptions():
+            await self.bus.subscribe(subscription)
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop accepting work (the runtime closes the bus)."""
+        self._started = False
+
+    def ready(self) -> bool:
+        """Return True once state is rebuilt and consuming."""
+        return self._started
+
+
+def create_app(
+    settings: RiskSettings,
+    *,
+    bus: MessageBus,
+    store: Store,
+    clock: Clock,
+    telemetry: Telemetry,
+) -> RiskApp:
+    """Build the risk service from its settings and injected infrastructure."""
+    return RiskApp(settings, bus=bus, store=store, clock=clock, telemetry=telemetry)

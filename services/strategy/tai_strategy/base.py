@@ -1,0 +1,37 @@
+"""What every strategy is: a pure object turning bars into order intents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tai_events.market import BarClosed
+from tai_events.orders import Side
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order a strategy wants, before ids, timestamps and risk."""
+
+    symbol: str
+    side: Side
+    quantity: float
+    reference_price: float
+    confidence: float
+    reason: str
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+
+class Strategy(Protocol):
+    """Bars in, order intents out; synchronous and free of I/O."""
+
+    name: str
+
+    def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
+        """Consume one closed bar and return the orders it calls for."""
+        ...
+
+    def warm_up(self, bar: BarClosed) -> None:
+        """Consume a historical bar without trading (state rebuild after a restart)."""
+        ...

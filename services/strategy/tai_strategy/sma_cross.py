@@ -1,0 +1,120 @@
+"""The classic moving-average crossover: the reference strategy for parity checks."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tai_events.market import BarClosed
+from tai_events.orders import Side, SignalDirection
+from tai_strategy.base import OrderIntent
+
+
+class SmaCrossParameters(BaseModel):
+    """Parameters of the crossover (defaults documented here are the live defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fast: int = Field(default=10, ge=1, le=1000, description="fast SMA length in bars")
+    slow: int = Field(default=30, ge=2, le=5000, description="slow SMA length in bars")
+    quantity: float = Field(default=10_000.0, gt=0, description="position size in units")
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> SmaCrossParameters:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
+        return self
+
+
+@dataclass
+class _SymbolState:
+    closes: deque[float]
+    last_opened_at: object = None
+    previous_difference: float | None = None
+    direction: SignalDirection = SignalDirection.FLAT
+    history: int = 0
+    pending: list[float] = field(default_factory=list)
+
+
+class SmaCrossStrategy:
+    """Go long on a golden cross, short on a death cross; always in the market after that.
+
+    A reversal is one order for twice the size (close and re-open), so the position is
+    always +quantity, -quantity or flat before the first cross.
+    """
+
+    name = "sma_cross"
+
+    def __init__(self, parameters: SmaCrossParameters | None = None) -> None:
+        self.parameters = parameters or SmaCrossParameters()
+        self._states: dict[str, _SymbolState] = {}
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._states.get(symbol)
+        if state is None:
+            state = _SymbolState(closes=deque(maxlen=self.parameters.slow))
+            self._states[symbol] = state
+        return state
+
+    def direction(self, symbol: str) -> SignalDirection:
+        """Return the position direction the strategy holds for a symbol."""
+        return self._state(symbol).direction
+
+    def _advance(self, bar: BarClosed) -> tuple[_SymbolState, SignalDirection | None] | None:
+        state = self._state(bar.symbol)
+        if state.last_opened_at is not None and bar.opened_at <= state.last_opened_at:  # type: ignore[operator]
+            return None  # a redelivered or out-of-order bar: never trade it twice
+        state.last_opened_at = bar.opened_at
+        state.closes.append(bar.close)
+        if len(state.closes) < self.parameters.slow:
+            return state, None
+        closes = list(state.closes)
+        fast = math.fsum(closes[-self.parameters.fast :]) / self.parameters.fast
+        slow = math.fsum(closes) / self.parameters.slow
+        difference = fast - slow
+        previous = state.previous_difference
+        state.previous_difference = difference
+        if previous is None:
+            return state, None
+        if previous <= 0 < difference:
+            return state, SignalDirection.LONG
+        if previous >= 0 > difference:
+            return state, SignalDirection.SHORT
+        return state, None
+
+    def warm_up(self, bar: BarClosed) -> None:
+        """Replay a historical bar, updating averages and the held direction, without orders."""
+        advanced = self._advance(bar)
+        if advanced is not None and advanced[1] is not None:
+            advanced[0].direction = advanced[1]
+
+    def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
+        """Return a buy on a golden cross, a sell on a death cross, else nothing."""
+        advanced = self._advance(bar)
+        if advanced is None or advanced[1] is None:
+            return []
+        state, target = advanced
+        if target is state.direction:
+            return []
+        size = self.parameters.quantity
+        quantity = size if state.direction is SignalDirection.FLAT else 2 * size
+        state.direction = target
+        side = Side.BUY if target is SignalDirection.LONG else Side.SELL
+        cross = "golden" if target is SignalDirection.LONG else "death"
+        return [
+            OrderIntent(
+                symbol=bar.symbol,
+                side=side,
+                quantity=quantity,
+                reference_price=bar.close,
+                confidence=1.0,
+                reason=(
+                    f"{cross} cross: SMA({self.parameters.fast}) crossed "
+                    f"{'above' if target is SignalDirection.LONG else 'below'} "
+                    f"SMA({self.parameters.slow}) at close {bar.close}"
+                ),
+            )
+        ]
