@@ -1,0 +1,402 @@
+"""The RabbitMQ transport over aio-pika: confirmed publishes, quorum queues, manual acks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from tai_bus.api import (
+    DEFAULT_PREFETCH,
+    STANDARD_EXCHANGES,
+    Binding,
+    BusClosedError,
+    DeadLetter,
+    DeadLetterSubscription,
+    Subscription,
+    UnknownExchangeError,
+)
+from tai_bus.processing import (
+    DeadLetterProcessor,
+    Delivery,
+    MessageProcessor,
+    Outcome,
+    Processor,
+    message_type_label,
+)
+from tai_bus.topology import dead_letter_queue_arguments, quorum_queue_arguments
+from tai_core.clock import Clock, SystemClock
+from tai_events.base import Message
+from tai_events.codec import encode, make_headers
+from tai_events.headers import MessageHeaders
+from tai_events.topics import (
+    CONTROL_EXCHANGE,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
+    EVENTS_EXCHANGE,
+    exchange_for,
+    routing_key_for,
+)
+from tai_telemetry import Telemetry, get_logger, inject_traceparent
+
+CONTENT_TYPE = "application/json"
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+"""Set by quorum queues on a redelivery: how many times the message was delivered before."""
+
+
+class AmqpBus:
+    """A message bus on RabbitMQ: at-least-once, acked after the handler returns.
+
+    One robust connection (reconnects and restores consumers by itself), one publishing
+    channel with publisher confirms, and one consuming channel per subscription whose
+    messages are handled one at a time, in order.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        producer: str,
+        *,
+        clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
+        prefetch: int = DEFAULT_PREFETCH,
+        connection_name: str | None = None,
+    ) -> None:
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+        self.producer = producer
+        self._url = url
+        self._clock: Clock = clock or SystemClock()
+        self._telemetry = telemetry
+        self._prefetch = prefetch
+        self._connection_name = connection_name or producer
+        self._logger = get_logger("tai_bus.amqp", producer=producer)
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._consumers: dict[str, _Consumer] = {}
+        self._started = False
+        self._closing = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect, declare the exchanges and the dead-letter queue, start the consumers."""
+        if self._closing:
+            raise BusClosedError("the bus is closed")
+        if self._started:
+            return
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self._connection_name}
+        )
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        for name in (EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE):
+            self._exchanges[name] = await self._publish_channel.declare_exchange(
+                name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        dead_letter_queue = await self._publish_channel.declare_queue(
+            DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
+        )
+        await dead_letter_queue.bind(DEAD_LETTER_EXCHANGE, "#")
+        self._started = True
+        for consumer in self._consumers.values():
+            await consumer.start(self._connection)
+        self._logger.info("bus_started", connection_name=self._connection_name)
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Declare a durable quorum queue with its bindings and consume it (also after start)."""
+        for binding in subscription.bindings:
+            if binding.exchange not in STANDARD_EXCHANGES:
+                raise UnknownExchangeError(binding.exchange)
+        processor = MessageProcessor(
+            queue=subscription.queue,
+            handler=subscription.handler,
+            delivery_limit=subscription.delivery_limit,
+            telemetry=self._telemetry,
+        )
+        await self._add_consumer(
+            _Consumer(
+                bus=self,
+                queue_name=subscription.queue,
+                arguments=quorum_queue_arguments(subscription),
+                bindings=tuple(subscription.bindings),
+                prefetch=min(subscription.prefetch, self._prefetch),
+                processor=processor,
+            )
+        )
+
+    async def subscribe_dead_letters(self, subscription: DeadLetterSubscription) -> None:
+        """Declare a queue on the dead-letter exchange and consume it raw."""
+        processor = DeadLetterProcessor(
+            queue=subscription.queue,
+            handler=subscription.handler,
+            delivery_limit=subscription.delivery_limit,
+            telemetry=self._telemetry,
+        )
+        bindings = tuple(
+            Binding(routing_key, exchange=DEAD_LETTER_EXCHANGE)
+            for routing_key in subscription.routing_keys
+        )
+        await self._add_consumer(
+            _Consumer(
+                bus=self,
+                queue_name=subscription.queue,
+                arguments=dead_letter_queue_arguments(),
+                bindings=bindings,
+                prefetch=min(subscription.prefetch, self._prefetch),
+                processor=processor,
+            )
+        )
+
+    async def _add_consumer(self, consumer: _Consumer) -> None:
+        if self._closing:
+            raise BusClosedError("the bus is closed")
+        if consumer.queue_name in self._consumers:
+            raise ValueError(f"queue {consumer.queue_name!r} already has a consumer on this bus")
+        self._consumers[consumer.queue_name] = consumer
+        if self._started:
+            assert self._connection is not None
+            await consumer.start(self._connection)
+
+    async def publish(
+        self,
+        message: Message,
+        *,
+        cause: MessageHeaders | None = None,
+        headers: MessageHeaders | None = None,
+    ) -> MessageHeaders:
+        """Publish and wait for the broker's confirm; return the headers sent."""
+        exchange = self._exchange(exchange_for(message))
+        if headers is None:
+            headers = make_headers(
+                message,
+                producer=self.producer,
+                occurred_at=self._clock.now(),
+                cause=cause,
+                traceparent=inject_traceparent(),
+            )
+        elif headers.type != message.message_type():
+            raise ValueError(f"headers of a {headers.type} given for a {message.message_type()}")
+        amqp_message = aio_pika.Message(
+            encode(message),
+            headers=dict(headers.to_wire()),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=headers.message_id,
+            type=headers.type,
+            correlation_id=headers.correlation_id,
+            app_id=self.producer,
+            timestamp=headers.occurred_at,
+        )
+        await exchange.publish(amqp_message, routing_key_for(message), mandatory=False)
+        if self._telemetry is not None:
+            self._telemetry.bus.published.labels(exchange.name, headers.type).inc()
+        return headers
+
+    async def publish_raw(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        headers: dict[str, object],
+    ) -> None:
+        """Publish bytes as they are and wait for the broker's confirm."""
+        target = self._exchange(exchange)
+        await target.publish(
+            _raw_message(body, headers, app_id=self.producer), routing_key, mandatory=False
+        )
+        if self._telemetry is not None:
+            self._telemetry.bus.published.labels(exchange, message_type_label(headers)).inc()
+
+    async def dead_letter(self, dead_letter: DeadLetter) -> None:
+        """Publish a dead letter to the dead-letter exchange and wait for the confirm."""
+        target = self._exchange(DEAD_LETTER_EXCHANGE)
+        message = _raw_message(dead_letter.body, dead_letter.wire_headers(), app_id=self.producer)
+        await target.publish(message, dead_letter.routing_key, mandatory=False)
+
+    def _exchange(self, name: str) -> AbstractExchange:
+        if self._closing or not self._started:
+            raise BusClosedError("the bus is not started or already closed")
+        exchange = self._exchanges.get(name)
+        if exchange is None:
+            raise UnknownExchangeError(name)
+        return exchange
+
+    async def close(self) -> None:
+        """Cancel consumers, let in-flight handlers finish, then close channels and connection."""
+        if self._closing:
+            return
+        for consumer in self._consumers.values():
+            await consumer.stop()
+        # Only now: the handlers that just finished may still have published.
+        self._closing = True
+        if self._publish_channel is not None and not self._publish_channel.is_closed:
+            await self._publish_channel.close()
+        if self._connection is not None:
+            await self._connection.close()
+        self._logger.info("bus_closed")
+
+
+def _raw_message(body: bytes, headers: Mapping[str, object], *, app_id: str) -> aio_pika.Message:
+    def text(key: str) -> str | None:
+        value = headers.get(key)
+        return value if isinstance(value, str) else None
+
+    occurred_at = headers.get("occurred_at")
+    timestamp: datetime | None = None
+    if isinstance(occurred_at, str):
+        try:
+            timestamp = datetime.fromisoformat(occurred_at)
+        except ValueError:
+            timestamp = None
+    return aio_pika.Message(
+        bytes(body),
+        headers=dict(headers),  # type: ignore[arg-type]
+        content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=text("message_id"),
+        type=text("type"),
+        correlation_id=text("correlation_id"),
+        app_id=app_id,
+        timestamp=timestamp,
+    )
+
+
+def _delivery_count(headers: Mapping[str, object]) -> int:
+    previous = headers.get(DELIVERY_COUNT_HEADER, 0)
+    return (previous if isinstance(previous, int) else 0) + 1
+
+
+class _Consumer:
+    """One queue consumed on its own channel; messages handled one at a time, in order."""
+
+    def __init__(
+        self,
+        *,
+        bus: AmqpBus,
+        queue_name: str,
+        arguments: dict[str, object],
+        bindings: tuple[Binding, ...],
+        prefetch: int,
+        processor: Processor,
+    ) -> None:
+        self.queue_name = queue_name
+        self._bus = bus
+        self._arguments = arguments
+        self._bindings = bindings
+        self._prefetch = prefetch
+        self._processor = processor
+        self._logger = get_logger("tai_bus.amqp", queue=queue_name)
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        # aio-pika runs each delivery callback as its own task; the callback only appends
+        # here (tasks start in delivery order) and one worker handles the buffer in order.
+        self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        self._channel = await connection.channel(publisher_confirms=False)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._queue = await self._channel.declare_queue(
+            self.queue_name,
+            durable=True,
+            arguments=self._arguments,
+        )
+        for binding in self._bindings:
+            await self._queue.bind(binding.exchange, binding.routing_key)
+        self._worker = asyncio.create_task(self._work(), name=f"consume {self.queue_name}")
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._buffer.put_nowait(message)
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            message = await self._buffer.get()
+            if message is None or self._stopping:
+                break
+            await self._handle(message)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        headers: dict[str, object] = dict(message.headers or {})
+        delivery = Delivery(
+            queue=self.queue_name,
+            exchange=message.exchange or "",
+            routing_key=message.routing_key or "",
+            headers=headers,
+            body=message.body,
+            redelivered=bool(message.redelivered),
+            delivery_count=_delivery_count(headers),
+        )
+        verdict = await self._processor.process(delivery)
+        try:
+            if verdict.outcome is Outcome.ACK:
+                await message.ack()
+            elif verdict.outcome is Outcome.RETRY:
+                await message.nack(requeue=True)
+            else:
+                await self._dead_letter(message, delivery, verdict.reason)
+        except Exception as error:
+            # The channel went away (reconnect): the broker redelivers the unacked message.
+            self._logger.warning("settle_failed", outcome=verdict.outcome.value, error=repr(error))
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, delivery: Delivery, reason: str
+    ) -> None:
+        dead_letter = DeadLetter(
+            queue=self.queue_name,
+            exchange=delivery.exchange,
+            routing_key=delivery.routing_key,
+            headers=_without_delivery_count(delivery.headers),
+            body=delivery.body,
+            reason=reason,
+        )
+        try:
+            await self._bus.dead_letter(dead_letter)
+        except Exception as error:
+            # Not confirmed: keep the message rather than lose it; it comes back later.
+            self._logger.error("dead_letter_publish_failed", reason=reason, error=repr(error))
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception as error:
+                self._logger.warning("cancel_failed", error=repr(error))
+        self._buffer.put_nowait(None)
+        if self._worker is not None:
+            await self._worker
+        if self._channel is not None and not self._channel.is_closed:
+            # Closing returns the prefetched, unhandled messages to the queue.
+            await self._channel.close()
+
+
+def _without_delivery_count(headers: Mapping[str, object]) -> dict[str, Any]:
+    return {key: value for key, value in headers.items() if key != DELIVERY_COUNT_HEADER}
