@@ -1,0 +1,247 @@
+"""The Store: one async engine on PostgreSQL (psycopg 3) or SQLite (aiosqlite), and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from tai_store.repositories import UnitOfWork
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite writer waits for the lock before failing (embedded mode, one process)."""
+POSTGRESQL_POOL_SIZE = 10
+POSTGRESQL_MAX_OVERFLOW = 10
+# Serialises concurrent `migrate()` calls of services starting at the same time.
+MIGRATION_LOCK_KEY = 0x7A1_5703E
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database or driver the store does not support."""
+
+
+def _parse(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername not in {"postgresql+psycopg", "sqlite+aiosqlite"}:
+        raise UnsupportedDatabaseError(
+            f"unsupported database URL driver {parsed.drivername!r}: use "
+            "'postgresql+psycopg://user@host/db' or 'sqlite+aiosqlite:///path/to/file.db'"
+        )
+    return parsed
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in {None, "", ":memory:"}
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, *, read_only: bool) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not read_only:
+            # WAL lets dashboards read while services write; NORMAL is durable in WAL mode.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        else:
+            cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    location = resources.files("tai_store") / "migrations"
+    config.set_main_option("script_location", str(location))
+    return config
+
+
+class Store:
+    """The ledger database: transactions, migrations and a sync engine for reports.
+
+    ``Store("postgresql+psycopg://user@host/db")`` or ``Store("sqlite+aiosqlite:///ledger.db")``.
+    Create one per process in the composition root and ``await store.close()`` on shutdown.
+    """
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self._url = _parse(url)
+        self._sync_engines: dict[bool, Engine] = {}
+        if self.dialect == "sqlite":
+            self._engine = self._create_sqlite_engine(echo=echo)
+        else:
+            self._engine = create_async_engine(
+                self._url,
+                echo=echo,
+                pool_size=POSTGRESQL_POOL_SIZE,
+                max_overflow=POSTGRESQL_MAX_OVERFLOW,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    def _create_sqlite_engine(self, *, echo: bool) -> AsyncEngine:
+        memory = _is_sqlite_memory(self._url)
+        if not memory and self._url.database:
+            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            self._url,
+            echo=echo,
+            # An in-memory database lives in its one connection: share it.
+            poolclass=StaticPool if memory else None,
+            connect_args={"check_same_thread": False} if memory else {},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            _configure_sqlite_connection(dbapi_connection, read_only=False)
+            # Take over transaction control from the driver (see "begin" below).
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # IMMEDIATE takes the write lock up front, so a transaction never fails halfway
+            # when it upgrades from reading to writing; waiting writers honour busy_timeout.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @property
+    def dialect(self) -> str:
+        """Return ``"postgresql"`` or ``"sqlite"``."""
+        return self._url.get_backend_name()
+
+    @property
+    def url(self) -> URL:
+        """Return the database URL (render with ``hide_password=True`` before logging)."""
+        return self._url
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """Return the async engine (for tests and advanced use; prefer ``transaction()``)."""
+        return self._engine
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision (idempotent, concurrency-safe)."""
+        async with self._engine.begin() as connection:
+            if self.dialect == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            await connection.run_sync(_upgrade_to_head)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """Open a unit of work: committed when the block succeeds, rolled back if it raises."""
+        async with self._sessions() as session, session.begin():
+            yield UnitOfWork(session, self.dialect)
+
+    def sync_engine(self, *, read_only: bool = True) -> Engine:
+        """Return a sync Engine on the same database (dashboards, CLI reports).
+
+        Read-only by default: SQLite connections set ``query_only``, PostgreSQL sessions
+        ``default_transaction_read_only``. The engine is cached and disposed by ``close()``.
+        """
+        cached = self._sync_engines.get(read_only)
+        if cached is not None:
+            return cached
+        if self.dialect == "sqlite":
+            if _is_sqlite_memory(self._url):
+                raise UnsupportedDatabaseError("an in-memory SQLite store has no sync engine")
+            engine = create_engine(self._url.set(drivername="sqlite"))
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+                _configure_sqlite_connection(dbapi_connection, read_only=read_only)
+
+        else:
+            options = "-c default_transaction_read_only=on" if read_only else ""
+            engine = create_engine(
+                self._url,
+                pool_size=2,
+                max_overflow=4,
+                pool_pre_ping=True,
+                connect_args={"options": options} if options else {},
+            )
+        self._sync_engines[read_only] = engine
+        return engine
+
+    async def close(self) -> None:
+        """Dispose of every engine and its pooled connections."""
+        for engine in self._sync_engines.values():
+            await asyncio.to_thread(engine.dispose)
+        self._sync_engines.clear()
+        await self._engine.dispose()
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _maintenance_connection(url: URL) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def create_database_if_missing(url: str | URL) -> bool:
+    """Create the PostgreSQL database named in ``url`` if absent; return True if created.
+
+    Connects to the ``postgres`` maintenance database. For SQLite, create the file's
+    directory and return False (the file itself appears on first connect).
+    """
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not _is_sqlite_memory(parsed) and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return False
+    name = parsed.database
+    if not name:
+        raise UnsupportedDatabaseError("the PostgreSQL URL names no database")
+    with _maintenance_connection(parsed) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if exists:
+            return False
+        try:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # created concurrently by another process: fine
+        return True
+
+
+def drop_database_if_exists(url: str | URL) -> None:
+    """Drop the PostgreSQL database in ``url`` (closing its sessions), or delete a SQLite file."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not _is_sqlite_memory(parsed) and parsed.database:
+            for suffix in ("", "-wal", "-shm"):
+                Path(parsed.database + suffix).unlink(missing_ok=True)
+        return
+    if not parsed.database:
+        raise UnsupportedDatabaseError("the PostgreSQL URL names no database")
+    with _maintenance_connection(parsed) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(parsed.database)
+            )
+        )
