@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
@@ -87,6 +88,7 @@ class AmqpBus:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: dict[str, _Consumer] = {}
         self._started = False
+        self._close_started = False
         self._closing = False
 
     async def __aenter__(self) -> Self:
@@ -245,8 +247,9 @@ class AmqpBus:
 
     async def close(self) -> None:
         """Cancel consumers, let in-flight handlers finish, then close channels and connection."""
-        if self._closing:
+        if self._close_started:
             return
+        self._close_started = True
         for consumer in self._consumers.values():
             await consumer.stop()
         # Only now: the handlers that just finished may still have published.
@@ -338,7 +341,13 @@ class _Consumer:
             message = await self._buffer.get()
             if message is None or self._stopping:
                 break
-            await self._handle(message)
+            try:
+                await self._handle(message)
+            except Exception as error:
+                # A bug here must not stop the queue: leave the message to the broker.
+                self._logger.exception("delivery_crashed", error=repr(error))
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         headers: dict[str, object] = dict(message.headers or {})

@@ -14,6 +14,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tai_bus import (
     AmqpBus,
@@ -32,6 +35,7 @@ from tai_events.topics import (
     EVENTS_EXCHANGE,
     market_tick,
 )
+from tai_telemetry import Telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -395,3 +399,41 @@ async def test_single_active_consumer_fails_over_when_the_active_one_closes(
     # Assert
     assert active_got == [1.0, 2.0, 3.0]
     assert standby_got == [4.0]
+
+
+async def test_message_published_by_a_handler_continues_the_publishers_trace(
+    make_bus: BusFactory, names: Names
+) -> None:
+    # Arrange
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry("tester", tracer_provider=provider)
+    bus = make_bus(telemetry=telemetry)
+    relayed = Collector()
+    relay_symbol = f"{names.symbol}R"
+
+    async def relay(envelope: Envelope[Message]) -> None:
+        await bus.publish(make_tick(relay_symbol), cause=envelope.headers)
+
+    async def record(envelope: Envelope[Message]) -> None:
+        relayed.add(envelope)
+
+    await bus.subscribe(subscription(names, relay))
+    await bus.subscribe(
+        Subscription(names.queue("shared"), [Binding(market_tick(relay_symbol))], record)
+    )
+    await bus.start()
+    # Act
+    with telemetry.tracer().start_as_current_span("ingest") as publisher_span:
+        await bus.publish(make_tick(names.symbol))
+    [envelope] = await relayed.wait()
+    # Assert
+    trace_id = format(publisher_span.get_span_context().trace_id, "032x")
+    assert envelope.headers.traceparent.split("-")[1] == trace_id
+    assert (
+        telemetry.registry.get_sample_value(
+            "tai_messages_consumed_total", {"queue": names.queue("main"), "type": "TickReceived"}
+        )
+        == 1
+    )
