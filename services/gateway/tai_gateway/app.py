@@ -1,0 +1,174 @@
+"""Composition root: the gateway's API, console, bus subscription and servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import dash
+import uvicorn
+from a2wsgi import WSGIMiddleware
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from tai_bus.api import Binding, MessageBus, Subscription
+from tai_core.clock import Clock
+from tai_events.topics import EVENTS_EXCHANGE, EVERYTHING, queue_name
+from tai_gateway.api import create_api
+from tai_gateway.auth import LockoutPolicy, PasswordHashing, TokenSigner
+from tai_gateway.bridge import LoopBridge
+from tai_gateway.config import GatewaySettings
+from tai_gateway.console import create_console
+from tai_gateway.context import GatewayContext, GatewayMetrics
+from tai_gateway.control import ControlService
+from tai_gateway.handlers import make_stream_handler
+from tai_gateway.ledger import GatewayLedger
+from tai_gateway.live import LiveState
+from tai_gateway.login import LoginService
+from tai_gateway.ratelimit import TokenBucketLimiter
+from tai_store import Store
+from tai_telemetry.logging import get_logger
+from tai_telemetry.metrics import Telemetry
+
+STREAM_QUEUE = queue_name("gateway", "stream")
+"""``tai.gateway.stream``: every event, for the live views."""
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner (two share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class GatewayApp:
+    """The running gateway: subscribe to the event stream, serve the API and the console."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        bus: MessageBus,
+        clock: Clock,
+        telemetry: Telemetry,
+        ledger: GatewayLedger,
+        login: LoginService,
+        tokens: TokenSigner,
+    ) -> None:
+        self.settings = settings
+        self.live = LiveState()
+        self._bus = bus
+        self._bridge = LoopBridge()
+        self._subscribed = False
+        self._servers: list[_EmbeddedServer] = []
+        self._stopping = asyncio.Event()
+        self._logger = get_logger("tai_gateway")
+        self.context = GatewayContext(
+            settings=settings,
+            clock=clock,
+            telemetry=telemetry,
+            metrics=GatewayMetrics.create(telemetry),
+            ledger=ledger,
+            live=self.live,
+            login=login,
+            tokens=tokens,
+            limiter=TokenBucketLimiter(settings.api_rate_limit_per_minute, 60.0, clock),
+            control=ControlService(bus, ledger, clock),
+            readiness=self._readiness,
+        )
+        self.api: FastAPI = create_api(self.context)
+        self.dash_app: dash.Dash = create_console(self.context, self._bridge)
+
+    async def _readiness(self) -> dict[str, bool]:
+        return {"store": await self.context.ledger.ping(), "bus": self.ready()}
+
+    async def start(self) -> None:
+        """Subscribe the stream queue and attach the console to this event loop."""
+        self._bridge.attach(asyncio.get_running_loop())
+        if not self._subscribed:
+            await self._bus.subscribe(
+                Subscription(
+                    queue=STREAM_QUEUE,
+                    bindings=[Binding(EVERYTHING, EVENTS_EXCHANGE)],
+                    handler=make_stream_handler(self.live),
+                )
+            )
+            self._subscribed = True
+        self._logger.info("gateway_started", queue=STREAM_QUEUE)
+
+    def ready(self) -> bool:
+        """Return True once the stream subscription is running."""
+        return self._subscribed and self._bridge.attached
+
+    def _server(self, app: Any, host: str, port: int) -> _EmbeddedServer:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level=self.settings.log_level.lower(),
+            access_log=False,
+            server_header=False,
+        )
+        return _EmbeddedServer(config)
+
+    async def serve(self) -> None:
+        """Serve the API and the console in this event loop until stop() is called."""
+        if not self.ready():
+            await self.start()
+        console = WSGIMiddleware(self.dash_app.server, workers=self.settings.console_workers)
+        self._servers = [
+            self._server(self.api, self.settings.api_host, self.settings.api_port),
+            self._server(console, self.settings.console_host, self.settings.console_port),
+        ]
+        self._logger.info(
+            "gateway_serving",
+            api=f"http://{self.settings.api_host}:{self.settings.api_port}",
+            console=f"http://{self.settings.console_host}:{self.settings.console_port}",
+        )
+        tasks = [asyncio.create_task(server.serve()) for server in self._servers]
+        try:
+            await self._stopping.wait()
+        finally:
+            for server in self._servers:
+                server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def started_servers(self) -> bool:
+        """Return True once both HTTP servers accept connections."""
+        return len(self._servers) == 2 and all(server.started for server in self._servers)
+
+    async def stop(self) -> None:
+        """Stop serving (the bus is closed by whoever owns it)."""
+        self._stopping.set()
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    bus: MessageBus,
+    store: Store,
+    clock: Clock,
+    telemetry: Telemetry,
+    password_hasher: PasswordHasher | None = None,
+) -> GatewayApp:
+    """Wire the gateway from its settings and injected bus, store, clock and telemetry."""
+    ledger = GatewayLedger(store, clock, settings.account)
+    lockout = LockoutPolicy(
+        settings.login_max_failures, timedelta(minutes=settings.lockout_minutes)
+    )
+    secret = settings.session_secret.get_secret_value().encode("utf-8")
+    return GatewayApp(
+        settings,
+        bus=bus,
+        clock=clock,
+        telemetry=telemetry,
+        ledger=ledger,
+        login=LoginService(ledger, PasswordHashing(password_hasher), lockout, clock),
+        tokens=TokenSigner(secret, clock, timedelta(minutes=settings.token_minutes)),
+    )

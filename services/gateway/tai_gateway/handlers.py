@@ -1,0 +1,73 @@
+"""Bus handlers: one small function per event type, each updating the LiveState."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tai_bus.api import Handler
+from tai_events.alerts import AlertRaised
+from tai_events.base import Message
+from tai_events.codec import Envelope
+from tai_events.market import BarClosed
+from tai_events.orders import FillExecuted, OrderRejected, OrderStatusChanged, PositionUpdated
+from tai_events.risk import RiskStateChanged
+from tai_gateway.live import LiveState
+
+
+def on_fill_executed(message: FillExecuted, state: LiveState) -> None:
+    """Show a new fill."""
+    state.record_fill(message)
+
+
+def on_order_status_changed(message: OrderStatusChanged, state: LiveState) -> None:
+    """Track an order's state."""
+    state.record_order(message)
+
+
+def on_order_rejected(message: OrderRejected, state: LiveState) -> None:
+    """Track a rejected order."""
+    state.record_rejection(message)
+
+
+def on_position_updated(message: PositionUpdated, state: LiveState) -> None:
+    """Track a position."""
+    state.record_position(message)
+
+
+def on_risk_state_changed(message: RiskStateChanged, state: LiveState) -> None:
+    """Track the trading state (ACTIVE / REDUCING / HALTED)."""
+    state.record_risk_state(message)
+
+
+def on_alert_raised(message: AlertRaised, state: LiveState) -> None:
+    """Track an alert."""
+    state.record_alert(message)
+
+
+def on_bar_closed(message: BarClosed, state: LiveState) -> None:
+    """Track the latest bar of a symbol."""
+    state.record_bar(message)
+
+
+HANDLERS: dict[type[Message], Callable[[Any, LiveState], None]] = {
+    FillExecuted: on_fill_executed,
+    OrderStatusChanged: on_order_status_changed,
+    OrderRejected: on_order_rejected,
+    PositionUpdated: on_position_updated,
+    RiskStateChanged: on_risk_state_changed,
+    AlertRaised: on_alert_raised,
+    BarClosed: on_bar_closed,
+}
+"""Which handler each event type goes to; other events on the stream are acked and ignored."""
+
+
+def make_stream_handler(state: LiveState) -> Handler:
+    """Return the bus handler of the gateway's stream queue."""
+
+    async def handle(envelope: Envelope[Message]) -> None:
+        handler = HANDLERS.get(type(envelope.message))
+        if handler is not None:
+            handler(envelope.message, state)
+
+    return handle
