@@ -1,1 +1,1 @@
-"""tai_cli."""
+"""The trading-ai command: embedded run, single services, contracts, keys and users."""

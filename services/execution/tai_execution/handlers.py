@@ -198,12 +198,12 @@ async def record_results(
                     remaining_quantity=order.quantity, reason=result.reason, changed_at=now,
                 ), cause)
                 continue
-            if not await unit.fills.add(
+            fill = FillExecuted(
                 fill_id=result.fill_id, order_id=order.order_id, strategy=order.strategy,
-                symbol=order.symbol, side=order.side.value, quantity=order.quantity,
-                price=result.price, commission=result.commission, filled_at=result.filled_at,
-                broker=BROKER_NAME,
-            ):
+                symbol=order.symbol, side=order.side, quantity=order.quantity, price=result.price,
+                commission=result.commission, filled_at=result.filled_at, broker=BROKER_NAME,
+            )
+            if not await unit.fills.add(fill):
                 continue
             account, position, _realized = account.apply_fill(
                 order.symbol, order.side.sign * order.quantity, result.price, result.commission
@@ -218,11 +218,7 @@ async def record_results(
                 average_price=position.average_price, realized_pnl=position.realized_pnl,
                 last_price=mark, updated_at=result.filled_at,
             )
-            await _outbox(unit, context, FillExecuted(
-                fill_id=result.fill_id, order_id=order.order_id, strategy=order.strategy,
-                symbol=order.symbol, side=order.side, quantity=order.quantity, price=result.price,
-                commission=result.commission, filled_at=result.filled_at, broker=BROKER_NAME,
-            ), cause)
+            await _outbox(unit, context, fill, cause)
             await _outbox(unit, context, OrderStatusChanged(
                 order_id=order.order_id, symbol=order.symbol, state=OrderState.FILLED,
                 previous_state=OrderState.SUBMITTED, filled_quantity=order.quantity,

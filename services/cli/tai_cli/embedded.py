@@ -1,0 +1,224 @@
+"""The embedded system: every service in one process, in-memory bus, SQLite, bundled data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tai_bus import InMemoryBus
+from tai_core.clock import Clock, SystemClock
+from tai_events.market import Timeframe
+from tai_execution.app import create_app as create_execution
+from tai_execution.config import ExecutionSettings
+from tai_ingestion.app import IngestionApp, ReplayReport
+from tai_ingestion.app import create_app as create_ingestion
+from tai_ingestion.config import IngestionSettings
+from tai_ingestion.samples import sample_path
+from tai_risk.app import create_app as create_risk
+from tai_risk.config import RiskSettings
+from tai_store.database import Store
+from tai_store.records import Fill
+from tai_strategy.app import create_app as create_strategy
+from tai_strategy.config import StrategySettings
+from tai_telemetry.metrics import Telemetry
+
+from tai_cli.keys import ensure_key_files, ensure_secret
+
+EMBEDDED_DATABASE = "embedded.sqlite"
+PRODUCER = "embedded"
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    """How to run the embedded system."""
+
+    data_directory: Path = Path(".data")
+    replay_file: Path | None = None
+    symbol: str = "EURUSD"
+    timeframe: Timeframe = Timeframe.H1
+    replay_speed: float = 0.0
+    serve_console: bool = True
+    api_port: int = 8000
+    console_port: int = 8050
+    host: str = "127.0.0.1"
+    reset: bool = False
+    commission_rate: float = 0.0002
+    initial_cash: float = 100_000.0
+    sma_fast: int = 10
+    sma_slow: int = 30
+    quantity: float = 10_000.0
+
+
+@dataclass
+class EmbeddedResult:
+    """What an embedded replay produced."""
+
+    replay: ReplayReport
+    fills: list[Fill]
+    final_equity: float | None
+    admin_password: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+
+
+def database_url(options: EmbeddedOptions) -> str:
+    """Return the SQLite URL of the embedded ledger."""
+    return f"sqlite+aiosqlite:///{(options.data_directory / EMBEDDED_DATABASE).resolve()}"
+
+
+class EmbeddedSystem:
+    """Composes ingestion, strategy, risk, execution (and the gateway) on one in-memory bus."""
+
+    def __init__(self, options: EmbeddedOptions, *, clock: Clock | None = None) -> None:
+        self.options = options
+        self.clock = clock or SystemClock()
+        self.telemetry = Telemetry(service=PRODUCER)
+        if options.reset and options.data_directory.exists():
+            shutil.rmtree(options.data_directory)
+        options.data_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        keys = ensure_key_files(options.data_directory / "keys")
+        self.store = Store(database_url(options))
+        self.bus = InMemoryBus(
+            PRODUCER, clock=self.clock, telemetry=self.telemetry, deterministic=True
+        )
+        common = {"database_url": database_url(options), "amqp_url": "memory://"}
+        self.risk = create_risk(
+            RiskSettings(
+                approval_private_key=keys.private_key.read_text(encoding="ascii"),
+                initial_equity=options.initial_cash,
+                **common,
+            ),
+            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+        )
+        self.execution = create_execution(
+            ExecutionSettings(
+                approval_public_keys=keys.public_key.read_text(encoding="ascii"),
+                initial_cash=options.initial_cash,
+                commission_rate=options.commission_rate,
+                timeframe=options.timeframe,
+                **common,
+            ),
+            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+        )
+        self.strategy = create_strategy(
+            StrategySettings(
+                timeframe=options.timeframe,
+                sma_fast=options.sma_fast,
+                sma_slow=options.sma_slow,
+                quantity=options.quantity,
+                **common,
+            ),
+            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+        )
+        self.ingestion: IngestionApp = create_ingestion(
+            IngestionSettings(
+                replay_file=options.replay_file or sample_path(f"{options.symbol}.csv"),
+                symbol=options.symbol,
+                timeframe=options.timeframe,
+                replay_speed=options.replay_speed,
+                **common,
+            ),
+            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+        )
+        self.gateway = None
+        self._gateway_task: asyncio.Task[None] | None = None
+        self.admin_password: str | None = None
+
+    async def start(self) -> None:
+        """Migrate the ledger, start the bus and every service, and the console if asked."""
+        await self.store.migrate()
+        await self.bus.start()
+        for app in (self.risk, self.execution, self.strategy):
+            await app.start()
+        if self.options.serve_console:
+            await self._start_gateway()
+
+    async def _start_gateway(self) -> None:
+        from tai_gateway.app import create_app as create_gateway  # noqa: PLC0415
+        from tai_gateway.config import GatewaySettings  # noqa: PLC0415
+        from tai_gateway.users import add_user, generate_password  # noqa: PLC0415
+
+        secret = ensure_secret(
+            self.options.data_directory / "session-secret", lambda: secrets.token_urlsafe(48)
+        )
+        async with self.store.transaction() as unit:
+            has_admin = await unit.users.get("admin") is not None
+        if not has_admin:
+            self.admin_password = generate_password()
+            await add_user(self.store, "admin", self.admin_password, "admin", self.clock.now())
+        settings = GatewaySettings(
+            session_secret=secret,
+            session_cookie_secure=False,
+            api_host=self.options.host,
+            api_port=self.options.api_port,
+            console_host=self.options.host,
+            console_port=self.options.console_port,
+            database_url=database_url(self.options),
+            amqp_url="memory://",
+        )
+        self.gateway = create_gateway(
+            settings, bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry
+        )
+        await self.gateway.start()
+        self._gateway_task = asyncio.create_task(self.gateway.serve(), name="gateway")
+
+    async def replay(self, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+        """Replay the data; after each bar, deliver everything it caused before the next."""
+
+        async def settle(_bar: object) -> None:
+            await self.bus.drain()
+
+        return await self.ingestion.replay(
+            self.ingestion.load(), after_bar=settle, progress=progress
+        )
+
+    async def result(self, report: ReplayReport) -> EmbeddedResult:
+        """Return the fills and final equity in the ledger."""
+        async with self.store.transaction() as unit:
+            fills = await unit.fills.list()
+            snapshots = await unit.snapshots.list(self.execution.settings.account)
+        urls = {}
+        if self.gateway is not None:
+            urls = {
+                "console": f"http://{self.options.host}:{self.options.console_port}/",
+                "api": f"http://{self.options.host}:{self.options.api_port}/docs",
+            }
+        return EmbeddedResult(
+            replay=report,
+            fills=fills,
+            final_equity=snapshots[-1].equity if snapshots else None,
+            admin_password=self.admin_password,
+            urls=urls,
+        )
+
+    async def serve_forever(self) -> None:
+        """Keep the console up until the process is interrupted."""
+        if self._gateway_task is not None:
+            await self._gateway_task
+
+    async def stop(self) -> None:
+        """Stop the console, the services and the bus, and close the ledger."""
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self._gateway_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gateway_task
+        for app in (self.strategy, self.execution, self.risk):
+            await app.stop()
+        await self.bus.close()
+        await self.store.close()
+
+
+async def run_replay(options: EmbeddedOptions) -> EmbeddedResult:
+    """Run the embedded system over the data once, without the console, and return the result."""
+    system = EmbeddedSystem(options)
+    await system.start()
+    try:
+        report = await system.replay()
+        return await system.result(report)
+    finally:
+        await system.stop()

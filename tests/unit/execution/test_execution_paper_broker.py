@@ -1,0 +1,116 @@
+"""The paper broker fills at the next bar's open, with commission, whatever the arrival order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tai_core.clock import FakeClock
+from tai_core.signing import ApprovalSigner, ApprovalVerifier
+from tai_events import OrderApproved, OrderRequested, Side, TradingState
+from tai_execution.paper import PaperBroker, PaperBrokerConfig, PaperFill, PaperRejection, WorkingOrder
+from tai_execution.verification import check_approval
+from tai_risk.checks import RiskLimits
+from tai_risk.engine import RiskEngine
+from tai_risk.state import PortfolioState
+from tests.factories import make_bar
+
+
+def _order(signal_index: int, side: Side = Side.BUY, quantity: float = 1000) -> WorkingOrder:
+    bar = make_bar(signal_index, 1.1)
+    return WorkingOrder(
+        order_id=f"ord-{signal_index}", strategy="sma_cross", symbol="EURUSD", side=side,
+        quantity=quantity, signal_time=bar.closed_at, price_floor=1.0, price_ceiling=1.3,
+    )
+
+
+def test_order_fills_at_the_next_bar_open_with_commission() -> None:
+    # Arrange
+    broker = PaperBroker(PaperBrokerConfig(commission_rate=0.001))
+    broker.on_bar(make_bar(0, 1.1))
+    # Act
+    assert broker.submit(_order(0)) is None
+    results = broker.on_bar(make_bar(1, 1.2, open_=1.15))
+    # Assert
+    assert len(results) == 1
+    fill = results[0]
+    assert isinstance(fill, PaperFill)
+    assert fill.price == 1.15
+    assert fill.commission == pytest.approx(1000 * 1.15 * 0.001)
+    assert fill.filled_at == make_bar(1, 1.2).opened_at
+
+
+def test_approval_arriving_after_the_next_bar_fills_at_that_bar_not_a_later_one() -> None:
+    # Arrange: the broker has already seen bars 1 and 2 when the approval for bar 0 arrives
+    broker = PaperBroker()
+    for index, open_ in [(0, 1.10), (1, 1.11), (2, 1.12)]:
+        broker.on_bar(make_bar(index, 1.1, open_=open_))
+    # Act
+    result = broker.submit(_order(0))
+    # Assert
+    assert isinstance(result, PaperFill)
+    assert result.price == 1.11
+
+
+def test_fill_outside_the_approved_band_is_rejected() -> None:
+    broker = PaperBroker()
+    broker.submit(_order(0))
+    [result] = broker.on_bar(make_bar(1, 2.0, open_=2.0))
+    assert isinstance(result, PaperRejection)
+    assert "outside the approved band" in result.reason
+
+
+def test_slippage_is_adverse_for_both_sides() -> None:
+    broker = PaperBroker(PaperBrokerConfig(slippage_bps=10))
+    broker.submit(_order(0, Side.BUY))
+    broker.submit(
+        WorkingOrder("ord-s", "sma_cross", "EURUSD", Side.SELL, 1.0, make_bar(0, 1).closed_at, 1.0, 1.3)
+    )
+    results = broker.on_bar(make_bar(1, 1.2, open_=1.2))
+    prices = {result.order.side: result.price for result in results if isinstance(result, PaperFill)}
+    assert prices[Side.BUY] == pytest.approx(1.2 * 1.001)
+    assert prices[Side.SELL] == pytest.approx(1.2 * 0.999)
+
+
+def test_same_order_submitted_twice_is_held_once() -> None:
+    broker = PaperBroker()
+    broker.submit(_order(0))
+    broker.submit(_order(0))
+    assert len(broker.working_orders()) == 1
+    assert len(broker.on_bar(make_bar(1, 1.1))) == 1
+
+
+def _approval(signer: ApprovalSigner, clock: FakeClock) -> OrderApproved:
+    engine = RiskEngine(RiskLimits(), signer, clock)
+    request = OrderRequested(
+        order_id="ord-1", strategy="sma_cross", symbol="EURUSD", side=Side.BUY, quantity=1000,
+        reference_price=1.1, signal_time=clock.now(), requested_at=clock.now(),
+    )
+    decision = engine.check(request, PortfolioState(equity=100_000), TradingState.ACTIVE)
+    assert decision.approval is not None
+    return decision.approval
+
+
+def test_valid_approval_is_accepted(
+    signer: ApprovalSigner, verifier: ApprovalVerifier, clock: FakeClock
+) -> None:
+    approval = _approval(signer, clock)
+    assert check_approval(approval, verifier, clock.now()).accepted
+
+
+def test_expired_approval_is_refused(
+    signer: ApprovalSigner, verifier: ApprovalVerifier, clock: FakeClock
+) -> None:
+    approval = _approval(signer, clock)
+    clock.advance(timedelta(minutes=6))
+    check = check_approval(approval, verifier, clock.now())
+    assert (check.accepted, check.code) == (False, "approval_expired")
+
+
+def test_altered_approval_is_refused(
+    signer: ApprovalSigner, verifier: ApprovalVerifier, clock: FakeClock
+) -> None:
+    approval = _approval(signer, clock).model_copy(update={"quantity": 1_000_000.0})
+    check = check_approval(approval, verifier, clock.now())
+    assert (check.accepted, check.code) == (False, "approval_signature_invalid")
