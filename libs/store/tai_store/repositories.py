@@ -185,6 +185,12 @@ class OutboxRepository(_Repository):
         )
         return await _rowcount(self._session, statement)
 
+    async def get(self, message_id: str) -> OutboxMessage | None:
+        """Return the stored message with this id, published or not, or None."""
+        statement = select(OutboxRow).where(OutboxRow.message_id == message_id)
+        row = await self._session.scalar(statement.execution_options(populate_existing=True))
+        return None if row is None else _record(OutboxMessage, row)
+
     async def count_pending(self) -> int:
         """Return how many messages wait for publication."""
         statement = select(func.count()).where(OutboxRow.published_at.is_(None))
