@@ -428,6 +428,7 @@ async def test_message_published_by_a_handler_continues_the_publishers_trace(
     with telemetry.tracer().start_as_current_span("ingest") as publisher_span:
         await bus.publish(make_tick(names.symbol))
     [envelope] = await relayed.wait()
+    await bus.close()  # the relay's handler has returned: its metrics are final
     # Assert
     trace_id = format(publisher_span.get_span_context().trace_id, "032x")
     assert envelope.headers.traceparent.split("-")[1] == trace_id
