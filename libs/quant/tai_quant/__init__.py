@@ -66,6 +66,7 @@ from tai_quant.risk import (
     RiskEstimate,
     RiskMethod,
     correlation_groups,
+    empirical_quantile,
     historical_expected_shortfall,
     historical_risk,
     historical_var,
@@ -77,6 +78,7 @@ from tai_quant.risk import (
     parametric_var,
     portfolio_risk,
     position_size,
+    tail_probability,
 )
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "drawdown_series",
     "drawdown_statistics",
     "ema",
+    "empirical_quantile",
     "exposure_pct",
     "historical_expected_shortfall",
     "historical_risk",
@@ -140,6 +143,7 @@ __all__ = [
     "sma",
     "sortino_ratio",
     "stochastic",
+    "tail_probability",
     "total_return_pct",
     "trade_statistics",
     "true_range",

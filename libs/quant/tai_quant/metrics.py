@@ -68,7 +68,7 @@ def infer_periods_per_year(index: pd.Index) -> float:
     median_seconds = float(np.median(spacing_seconds))
     if median_seconds <= 0.0:
         raise ValueError("the index must be increasing")
-    weekend_share = float(np.mean(index.dayofweek >= 5))
+    weekend_share = float(np.mean(index.day_of_week >= 5))
     seven_day = weekend_share >= SEVEN_DAY_WEEKEND_SHARE
     median_days = median_seconds / SECONDS_PER_DAY
     if median_days < 20.0 / 24.0:

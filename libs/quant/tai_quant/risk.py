@@ -7,8 +7,11 @@ Conventions:
   return (or P&L) distribution, and ``ES_c = -E[X | X <= q_{1-c}]``. A negative VaR means that
   even the tail outcome is a gain. ES >= VaR always.
 * Historical quantile: the empirical quantile with no interpolation (Hyndman-Fan type 1,
-  numpy ``method="inverted_cdf"``): the smallest sample value x with ``#{X <= x} / n >= p``.
-  Historical ES averages every sample at or below that value.
+  numpy ``method="inverted_cdf"``): the smallest sample value x with ``#{X <= x} / n >= p``,
+  i.e. the ``ceil(n * p)``-th smallest sample. ``p = 1 - confidence`` is rounded to 12 decimals
+  first, so that a confidence of 0.95 means exactly the 5 % tail (``1 - 0.95`` is
+  0.05000000000000004 in binary floating point). Historical ES averages every sample at or
+  below that value.
 * Parametric: X ~ Normal(mean, std) with the sample mean and sample std (ddof=1):
   ``VaR = z_c * std - mean`` and ``ES = std * phi(z_c) / (1 - c) - mean``.
 * Monte Carlo: draws from a multivariate normal (mean vector, covariance) with a seeded numpy
@@ -68,18 +71,34 @@ def _sample(returns: ArrayLike, minimum: int = 1) -> FloatArray:
     return values
 
 
+def tail_probability(confidence: float) -> float:
+    """Return ``1 - confidence`` rounded to 12 decimals (see the module docstring)."""
+    return round(1.0 - _require_confidence(confidence), 12)
+
+
+def empirical_quantile(values: ArrayLike, probability: float) -> float:
+    """Return the type-1 empirical quantile: the ``ceil(n * p)``-th smallest value (p > 0)."""
+    ordered = np.sort(_sample(values))
+    if not 0.0 < probability <= 1.0:
+        raise ValueError("probability must be in (0, 1]")
+    # round() first: n * p computed in binary may land a hair above an exact integer.
+    rank = max(1, math.ceil(round(ordered.shape[0] * probability, 9)))
+    return float(ordered[rank - 1])
+
+
 def historical_var(returns: ArrayLike, confidence: float = 0.95) -> float:
     """Return the historical VaR: minus the empirical (1 - confidence) quantile."""
-    values = _sample(returns)
-    tail_probability = 1.0 - _require_confidence(confidence)
-    return -float(np.quantile(values, tail_probability, method="inverted_cdf"))
+    return -empirical_quantile(returns, tail_probability(confidence))
 
 
 def historical_expected_shortfall(returns: ArrayLike, confidence: float = 0.95) -> float:
     """Return the historical ES: minus the mean of samples at or below the VaR quantile."""
     values = _sample(returns)
     threshold = -historical_var(values, confidence)
-    return -float(np.mean(values[values <= threshold]))
+    # Averaging the (non-positive) excesses below the threshold keeps ES >= VaR exact in
+    # floating point; a plain mean of equal tail values can round above the threshold.
+    tail = values[values <= threshold] - threshold
+    return -(threshold + float(np.mean(tail)))
 
 
 def historical_risk(returns: ArrayLike, confidence: float = 0.95) -> RiskEstimate:
