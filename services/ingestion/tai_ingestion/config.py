@@ -1,14 +1,35 @@
-"""Ingestion service settings."""
+"""Ingestion service settings (env prefix ``INGESTION_``; nested values as JSON)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tai_core.settings import ServiceSettings
 from tai_events.market import Timeframe
+from tai_ingestion.instruments import Instrument
+from tai_ingestion.sources.ig import DEMO_BASE_URL, LIVE_BASE_URL
+from tai_ingestion.validation import ValidationConfig
+
+
+class SourceName(StrEnum):
+    """The sources the failover can use."""
+
+    YFINANCE = "yfinance"
+    ALPHA_VANTAGE = "alpha_vantage"
+    IG = "ig"
+    REPLAY = "replay"
+
+
+class IgAccountType(StrEnum):
+    """Which IG environment to use."""
+
+    DEMO = "demo"
+    LIVE = "live"
 
 
 class IngestionSettings(ServiceSettings):
@@ -16,10 +37,55 @@ class IngestionSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="INGESTION_", frozen=True, extra="ignore")
 
-    replay_file: Path | None = Field(default=None, description="CSV of bars to replay")
+    replay_file: Path | None = Field(default=None, description="CSV or Parquet of bars to replay")
     symbol: str = Field(default="EURUSD", pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
     timeframe: Timeframe = Timeframe.H1
     replay_speed: float = Field(
         default=0.0, ge=0, description="bars per second; 0 replays as fast as the bus confirms"
     )
     exit_when_done: bool = Field(default=False, description="stop the process after a replay")
+    replay_start: datetime | None = Field(default=None, description="replay bars from this time")
+
+    # Live polling (when no replay file is set).
+    poll_enabled: bool = Field(default=False, description="poll sources for new bars")
+    sources: list[SourceName] = Field(
+        default_factory=lambda: [SourceName.IG, SourceName.ALPHA_VANTAGE, SourceName.YFINANCE],
+        description="failover priority order, first is primary",
+    )
+    instruments: dict[str, Instrument] = Field(
+        default_factory=dict, description="instrument definitions added to or replacing defaults"
+    )
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    failover_cooldown_seconds: float = Field(default=60.0, gt=0)
+    max_rejected_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="share of rejected rows that fails a source over"
+    )
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_retries: int = Field(default=3, ge=1, le=10)
+    http_backoff_seconds: float = Field(default=0.5, ge=0)
+
+    alpha_vantage_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ingestion_alpha_vantage_api_key", "ALPHAVANTAGE_API_KEY"),
+    )
+    alpha_vantage_base_url: str = "https://www.alphavantage.co"
+    alpha_vantage_requests_per_minute: int | None = Field(default=5, ge=1)
+    alpha_vantage_requests_per_day: int | None = Field(default=25, ge=1)
+
+    ig_api_key: SecretStr | None = None
+    ig_identifier: str | None = None
+    ig_password: SecretStr | None = None
+    ig_account_type: IgAccountType = IgAccountType.DEMO
+    ig_base_url: str | None = Field(default=None, description="overrides the demo/live URL")
+
+    # Bars from ticks and caching.
+    late_tick_grace_seconds: float = Field(default=0.0, ge=0)
+    bar_cache_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    quote_cache_ttl_seconds: float = Field(default=60.0, gt=0)
+
+    @property
+    def ig_url(self) -> str:
+        """Return the IG REST base URL for the configured account type."""
+        if self.ig_base_url:
+            return self.ig_base_url
+        return LIVE_BASE_URL if self.ig_account_type is IgAccountType.LIVE else DEMO_BASE_URL

@@ -1,29 +1,22 @@
-"""File replay: read OHLCV bars from CSV, report bad rows, and never use them silently."""
+"""File replay: read OHLCV bars from CSV or Parquet, validate them, report every bad row."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from pydantic import ValidationError
 
 from tai_events.market import BarClosed, Timeframe
+from tai_ingestion.models import RawBar
+from tai_ingestion.validation import RowIssue, ValidationReport, Validator
 
 REQUIRED_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 
-
-@dataclass(frozen=True, slots=True)
-class RowRejection:
-    """A row that was not used, and why."""
-
-    row: int
-    timestamp: str
-    rule: str
-    reason: str
+RowRejection = RowIssue
+"""A row that was not used, and why (kept under its first name for callers)."""
 
 
 @dataclass
@@ -31,15 +24,50 @@ class ReplayData:
     """Valid bars in time order, and a report of every rejected row."""
 
     bars: list[BarClosed]
-    rejections: list[RowRejection] = field(default_factory=list)
+    rejections: list[RowIssue] = field(default_factory=list)
+    report: ValidationReport = field(default_factory=ValidationReport)
 
     def rejected_by_rule(self) -> dict[str, int]:
         """Return how many rows each rule rejected."""
-        return dict(Counter(rejection.rule for rejection in self.rejections))
+        return dict(Counter(str(rejection.rule) for rejection in self.rejections))
 
 
 class ReplayFileError(ValueError):
     """The file cannot be replayed at all (missing, unreadable, wrong columns)."""
+
+
+def read_rows(path: Path) -> list[RawBar]:
+    """Read a CSV or Parquet file of bars into raw rows, untouched.
+
+    CSV: an unnamed timestamp index column, then Open, High, Low, Close, Volume. Parquet:
+    the same columns with the timestamps as the index or in a ``timestamp`` column. Row
+    numbers are file lines for CSV (header = 1) and positions for Parquet.
+    """
+    if not path.is_file():
+        raise ReplayFileError(f"replay file not found: {path}")
+    parquet = path.suffix.lower() in {".parquet", ".pq"}
+    try:
+        if parquet:
+            frame = pd.read_parquet(path)
+            if "timestamp" in frame.columns:
+                frame = frame.set_index("timestamp")
+        else:
+            frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, ImportError, pd.errors.ParserError) as error:
+        raise ReplayFileError(f"cannot read {path}: {error}") from error
+    frame = frame.rename(columns={column: str(column).capitalize() for column in frame.columns})
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise ReplayFileError(f"{path} lacks columns {missing}; it has {list(frame.columns)}")
+    first_row = 1 if parquet else 2
+    rows: list[RawBar] = []
+    for number, (stamp, open_, high, low, close, volume) in enumerate(
+        zip(frame.index, *(frame[column] for column in REQUIRED_COLUMNS), strict=True),
+        start=first_row,
+    ):
+        timestamp = stamp.to_pydatetime() if isinstance(stamp, pd.Timestamp) else str(stamp)
+        rows.append(RawBar(number, timestamp, open_, high, low, close, volume))
+    return rows
 
 
 def load_bars(
@@ -49,89 +77,16 @@ def load_bars(
     timeframe: Timeframe,
     source: str = "replay",
     start: datetime | None = None,
+    validator: Validator | None = None,
 ) -> ReplayData:
-    """Read a CSV (unnamed timestamp index, then Open, High, Low, Close, Volume) into bars.
+    """Read a CSV or Parquet file of bars from ``start`` on, validated by ``validator``.
 
-    Naive timestamps are taken as UTC. Rows with unparsable times, non-finite or
-    non-positive prices, inconsistent OHLC, duplicate or non-increasing timestamps are
-    rejected with a reason.
+    Naive timestamps are taken in the validator's ``naive_timezone`` (UTC by default). Rows
+    with unparsable times, non-finite or non-positive prices, inconsistent OHLC, duplicate
+    or non-increasing timestamps are rejected with a reason (default policies).
     """
-    if not path.is_file():
-        raise ReplayFileError(f"replay file not found: {path}")
-    try:
-        frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise ReplayFileError(f"cannot read {path}: {error}") from error
-    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    if missing:
-        raise ReplayFileError(f"{path} lacks columns {missing}; it has {list(frame.columns)}")
-    data = ReplayData(bars=[])
-    last_opened_at: datetime | None = None
-    for row_number, (raw_time, row) in enumerate(frame.iterrows(), start=2):
-        stamp = str(raw_time)
-        opened_at = _parse_time(stamp)
-        if opened_at is None:
-            data.rejections.append(RowRejection(row_number, stamp, "timestamp", "unparsable time"))
-            continue
-        if start is not None and opened_at < start:
-            continue
-        values = _parse_numbers(row)
-        if values is None:
-            data.rejections.append(
-                RowRejection(row_number, stamp, "non_finite", "a price or volume is not a finite number")
-            )
-            continue
-        open_, high, low, close, volume = values
-        if min(open_, high, low, close) <= 0 or volume < 0:
-            data.rejections.append(
-                RowRejection(row_number, stamp, "non_positive", "non-positive price or negative volume")
-            )
-            continue
-        if last_opened_at is not None and opened_at <= last_opened_at:
-            rule = "duplicate" if opened_at == last_opened_at else "non_monotonic"
-            data.rejections.append(
-                RowRejection(row_number, stamp, rule, f"time does not increase after {last_opened_at}")
-            )
-            continue
-        try:
-            bar = BarClosed(
-                symbol=symbol,
-                timeframe=timeframe,
-                opened_at=opened_at,
-                closed_at=opened_at + timeframe.duration,
-                open=open_,
-                high=high,
-                low=low,
-                close=close,
-                volume=volume,
-                source=source,
-            )
-        except ValidationError as error:
-            data.rejections.append(
-                RowRejection(row_number, stamp, "ohlc_inconsistent", error.errors()[0]["msg"])
-            )
-            continue
-        data.bars.append(bar)
-        last_opened_at = opened_at
-    return data
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        moment = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        return None
-    if moment is pd.NaT:
-        return None
-    moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
-    return moment.to_pydatetime()
-
-
-def _parse_numbers(row: pd.Series) -> tuple[float, float, float, float, float] | None:
-    try:
-        values = tuple(float(row[column]) for column in REQUIRED_COLUMNS)
-    except (TypeError, ValueError):
-        return None
-    if not all(math.isfinite(value) for value in values):
-        return None
-    return values  # type: ignore[return-value]
+    rows = read_rows(path)
+    result = (validator or Validator()).validate(
+        rows, symbol=symbol, timeframe=timeframe, source=source, start=start
+    )
+    return ReplayData(bars=result.bars, rejections=result.report.rejections, report=result.report)

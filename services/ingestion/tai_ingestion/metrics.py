@@ -1,0 +1,95 @@
+"""Ingestion metrics, registered in the service's own Prometheus registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SOURCE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class IngestionMetrics:
+    """Bars ingested, rows rejected or repaired by reason, source latency, failovers, cache."""
+
+    bars_ingested: Counter
+    rows_rejected: Counter
+    rows_repaired: Counter
+    rows_flagged: Counter
+    source_latency: Histogram
+    source_errors: Counter
+    failovers: Counter
+    late_ticks: Counter
+    cache_hits: Counter
+    cache_misses: Counter
+    cache_hit_ratio: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> IngestionMetrics:
+        """Register the ingestion metrics in ``registry``."""
+        return cls(
+            bars_ingested=Counter(
+                "tai_ingestion_bars",
+                "Bars stored and published",
+                ["symbol", "timeframe", "source"],
+                registry=registry,
+            ),
+            rows_rejected=Counter(
+                "tai_ingestion_rows_rejected",
+                "Rows rejected by validation",
+                ["rule"],
+                registry=registry,
+            ),
+            rows_repaired=Counter(
+                "tai_ingestion_rows_repaired",
+                "Rows repaired by validation",
+                ["rule"],
+                registry=registry,
+            ),
+            rows_flagged=Counter(
+                "tai_ingestion_rows_flagged",
+                "Rows kept but flagged by validation",
+                ["rule"],
+                registry=registry,
+            ),
+            source_latency=Histogram(
+                "tai_ingestion_source_latency_seconds",
+                "Time a source took to answer",
+                ["source", "operation"],
+                buckets=SOURCE_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            source_errors=Counter(
+                "tai_ingestion_source_errors",
+                "Source requests that failed",
+                ["source", "reason"],
+                registry=registry,
+            ),
+            failovers=Counter(
+                "tai_ingestion_failovers",
+                "Switches from a failing source to the next",
+                ["from_source", "to_source", "reason"],
+                registry=registry,
+            ),
+            late_ticks=Counter(
+                "tai_ingestion_late_ticks",
+                "Ticks for bars already closed",
+                ["symbol", "outcome"],
+                registry=registry,
+            ),
+            cache_hits=Counter(
+                "tai_ingestion_cache_hits", "Cache reads answered", registry=registry
+            ),
+            cache_misses=Counter(
+                "tai_ingestion_cache_misses", "Cache reads not answered", registry=registry
+            ),
+            cache_hit_ratio=Gauge(
+                "tai_ingestion_cache_hit_ratio", "Cache hits / reads", registry=registry
+            ),
+        )
+
+    def record_cache_read(self, *, found: bool, hit_ratio: float) -> None:
+        """Count one cache read and publish the cache's own hit ratio."""
+        (self.cache_hits if found else self.cache_misses).inc()
+        self.cache_hit_ratio.set(hit_ratio)

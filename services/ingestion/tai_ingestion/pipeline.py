@@ -1,0 +1,141 @@
+"""Where validated bars go: stored (idempotent upsert), cached, then published, exactly once.
+
+The pipeline keeps, per symbol and timeframe, the newest bar it has published (its
+high-water mark, recovered from the cache or the store on first use), so a bar that two
+sources both deliver, or one source delivers twice, is published once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tai_bus.api import MessageBus
+from tai_core.clock import Clock
+from tai_events.market import BarClosed, TickReceived, Timeframe
+from tai_ingestion.failover import FailoverSource
+from tai_ingestion.metrics import IngestionMetrics
+from tai_store.cache import Cache
+from tai_store.database import Store
+from tai_telemetry.logging import get_logger
+
+
+def quote_key(symbol: str) -> str:
+    """Return the cache key of a symbol's latest quote."""
+    return f"quote:latest:{symbol}"
+
+
+class BarPipeline:
+    """Store, cache and publish bars in time order, never the same bar twice."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: MessageBus,
+        cache: Cache | None,
+        metrics: IngestionMetrics,
+        bar_ttl_seconds: float = 86_400.0,
+        quote_ttl_seconds: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._cache = cache
+        self._metrics = metrics
+        self._bar_ttl = bar_ttl_seconds
+        self._quote_ttl = quote_ttl_seconds
+        self._last: dict[tuple[str, Timeframe], BarClosed | None] = {}
+        self._log = get_logger("ingestion.pipeline")
+
+    async def last_published(self, symbol: str, timeframe: Timeframe) -> BarClosed | None:
+        """Return the newest bar published (from memory, else the cache, else the store)."""
+        key = (symbol, timeframe)
+        if key not in self._last:
+            self._last[key] = await self._recover(symbol, timeframe)
+        return self._last[key]
+
+    async def _recover(self, symbol: str, timeframe: Timeframe) -> BarClosed | None:
+        if self._cache is not None:
+            cached = await self._cache.latest_bar(symbol, timeframe)
+            self._metrics.record_cache_read(
+                found=cached is not None, hit_ratio=self._cache.stats.hit_ratio
+            )
+            if cached is not None:
+                return cached
+        async with self._store.transaction() as unit:
+            stored = await unit.ohlcv.latest(symbol, timeframe)
+        if not stored:
+            return None
+        row = stored[-1]
+        return BarClosed(
+            symbol=symbol,
+            timeframe=timeframe,
+            opened_at=row.opened_at,
+            closed_at=row.opened_at + timeframe.duration,
+            open=row.open,
+            high=row.high,
+            low=row.low,
+            close=row.close,
+            volume=row.volume,
+            source=row.source,
+        )
+
+    async def publish(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
+        """Store, cache and publish the bars newer than the high-water mark; return those."""
+        published: list[BarClosed] = []
+        for bar in sorted(bars, key=lambda bar: (bar.opened_at, bar.timeframe.duration)):
+            last = await self.last_published(bar.symbol, bar.timeframe)
+            if last is not None and bar.opened_at <= last.opened_at:
+                continue
+            async with self._store.transaction() as unit:
+                await unit.ohlcv.upsert_many([bar])
+            if self._cache is not None:
+                await self._cache.set_latest_bar(bar, self._bar_ttl)
+            await self._bus.publish(bar)
+            self._last[(bar.symbol, bar.timeframe)] = bar
+            self._metrics.bars_ingested.labels(
+                symbol=bar.symbol, timeframe=bar.timeframe.value, source=bar.source
+            ).inc()
+            published.append(bar)
+        return published
+
+    async def publish_tick(self, tick: TickReceived) -> None:
+        """Cache a quote as its symbol's latest and publish it."""
+        if self._cache is not None:
+            await self._cache.set_json(
+                quote_key(tick.symbol), tick.model_dump(mode="json"), self._quote_ttl
+            )
+        await self._bus.publish(tick)
+
+
+class BarPoller:
+    """On each timer event, fetch the bars closed since the last one published."""
+
+    def __init__(
+        self,
+        source: FailoverSource,
+        pipeline: BarPipeline,
+        *,
+        symbol: str,
+        timeframe: Timeframe,
+        clock: Clock,
+        lookback_bars: int = 100,
+    ) -> None:
+        self._source = source
+        self._pipeline = pipeline
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self._clock = clock
+        self._lookback = lookback_bars
+
+    async def on_timer(self, now: datetime | None = None) -> list[BarClosed]:
+        """Poll once (the clock's timer calls this at each bar close); return what was published."""
+        moment = now or self._clock.now()
+        last = await self._pipeline.last_published(self.symbol, self.timeframe)
+        since = (
+            last.closed_at
+            if last is not None
+            else moment - self.timeframe.duration * self._lookback
+        )
+        sourced = await self._source.poll_recent(self.symbol, self.timeframe, last, since)
+        return await self._pipeline.publish(sourced.bars)

@@ -1,0 +1,197 @@
+"""IG live prices over Lightstreamer (``lightstreamer-client-lib``), behind a small interface.
+
+After a REST login, the stream authenticates as user ``<account id>`` with password
+``CST-<cst>|XST-<security token>`` at the session's ``lightstreamerEndpoint``. We subscribe
+in DISTINCT mode to ``CHART:<epic>:TICK`` with fields BID, OFR, LTP, LTV and UTM (the
+update time in epoch milliseconds, UTC): every tick arrives, with an unambiguous time.
+The library calls listeners on its own thread; updates are handed to the event loop with
+``call_soon_threadsafe`` and parsed there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from tai_events.market import TickReceived
+from tai_ingestion.instruments import InstrumentMap
+from tai_ingestion.sources.ig import IgRestClient
+from tai_telemetry.logging import get_logger
+
+TICK_FIELDS = ("BID", "OFR", "LTP", "LTV", "UTM")
+
+UpdateCallback = Callable[[str, Mapping[str, str | None]], None]
+
+
+class StreamHandle(Protocol):
+    """A live streaming connection."""
+
+    def disconnect(self) -> None:
+        """Unsubscribe and disconnect."""
+        ...
+
+
+class StreamConnector(Protocol):
+    """Opens a streaming connection and delivers (item, fields) updates to a callback."""
+
+    def connect(
+        self,
+        endpoint: str,
+        *,
+        user: str,
+        password: str,
+        items: list[str],
+        fields: tuple[str, ...],
+        on_update: UpdateCallback,
+    ) -> StreamHandle:
+        """Connect, subscribe to ``items`` and call ``on_update`` for each update."""
+        ...
+
+
+def tick_item(epic: str) -> str:
+    """Return the Lightstreamer item of an epic's tick chart."""
+    return f"CHART:{epic}:TICK"
+
+
+def parse_tick(
+    symbol: str, fields: Mapping[str, str | None], *, source: str = "ig"
+) -> TickReceived | None:
+    """Turn one CHART tick update into a quote; None when it lacks a usable bid/offer/time."""
+    try:
+        bid = float(fields["BID"] or "")
+        ask = float(fields["OFR"] or "")
+        quoted_at = datetime.fromtimestamp(int(fields["UTM"] or "") / 1000, UTC)
+        last_text = fields.get("LTP")
+        volume_text = fields.get("LTV")
+        return TickReceived(
+            symbol=symbol,
+            quoted_at=quoted_at,
+            bid=bid,
+            ask=ask,
+            last=float(last_text) if last_text else None,
+            volume=float(volume_text) if volume_text else 0.0,
+            source=source,
+        )
+    except (KeyError, ValueError, OverflowError, ValidationError):
+        return None
+
+
+class LightstreamerConnector:
+    """The real connector, on ``lightstreamer-client-lib``."""
+
+    def connect(
+        self,
+        endpoint: str,
+        *,
+        user: str,
+        password: str,
+        items: list[str],
+        fields: tuple[str, ...],
+        on_update: UpdateCallback,
+    ) -> StreamHandle:
+        """Connect to ``endpoint`` and subscribe to ``items`` in DISTINCT mode."""
+        from lightstreamer.client import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            LightstreamerClient,
+            Subscription,
+            SubscriptionListener,
+        )
+
+        class _Listener(SubscriptionListener):  # type: ignore[misc]
+            def onItemUpdate(self, update: Any) -> None:  # noqa: N802 - library's name
+                on_update(
+                    str(update.getItemName()),
+                    {name: update.getValue(name) for name in fields},
+                )
+
+        client = LightstreamerClient(endpoint, None)
+        client.connectionDetails.setUser(user)
+        client.connectionDetails.setPassword(password)
+        client.connect()
+        subscription = Subscription("DISTINCT", items, list(fields))
+        subscription.addListener(_Listener())
+        client.subscribe(subscription)
+        return _LightstreamerHandle(client, subscription)
+
+
+class _LightstreamerHandle:
+    def __init__(self, client: Any, subscription: Any) -> None:
+        self._client = client
+        self._subscription = subscription
+
+    def disconnect(self) -> None:
+        self._client.unsubscribe(self._subscription)
+        self._client.disconnect()
+
+
+class IgTickStream:
+    """Live IG quotes for the system's symbols."""
+
+    name = "ig_stream"
+
+    def __init__(
+        self,
+        client: IgRestClient,
+        instruments: InstrumentMap,
+        connector: StreamConnector | None = None,
+        *,
+        max_queued: int = 10_000,
+    ) -> None:
+        self._client = client
+        self._instruments = instruments
+        self._connector: StreamConnector = connector or LightstreamerConnector()
+        self._queue: asyncio.Queue[TickReceived | None] = asyncio.Queue(maxsize=max_queued)
+        self._handle: StreamHandle | None = None
+        self._dropped_updates = 0
+        self._log = get_logger("ingestion.ig_stream")
+
+    @property
+    def dropped_updates(self) -> int:
+        """Return how many updates could not be parsed or queued."""
+        return self._dropped_updates
+
+    async def ticks(self, symbols: list[str]) -> AsyncIterator[TickReceived]:
+        """Yield quotes for ``symbols`` until ``close()``."""
+        session = await self._client.session()
+        by_item: dict[str, str] = {}
+        for symbol in symbols:
+            epic = self._instruments.get(symbol).ig_epic
+            if epic is not None:
+                by_item[tick_item(epic)] = symbol
+        loop = asyncio.get_running_loop()
+
+        def deliver(item: str, fields: Mapping[str, str | None]) -> None:
+            loop.call_soon_threadsafe(self._accept, by_item.get(item), dict(fields))
+
+        self._handle = self._connector.connect(
+            session.lightstreamer_endpoint,
+            user=session.account_id,
+            password=f"CST-{session.cst}|XST-{session.security_token}",
+            items=list(by_item),
+            fields=TICK_FIELDS,
+            on_update=deliver,
+        )
+        while (tick := await self._queue.get()) is not None:
+            yield tick
+
+    def _accept(self, symbol: str | None, fields: dict[str, str | None]) -> None:
+        tick = parse_tick(symbol, fields, source="ig") if symbol is not None else None
+        if tick is None:
+            self._dropped_updates += 1
+            self._log.warning("unusable stream update", symbol=symbol, fields=fields)
+            return
+        try:
+            self._queue.put_nowait(tick)
+        except asyncio.QueueFull:
+            self._dropped_updates += 1
+            self._log.error("tick queue full; update dropped", symbol=symbol)
+
+    async def close(self) -> None:
+        """Disconnect and end the ``ticks`` iteration."""
+        if self._handle is not None:
+            self._handle.disconnect()
+            self._handle = None
+        await self._queue.put(None)
