@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tai_events.market import BarClosed
-from tai_events.orders import Side
+from tai_events.orders import Side, SignalDirection
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,9 @@ class OrderIntent:
     reason: str
     stop_loss: float | None = None
     take_profit: float | None = None
+    target: SignalDirection | None = None
+    """The position direction this order aims for, when the strategy holds one (e.g. a
+    reversal's LONG); lets a backtest re-size the order with a sizer. None = an increment."""
 
 
 class Strategy(Protocol):

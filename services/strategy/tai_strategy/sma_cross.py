@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -32,11 +31,84 @@ class SmaCrossParameters(BaseModel):
 @dataclass
 class _SymbolState:
     closes: deque[float]
+    exact: _ExactWindowSums
     last_opened_at: object = None
     previous_difference: float | None = None
     direction: SignalDirection = SignalDirection.FLAT
     history: int = 0
     pending: list[float] = field(default_factory=list)
+
+
+_EXACT_UNIT_LIMIT = 900
+"""Largest power-of-two scale whose inverse keeps float(sum) * unit normal (sums < 2**100)."""
+
+
+class _ExactWindowSums:
+    """Exact O(1) running sums of the last ``fast`` and ``slow`` closes.
+
+    Every float is a dyadic rational, so each close is held as an integer scaled by a common
+    power of two; integer sums are exact and ``int / int`` is correctly rounded, so
+    ``fast_mean()`` and ``slow_mean()`` are bit-identical to ``math.fsum(window) / length``
+    while costing O(1) per bar instead of O(slow).
+    """
+
+    __slots__ = ("_fast", "_fast_sum", "_scale", "_slow", "_slow_sum", "_terms", "_unit")
+
+    def __init__(self, fast: int, slow: int) -> None:
+        self._fast = fast
+        self._slow = slow
+        self._terms: deque[int] = deque()
+        self._scale = 0  # every term is value * 2**scale
+        self._unit = 1.0  # 2**-scale: exact, so float(total) * unit rounds only once
+        self._fast_sum = 0
+        self._slow_sum = 0
+
+    def append(self, value: float) -> None:
+        """Add the newest close, dropping those that left the windows."""
+        numerator, denominator = value.as_integer_ratio()
+        exponent = denominator.bit_length() - 1
+        if exponent > self._scale:
+            shift = exponent - self._scale
+            self._terms = deque(term << shift for term in self._terms)
+            self._fast_sum <<= shift
+            self._slow_sum <<= shift
+            self._scale = exponent
+            self._unit = 2.0**-exponent if exponent <= _EXACT_UNIT_LIMIT else 0.0
+        term = numerator << (self._scale - exponent)
+        terms = self._terms
+        terms.append(term)
+        self._fast_sum += term
+        self._slow_sum += term
+        count = len(terms)
+        if count > self._fast:
+            self._fast_sum -= terms[-self._fast - 1]
+        if count > self._slow:
+            self._slow_sum -= terms.popleft()
+
+    def _total(self, scaled: int) -> float:
+        # float(int) is correctly rounded and scaling by a power of two is exact (no
+        # subnormals below the limit), so this equals the correctly rounded scaled / 2**scale.
+        if self._unit:
+            return float(scaled) * self._unit
+        return scaled / (1 << self._scale)
+
+    def fast_mean(self) -> float:
+        """Return ``math.fsum(last fast closes) / fast``."""
+        return self._total(self._fast_sum) / self._fast
+
+    def slow_mean(self) -> float:
+        """Return ``math.fsum(last slow closes) / slow``."""
+        return self._total(self._slow_sum) / self._slow
+
+    def difference(self) -> float:
+        """Return ``fast_mean() - slow_mean()``."""
+        if self._unit:
+            unit = self._unit
+            return (
+                float(self._fast_sum) * unit / self._fast
+                - float(self._slow_sum) * unit / self._slow
+            )
+        return self.fast_mean() - self.slow_mean()
 
 
 class SmaCrossStrategy:
@@ -55,7 +127,10 @@ class SmaCrossStrategy:
     def _state(self, symbol: str) -> _SymbolState:
         state = self._states.get(symbol)
         if state is None:
-            state = _SymbolState(closes=deque(maxlen=self.parameters.slow))
+            state = _SymbolState(
+                closes=deque(maxlen=self.parameters.slow),
+                exact=_ExactWindowSums(self.parameters.fast, self.parameters.slow),
+            )
             self._states[symbol] = state
         return state
 
@@ -69,12 +144,12 @@ class SmaCrossStrategy:
             return None  # a redelivered or out-of-order bar: never trade it twice
         state.last_opened_at = bar.opened_at
         state.closes.append(bar.close)
+        exact = state.exact
+        exact.append(bar.close)
         if len(state.closes) < self.parameters.slow:
             return state, None
-        closes = list(state.closes)
-        fast = math.fsum(closes[-self.parameters.fast :]) / self.parameters.fast
-        slow = math.fsum(closes) / self.parameters.slow
-        difference = fast - slow
+        # Bit-identical to math.fsum(window) / length (see _ExactWindowSums), in O(1).
+        difference = exact.difference()
         previous = state.previous_difference
         state.previous_difference = difference
         if previous is None:
@@ -94,10 +169,10 @@ class SmaCrossStrategy:
     def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
         """Return a buy on a golden cross, a sell on a death cross, else nothing."""
         advanced = self._advance(bar)
-        if advanced is None or advanced[1] is None:
+        if advanced is None:
             return []
         state, target = advanced
-        if target is state.direction:
+        if target is None or target is state.direction:
             return []
         size = self.parameters.quantity
         quantity = size if state.direction is SignalDirection.FLAT else 2 * size
@@ -116,5 +191,6 @@ class SmaCrossStrategy:
                     f"{'above' if target is SignalDirection.LONG else 'below'} "
                     f"SMA({self.parameters.slow}) at close {bar.close}"
                 ),
+                target=target,
             )
         ]

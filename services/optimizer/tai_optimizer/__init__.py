@@ -1,0 +1,1 @@
+"""Research engines: event-driven and vectorised backtesters, reports, the backtest command."""

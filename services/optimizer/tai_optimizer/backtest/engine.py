@@ -1,0 +1,441 @@
+"""Event-driven backtester: the live strategy, risk engine and paper broker in a loop over bars.
+
+Nothing is serialised: each bar goes to the strategy; the orders it calls for are requested from
+the risk engine (which signs approvals with a throwaway key) when the symbol's next bar arrives,
+and the broker fills them at that bar's open. Positions, cash and P&L live in the shared
+``tai_core.accounting.Account``. One or many symbols: bars are processed in the given order,
+which must be by time (ties in any fixed symbol order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import numpy as np
+from tai_core.accounting import QUANTITY_EPSILON, Account
+from tai_core.clock import FakeClock
+from tai_core.ids import deterministic_id
+from tai_core.signing import ApprovalSigner
+from tai_events.market import BarClosed
+from tai_events.orders import OrderRequested, OrderType, Side, SignalDirection
+from tai_events.risk import TradingState
+from tai_execution.handlers import working_order_from
+from tai_execution.paper import PaperFill, PaperRejection
+from tai_optimizer.backtest.broker import BacktestBroker, Bracket, ExitReason, bracket_trigger
+from tai_optimizer.backtest.costs import CostModel
+from tai_optimizer.backtest.sizing import Sizer, SizingContext, TradeRecord
+from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
+from tai_risk.checks import RiskLimits
+from tai_risk.engine import RiskEngine
+from tai_risk.state import PortfolioState
+from tai_strategy.base import OrderIntent, Strategy
+
+BACKTEST_RISK_LIMITS = RiskLimits(
+    max_position_notional_pct=1000.0,
+    max_open_positions=1_000,
+    max_price_deviation_pct=1e9,
+    fill_price_tolerance_pct=99.0,
+    approval_ttl_seconds=7 * 86_400.0,
+)
+"""Wide limits (position notional up to 10x equity): a research run measures the strategy,
+not the live risk budget. Pass tighter RiskLimits to see what live risk would refuse."""
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """How a backtest trades: starting cash, costs, sizing, leverage and risk limits."""
+
+    cash: float = 100_000.0
+    costs: CostModel = field(default_factory=CostModel)
+    sizer: Sizer | None = None
+    """None trades the strategy's own quantities, exactly as the live services do."""
+    leverage: float = 1.0
+    """Buying power per unit of equity (FX margin 3.33 % = leverage 30)."""
+    limits: RiskLimits = BACKTEST_RISK_LIMITS
+    trading_state: TradingState = TradingState.ACTIVE
+
+    def __post_init__(self) -> None:
+        if not self.cash > 0:
+            raise ValueError("cash must be positive")
+        if not self.leverage >= 1.0:
+            raise ValueError("leverage must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution: an order's (or a bracket leg's) fill."""
+
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    commission: float
+    filled_at: datetime
+    bar_index: int
+    reason: ExitReason
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An order that did not trade, who refused it and why."""
+
+    order_id: str
+    symbol: str
+    stage: str
+    """``risk`` or ``broker``."""
+    rule: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything a run produced."""
+
+    initial_cash: float
+    equity: pd.Series
+    """Equity marked at each bar's close, indexed by the bar's open time (as the CSV)."""
+    fills: list[Fill]
+    trades: list[ClosedTrade]
+    rejections: list[Rejection]
+    final_positions: dict[str, float]
+    bar_count: int
+
+    @property
+    def final_equity(self) -> float:
+        """Return the equity after the last bar."""
+        return float(self.equity.iloc[-1]) if len(self.equity) else self.initial_cash
+
+
+@dataclass(slots=True)
+class _PendingIntent:
+    intent: OrderIntent
+    signal_bar: BarClosed
+    sequence: int
+
+
+class EventDrivenBacktester:
+    """Runs one strategy over bars with the live risk engine and paper broker."""
+
+    def __init__(self, strategy: Strategy, config: BacktestConfig | None = None) -> None:
+        self.strategy = strategy
+        self.config = config or BacktestConfig()
+
+    def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
+        """Replay the bars and return the fills, trades and equity curve."""
+        return _Run(self.strategy, self.config).run(bars)
+
+
+class _Run:
+    """The mutable state of one run (never reused)."""
+
+    def __init__(self, strategy: Strategy, config: BacktestConfig) -> None:
+        self.strategy = strategy
+        self.config = config
+        start = datetime(1970, 1, 1, tzinfo=UTC)
+        self.clock = FakeClock(start)
+        # A throwaway key per run: approvals are really signed, and the key dies with the run.
+        self.risk = RiskEngine(
+            config.limits, ApprovalSigner(Ed25519PrivateKey.generate()), self.clock
+        )
+        self.portfolio = PortfolioState(equity=config.cash)
+        self.broker = BacktestBroker(config.costs)
+        self.account = Account.opened_with(config.cash)
+        self.marks: dict[str, float] = {}
+        self.ledger = TradeLedger()
+        self.record = TradeRecord()
+        self.fills: list[Fill] = []
+        self.rejections: list[Rejection] = []
+        self.pending: dict[str, list[_PendingIntent]] = {}
+        self.sequence = 0
+
+    def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
+        strategy_on_bar = self.strategy.on_bar
+        sizer = self.config.sizer
+        observe = sizer.observe if sizer is not None and sizer.observes_bars else None
+        pending = self.pending
+        brackets = self.broker.brackets
+        marks = self.marks
+        last_time: datetime | None = None
+        for index, bar in enumerate(bars):
+            symbol = bar.symbol
+            if last_time is not None and bar.opened_at < last_time:
+                raise ValueError(f"bars are not in time order at index {index} ({bar.opened_at})")
+            last_time = bar.opened_at
+            if pending and symbol in pending:
+                self._execute_pending(bar, index, pending.pop(symbol))
+            if brackets and symbol in brackets:
+                self._check_bracket(brackets[symbol], bar, index)
+            marks[symbol] = bar.close
+            if observe is not None:
+                observe(bar)
+            intents = strategy_on_bar(bar)
+            if intents:
+                queue = pending.setdefault(symbol, [])
+                for intent in intents:
+                    self.sequence += 1
+                    queue.append(_PendingIntent(intent, bar, self.sequence))
+        return self._result(bars)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def _execute_pending(self, bar: BarClosed, index: int, queue: list[_PendingIntent]) -> None:
+        self.clock.set(max(bar.opened_at, self.clock.now()))
+        self.broker.remember_bar(bar)
+        for item in queue:
+            side, quantity = self._order_for(item.intent, bar)
+            if quantity <= QUANTITY_EPSILON:
+                continue
+            self._request(item, side, quantity, bar, index)
+
+    def _order_for(self, intent: OrderIntent, bar: BarClosed) -> tuple[Side, float]:
+        sizer = self.config.sizer
+        if sizer is None or intent.target is None:
+            if sizer is None:
+                return intent.side, intent.quantity
+            target_units = sizer.units(self._sizing_context(intent.symbol, intent.side, bar))
+            return intent.side, target_units
+        position = self.account.position(intent.symbol).quantity
+        if intent.target is SignalDirection.FLAT:
+            target = 0.0
+        else:
+            direction = 1 if intent.target is SignalDirection.LONG else -1
+            side = Side.BUY if direction > 0 else Side.SELL
+            target = direction * sizer.units(self._sizing_context(intent.symbol, side, bar))
+        change = target - position
+        return (Side.BUY if change > 0 else Side.SELL), abs(change)
+
+    def _sizing_context(self, symbol: str, side: Side, bar: BarClosed) -> SizingContext:
+        costs = self.config.costs
+        price = costs.fill_price(side.sign, bar.open)
+        marks = {**self.marks, symbol: bar.open}
+        position = self.account.position(symbol).quantity
+        # Size as if the symbol's position were closed first at this bar (a reversal).
+        closing = 0.0
+        if abs(position) > QUANTITY_EPSILON:
+            exit_side = -1 if position > 0 else 1
+            closing = costs.commission(position, costs.fill_price(exit_side, bar.open))
+        equity = self.account.equity(marks) - closing
+        other_margin = (
+            sum(
+                abs(held.quantity) * marks.get(name, held.average_price)
+                for name, held in self.account.positions.items()
+                if name != symbol and not held.is_flat
+            )
+            / self.config.leverage
+        )
+        return SizingContext(
+            symbol=symbol,
+            price=price,
+            equity=equity,
+            available_margin=max(0.0, equity - other_margin),
+            leverage=self.config.leverage,
+            costs=costs,
+            record=self.record,
+        )
+
+    def _request(
+        self, item: _PendingIntent, side: Side, quantity: float, bar: BarClosed, index: int
+    ) -> None:
+        intent, signal_bar = item.intent, item.signal_bar
+        order_id = deterministic_id(
+            "ord",
+            self.strategy.name,
+            intent.symbol,
+            signal_bar.closed_at.isoformat(),
+            item.sequence,
+        )
+        request = OrderRequested(
+            order_id=order_id,
+            strategy=self.strategy.name,
+            symbol=intent.symbol,
+            side=side,
+            quantity=quantity,
+            reference_price=intent.reference_price,
+            signal_time=signal_bar.closed_at,
+            requested_at=self.clock.now(),
+            order_type=OrderType.MARKET,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            confidence=intent.confidence,
+            reason=intent.reason[:2000],
+        )
+        portfolio = self.portfolio
+        portfolio.equity = self.account.equity({**self.marks, intent.symbol: bar.open})
+        portfolio.last_prices[intent.symbol] = signal_bar.close
+        decision = self.risk.check(request, portfolio, self.config.trading_state)
+        portfolio.decided_order_ids.add(order_id)
+        if decision.approval is None:
+            rejection = decision.rejection
+            self.rejections.append(
+                Rejection(
+                    order_id,
+                    intent.symbol,
+                    "risk",
+                    rejection.rule if rejection else "unknown",
+                    rejection.reason if rejection else "",
+                    bar.opened_at,
+                )
+            )
+            return
+        if not self._margin_allows(intent.symbol, side, quantity, bar):
+            self.rejections.append(
+                Rejection(
+                    order_id,
+                    intent.symbol,
+                    "broker",
+                    "margin",
+                    "insufficient margin",
+                    bar.opened_at,
+                )
+            )
+            return
+        outcome = self.broker.submit(working_order_from(decision.approval))
+        if isinstance(outcome, PaperFill):
+            self._apply(outcome, index, ExitReason.SIGNAL)
+            approval = decision.approval
+            position = self.account.position(intent.symbol).quantity
+            if (approval.stop_loss or approval.take_profit) and abs(position) > QUANTITY_EPSILON:
+                self.broker.brackets[intent.symbol] = Bracket(
+                    symbol=intent.symbol,
+                    direction=1 if position > 0 else -1,
+                    stop_loss=approval.stop_loss,
+                    take_profit=approval.take_profit,
+                    entry_order_id=order_id,
+                )  # checked against this very bar by the loop, right after this returns
+        elif isinstance(outcome, PaperRejection):
+            self.rejections.append(
+                Rejection(
+                    order_id,
+                    intent.symbol,
+                    "broker",
+                    "fill_price_band",
+                    outcome.reason,
+                    bar.opened_at,
+                )
+            )
+        # Risk projects approved orders; the book is what actually filled.
+        portfolio.projected_positions[intent.symbol] = self.account.position(intent.symbol).quantity
+
+    def _margin_allows(self, symbol: str, side: Side, quantity: float, bar: BarClosed) -> bool:
+        position = self.account.position(symbol).quantity
+        after = position + side.sign * quantity
+        if abs(after) <= abs(position) + QUANTITY_EPSILON:
+            return True  # reducing never needs margin
+        marks = {**self.marks, symbol: bar.open}
+        price = self.config.costs.fill_price(side.sign, bar.open)
+        commission = self.config.costs.commission(quantity, price)
+        equity = self.account.equity(marks) - commission
+        needed = math_fsum_notional(self.account, marks, symbol, after, price)
+        return needed / self.config.leverage <= equity * (1 + 1e-12)
+
+    def _check_bracket(self, bracket: Bracket, bar: BarClosed, index: int) -> None:
+        trigger = bracket_trigger(bracket, bar)
+        if trigger is None:
+            return
+        position = self.account.position(bracket.symbol).quantity
+        if abs(position) <= QUANTITY_EPSILON or (position > 0) != (bracket.direction > 0):
+            self.broker.brackets.pop(bracket.symbol, None)
+            return
+        fill = self.broker.exit_fill(trigger, abs(position), bar)
+        self._apply(fill, index, trigger.reason)
+        self.portfolio.projected_positions[bracket.symbol] = 0.0
+
+    def _apply(self, fill: PaperFill, index: int, reason: ExitReason) -> None:
+        order = fill.order
+        signed = order.side.sign * order.quantity
+        self.account, _, _ = self.account.apply_fill(
+            order.symbol, signed, fill.price, fill.commission
+        )
+        record = Fill(
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            price=fill.price,
+            commission=fill.commission,
+            filled_at=fill.filled_at,
+            bar_index=index,
+            reason=reason,
+        )
+        self.fills.append(record)
+        closed = self.ledger.apply(
+            record.symbol,
+            signed,
+            record.price,
+            record.commission,
+            time=record.filled_at,
+            bar=index,
+            reason=reason,
+        )
+        for trade in closed:
+            self.record = self.record.with_trade(trade.pnl)
+
+    # -- results --------------------------------------------------------------------------
+
+    def _result(self, bars: Sequence[BarClosed]) -> BacktestResult:
+        return BacktestResult(
+            initial_cash=self.config.cash,
+            equity=equity_curve(bars, self.fills, self.config.cash),
+            fills=self.fills,
+            trades=self.ledger.closed,
+            rejections=self.rejections,
+            final_positions={
+                name: held.quantity
+                for name, held in self.account.positions.items()
+                if not held.is_flat
+            },
+            bar_count=len(bars),
+        )
+
+
+def math_fsum_notional(
+    account: Account, marks: dict[str, float], symbol: str, quantity_after: float, price: float
+) -> float:
+    """Return the gross notional of the book if ``symbol`` held ``quantity_after`` at price."""
+    total = abs(quantity_after) * price
+    for name, held in account.positions.items():
+        if name != symbol and not held.is_flat:
+            total += abs(held.quantity) * marks.get(name, held.average_price)
+    return total
+
+
+def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) -> pd.Series:
+    """Return equity at each bar close from the fills (cash and positions step at fills).
+
+    Computed after the loop, vectorised, so the hot loop records nothing per bar. With many
+    symbols the curve has one point per timestamp, after the last bar of that time.
+    """
+    count = len(bars)
+    if count == 0:
+        return pd.Series(dtype=np.float64, name="equity")
+    symbols = sorted({bar.symbol for bar in bars})
+    column = {name: position for position, name in enumerate(symbols)}
+    closes = np.full((count, len(symbols)), np.nan)
+    for index, bar in enumerate(bars):
+        closes[index, column[bar.symbol]] = bar.close
+    closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
+    cash_after = np.full(count, np.nan)
+    quantity_after = np.full((count, len(symbols)), np.nan)
+    account = Account.opened_with(cash)
+    for fill in fills:
+        account, position, _ = account.apply_fill(
+            fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
+        )
+        cash_after[fill.bar_index] = account.cash
+        quantity_after[fill.bar_index, column[fill.symbol]] = position.quantity
+    cash_after[0] = cash if np.isnan(cash_after[0]) else cash_after[0]
+    cash_series = pd.Series(cash_after).ffill().to_numpy()
+    quantities = pd.DataFrame(quantity_after)
+    quantities.iloc[0] = quantities.iloc[0].fillna(0.0)
+    held = quantities.ffill().to_numpy()
+    equity = cash_series + np.sum(held * closes, axis=1)
+    times = pd.DatetimeIndex([bar.opened_at for bar in bars])
+    series = pd.Series(equity, index=times, name="equity", dtype=np.float64)
+    return series[~series.index.duplicated(keep="last")]
