@@ -74,3 +74,24 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 .PHONY: clean
 clean: ## Remove the virtual environment, caches and local data
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+# ---- deployment and observability (k8s/, deploy/, docker-compose.yml) --------------------
+COMPOSE_ENV_FILE ?= deploy/secrets/compose.env
+
+.PHONY: k8s-validate
+k8s-validate: $(STAMP) ## Render every kustomize overlay; check schemas (strict) and security policy (checkov)
+	scripts/k8s-validate
+
+.PHONY: compose-validate
+compose-validate: $(STAMP) ## Validate docker-compose.yml with Docker Compose's own loader (no engine needed)
+	scripts/compose-validate
+
+.PHONY: up
+up: ## Build and start the stack with docker compose (secrets from $(COMPOSE_ENV_FILE), see .env.example)
+	@test -f $(COMPOSE_ENV_FILE) || { echo "copy .env.example to $(COMPOSE_ENV_FILE) and fill it in"; exit 1; }
+	docker compose --env-file $(COMPOSE_ENV_FILE) up --detach --build
+
+.PHONY: down
+down: ## Stop the compose stack (volumes are kept)
+	docker compose --env-file $(COMPOSE_ENV_FILE) down
+# ---- end of deployment and observability -------------------------------------------------
