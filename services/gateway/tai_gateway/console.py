@@ -39,7 +39,13 @@ CSRF_COOKIE = "_csrf_token"
 """Dash's renderer copies this cookie into the X-CSRFToken header of every callback."""
 CSRF_HEADER = "X-CSRFToken"
 CALLBACK_PATH = "/_dash-update-component"
-PUBLIC_PREFIXES = ("/login", "/assets/", "/_dash-component-suites/", "/_favicon.ico")
+PUBLIC_PREFIXES = (
+    "/login",
+    "/assets/",
+    "/_dash-component-suites/",
+    "/_favicon.ico",
+    "/favicon.ico",
+)
 FILL_ROWS = 100
 AUDIT_ROWS = 50
 STORE_REFRESH = timedelta(seconds=10)
@@ -353,9 +359,9 @@ def _register_guards(server: flask.Flask, context: GatewayContext) -> None:
             return None
         user = _session_user(context)
         if user is None:
-            if path.startswith("/_dash-"):
-                return flask.jsonify({"error": "not signed in"}), 401
-            return flask.redirect("/login")
+            if path == "/" and flask.request.method == "GET":
+                return flask.redirect("/login")
+            return flask.jsonify({"error": "not signed in"}), 401
         if flask.request.method != "GET":
             sent = flask.request.headers.get(CSRF_HEADER) or flask.request.form.get("csrf_token")
             if not sent or not hmac.compare_digest(sent, user.csrf):
@@ -381,7 +387,9 @@ def _register_auth_routes(server: flask.Flask, context: GatewayContext, bridge: 
         if flask.request.method == "GET":
             if _session_user(context) is not None:
                 return flask.redirect("/")
-            token = secrets.token_urlsafe(32)
+            # Reuse the form token: a second tab (or a stray redirect) must not void the first.
+            existing = flask.session.get("login_csrf")
+            token = existing if isinstance(existing, str) else secrets.token_urlsafe(32)
             flask.session.clear()
             flask.session["login_csrf"] = token
             return _login_page(token)

@@ -100,9 +100,7 @@ async def test_expired_token_is_refused(api_client: httpx.AsyncClient, clock: Fa
     assert "expired" in response.json()["detail"]
 
 
-async def test_viewer_reads_fills_newest_first(
-    api_client: httpx.AsyncClient, store: Store
-) -> None:
+async def test_viewer_reads_fills_newest_first(api_client: httpx.AsyncClient, store: Store) -> None:
     async with store.transaction() as unit:
         for number in (1, 2, 3):
             await unit.fills.add(make_fill(number))
@@ -196,7 +194,8 @@ async def test_flatten_one_symbol(
     )
     await bus.drain()
     assert response.status_code == 202
-    assert isinstance(received[0], FlattenPositions) and received[0].symbol == "EURUSD"
+    assert isinstance(received[0], FlattenPositions)
+    assert received[0].symbol == "EURUSD"
     assert await audit_rows(store, "flatten_positions") == [("alice", "published")]
 
 

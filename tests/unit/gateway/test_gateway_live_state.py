@@ -126,5 +126,6 @@ async def test_gateway_stream_updates_live_state_from_the_bus(
     assert snapshot.bars == (bar,)
     assert snapshot.positions == (position,)
     assert snapshot.alerts == (alert,)
-    assert snapshot.risk is not None and snapshot.risk.state is TradingState.HALTED
+    assert snapshot.risk is not None
+    assert snapshot.risk.state is TradingState.HALTED
     assert gateway.ready()

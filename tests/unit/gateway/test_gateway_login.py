@@ -31,7 +31,8 @@ async def test_right_password_logs_in_with_the_stored_role(
         "alice", ADMIN_PASSWORD, channel="console", source="10.0.0.9"
     )
     assert result.outcome is LoginOutcome.SUCCEEDED
-    assert result.principal is not None and result.principal.role is Role.ADMIN
+    assert result.principal is not None
+    assert result.principal.role is Role.ADMIN
 
 
 async def test_account_locks_after_max_failures_even_for_the_right_password(
