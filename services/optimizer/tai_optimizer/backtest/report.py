@@ -52,7 +52,12 @@ def report_dict(
         "metrics": {key: _finite(value) for key, value in metrics.items()},
         "open_positions": result.final_positions,
         "rejections": [
-            {"order_id": item.order_id, "stage": item.stage, "rule": item.rule, "reason": item.reason}
+            {
+                "order_id": item.order_id,
+                "stage": item.stage,
+                "rule": item.rule,
+                "reason": item.reason,
+            }
             for item in result.rejections
         ],
         "trade_list": [trade.to_dict() for trade in trades],
@@ -65,9 +70,7 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
 
 
-def html_report(
-    report: dict[str, Any], result: BacktestResult, bars: Sequence[BarClosed]
-) -> str:
+def html_report(report: dict[str, Any], result: BacktestResult, bars: Sequence[BarClosed]) -> str:
     """Return a self-contained HTML page (plotly inlined): price with trades, equity, drawdown."""
     times = pd.DatetimeIndex([bar.opened_at for bar in bars])
     figure = make_subplots(
@@ -90,11 +93,11 @@ def html_report(
         row=1,
         col=1,
     )
-    for label, selector, symbol, color in (
-        ("long entry", lambda size: size > 0, "triangle-up", "green"),
-        ("short entry", lambda size: size < 0, "triangle-down", "red"),
+    for label, sign, symbol, color in (
+        ("long entry", 1.0, "triangle-up", "green"),
+        ("short entry", -1.0, "triangle-down", "red"),
     ):
-        chosen = [trade for trade in result.trades if selector(trade.size)]
+        chosen = [trade for trade in result.trades if trade.size * sign > 0]
         figure.add_trace(
             go.Scatter(
                 x=[trade.entry_time for trade in chosen],

@@ -60,8 +60,10 @@ class SizingContext:
 class Sizer(Protocol):
     """Turns a target direction into a number of units."""
 
-    observes_bars: bool
-    """True when the sizer must see every bar (e.g. to keep an ATR)."""
+    @property
+    def observes_bars(self) -> bool:
+        """Return True when the sizer must see every bar (e.g. to keep an ATR)."""
+        ...
 
     def observe(self, bar: BarClosed) -> None:
         """Consume one bar (only called when ``observes_bars``)."""

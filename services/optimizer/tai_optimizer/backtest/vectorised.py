@@ -13,10 +13,10 @@ import math
 import sys
 from dataclasses import dataclass
 
-import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+import numpy as np
 from tai_core.accounting import QUANTITY_EPSILON, Account
 from tai_optimizer.backtest.broker import ExitReason
 from tai_optimizer.backtest.costs import CostModel
@@ -121,7 +121,16 @@ def run_sma_cross(
             change = direction * (quantity if abs(held) <= QUANTITY_EPSILON else 2 * quantity)
         else:
             units = sizer.units(
-                _context(account, symbol, held, direction, open_price, costs, leverage, record)
+                _context(
+                    account,
+                    symbol=symbol,
+                    held=held,
+                    direction=direction,
+                    open_price=open_price,
+                    costs=costs,
+                    leverage=leverage,
+                    record=record,
+                )
             )
             change = direction * units - held
         if abs(change) <= QUANTITY_EPSILON:
@@ -146,7 +155,14 @@ def run_sma_cross(
         fill_prices.append(price)
         cash_after.append(account.cash)
         held_after.append(held)
-    equity = _equity(frame, close, cash, fill_bars, held_after, cash_after)
+    equity = _equity(
+        frame,
+        close=close,
+        cash=cash,
+        fill_bars=fill_bars,
+        held_after=held_after,
+        cash_after=cash_after,
+    )
     return VectorisedResult(
         trades=ledger.closed,
         equity=equity,
@@ -158,6 +174,7 @@ def run_sma_cross(
 
 def _context(
     account: Account,
+    *,
     symbol: str,
     held: float,
     direction: int,
@@ -184,6 +201,7 @@ def _context(
 
 def _equity(
     frame: pd.DataFrame,
+    *,
     close: FloatArray,
     cash: float,
     fill_bars: list[int],
@@ -205,4 +223,3 @@ def _equity(
         name="equity",
         dtype=np.float64,
     )
-

@@ -1,0 +1,143 @@
+"""``trading-ai backtest``: run a strategy over a CSV of bars and report the results.
+
+Mount with ``app.command("backtest")(backtest_command)`` on the trading-ai Typer app.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from tai_events.market import Timeframe
+from tai_ingestion.replay import ReplayFileError, load_bars
+from tai_optimizer.backtest.costs import CostModel
+from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
+from tai_optimizer.backtest.report import report_dict, write_html, write_json
+from tai_optimizer.backtest.sizing import (
+    AllInWholeUnits,
+    AtrRisk,
+    FixedFraction,
+    FractionalKelly,
+    Sizer,
+)
+from tai_optimizer.strategies import UnknownStrategyError, build_strategy, parse_parameters
+
+
+class SizingMethod(StrEnum):
+    """How the backtest sizes positions."""
+
+    ALL_IN = "all-in"
+    STRATEGY = "strategy"
+    FIXED_FRACTION = "fixed-fraction"
+    ATR_RISK = "atr-risk"
+    KELLY = "kelly"
+
+
+def _sizer(method: SizingMethod, value: float) -> Sizer | None:
+    if method is SizingMethod.ALL_IN:
+        return AllInWholeUnits()
+    if method is SizingMethod.FIXED_FRACTION:
+        return FixedFraction(value)
+    if method is SizingMethod.ATR_RISK:
+        return AtrRisk(value)
+    if method is SizingMethod.KELLY:
+        return FractionalKelly(fraction=value)
+    return None
+
+
+def infer_timeframe(path: Path) -> Timeframe:
+    """Return the timeframe whose duration is the median spacing of the file's timestamps."""
+    index = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(path, index_col=0).index[:500]))
+    if len(index) < 2:
+        raise ValueError(f"{path} has fewer than two rows")
+    spacing = pd.Timedelta(index.to_series().diff().median())
+    for timeframe in Timeframe:
+        if spacing == timeframe.duration:
+            return timeframe
+    if spacing >= Timeframe.D1.duration:
+        return Timeframe.D1  # daily data skips weekends and holidays
+    raise ValueError(f"cannot infer the timeframe of {path} (median spacing {spacing})")
+
+
+def backtest_command(
+    *,
+    strategy: Annotated[str, typer.Option(help="strategy name, e.g. sma_cross")],
+    data: Annotated[
+        Path,
+        typer.Option(help="CSV: unnamed timestamp column, then Open, High, Low, Close, Volume"),
+    ],
+    cash: Annotated[float, typer.Option(help="starting cash")],
+    commission: Annotated[
+        float, typer.Option(help="commission as a fraction of each fill's notional")
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option(help="strategy parameter KEY=VALUE (repeatable)")
+    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="instrument (default: file name)")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the JSON report")] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="write the HTML report")] = None,
+    timeframe: Annotated[
+        Timeframe | None, typer.Option(help="bar timeframe (default: inferred from the file)")
+    ] = None,
+    sizing: Annotated[
+        SizingMethod, typer.Option(help="position sizing; 'strategy' = its own quantity")
+    ] = SizingMethod.ALL_IN,
+    sizing_value: Annotated[
+        float,
+        typer.Option(help="fraction for fixed-fraction / atr-risk (risk) / kelly (Kelly share)"),
+    ] = 0.5,
+    slippage_bps: Annotated[float, typer.Option(help="adverse slippage, basis points")] = 0.0,
+    spread: Annotated[float, typer.Option(help="full bid-ask spread, price units")] = 0.0,
+    commission_per_trade: Annotated[float, typer.Option(help="fixed commission per fill")] = 0.0,
+    commission_per_unit: Annotated[float, typer.Option(help="commission per unit traded")] = 0.0,
+    leverage: Annotated[float, typer.Option(help="buying power per unit of equity")] = 1.0,
+) -> None:
+    """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects."""
+    try:
+        parameters = parse_parameters(param or [])
+        built, values = build_strategy(strategy, parameters)
+        frame_timeframe = timeframe or infer_timeframe(data)
+        name = symbol or data.stem.upper()
+        replay = load_bars(data, symbol=name, timeframe=frame_timeframe)
+        config = BacktestConfig(
+            cash=cash,
+            costs=CostModel(
+                commission_rate=commission,
+                commission_per_trade=commission_per_trade,
+                commission_per_unit=commission_per_unit,
+                slippage_bps=slippage_bps,
+                spread=spread,
+            ),
+            sizer=_sizer(sizing, sizing_value),
+            leverage=leverage,
+        )
+    except (ValueError, ReplayFileError, UnknownStrategyError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    if len(replay.bars) < 2:
+        typer.echo(f"error: {data} holds fewer than two valid bars", err=True)
+        raise typer.Exit(code=2)
+    result = EventDrivenBacktester(built, config).run(replay.bars)
+    report = report_dict(result, strategy=strategy, parameters=values, symbol=name)
+    report["rejected_rows"] = len(replay.rejections)
+    if json_path is not None:
+        write_json(report, json_path)
+    if html_path is not None:
+        write_html(report, result, replay.bars, html_path)
+    summary = {
+        key: report[key]
+        for key in (
+            "final_equity",
+            "return_pct",
+            "sharpe",
+            "max_drawdown_pct",
+            "trades",
+            "win_rate_pct",
+        )
+    }
+    typer.echo(json.dumps(summary, indent=2))
