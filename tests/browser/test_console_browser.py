@@ -32,7 +32,7 @@ def sign_in(driver: webdriver.Chrome, gateway: RunningGateway, username: str) ->
     try:
         wait(driver).until(conditions.presence_of_element_located((By.ID, "whoami")))
     except TimeoutException:
-        logs = driver.get_log("browser")
+        logs = driver.get_log("browser")  # type: ignore[no-untyped-call]
         pytest.fail(f"console did not load after sign-in: {driver.page_source[:2000]} {logs}")
 
 

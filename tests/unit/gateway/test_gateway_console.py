@@ -54,7 +54,8 @@ def csrf_header(client: FlaskClient) -> dict[str, str]:
 
 @pytest.fixture
 def client(gateway: GatewayApp) -> FlaskClient:
-    return gateway.dash_app.server.test_client()
+    test_client: FlaskClient = gateway.dash_app.server.test_client()
+    return test_client
 
 
 @pytest.fixture
