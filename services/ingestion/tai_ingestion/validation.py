@@ -146,7 +146,7 @@ class ValidationReport:
     accepted: int = 0
 
     def _count(self, action: Policy) -> dict[str, int]:
-        return dict(Counter(issue.rule for issue in self.issues if issue.action is action))
+        return dict(Counter(str(issue.rule) for issue in self.issues if issue.action is action))
 
     def rejected_by_rule(self) -> dict[str, int]:
         """Return how many rows each rule rejected."""
