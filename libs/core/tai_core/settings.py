@@ -13,7 +13,7 @@ class ConfigurationError(SystemExit):
 
 
 def infrastructure_field(variable: str, default: str, description: str) -> Any:
-    """Declare a setting read from ``<PREFIX>_<VARIABLE>`` or the shared ``<VARIABLE>``."""
+    """Declare a setting every service reads from the same shared variable (e.g. ``AMQP_URL``)."""
     return Field(
         default=default,
         validation_alias=AliasChoices(variable.lower(), variable),
@@ -37,7 +37,9 @@ class ServiceSettings(BaseSettings):
     redis_url: str = infrastructure_field(
         "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for hot state"
     )
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables /metrics")
+    ops_port: int = Field(
+        default=8080, ge=0, le=65535, description="port of /health, /ready, /metrics; 0 disables"
+    )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
 

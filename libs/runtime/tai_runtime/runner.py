@@ -8,8 +8,6 @@ import signal
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import text
-
 from tai_bus import create_bus
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock, SystemClock
@@ -18,9 +16,6 @@ from tai_store.database import Store, create_database_if_missing
 from tai_telemetry.logging import configure_logging, get_logger
 from tai_telemetry.metrics import Telemetry
 from tai_telemetry.ops import OpsServer
-
-MIGRATION_LOCK_KEY = 7_270_001
-"""PostgreSQL advisory lock held while migrating, so services starting together don't race."""
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -60,22 +55,10 @@ class AppFactory(Protocol[SettingsT]):
 
 
 async def migrate_once(store: Store) -> None:
-    """Apply migrations, serialised across processes on PostgreSQL by an advisory lock."""
-    if store.url.startswith("postgresql"):
-        await create_database_if_missing(store.url)
-        engine = store.sync_engine()
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            try:
-                await store.migrate()
-            finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                )
-                connection.commit()
-        engine.dispose()
-    else:
-        await store.migrate()
+    """Create the PostgreSQL database if needed and migrate (the store serialises migrations)."""
+    if store.dialect == "postgresql":
+        create_database_if_missing(store.url)
+    await store.migrate()
 
 
 async def serve(
@@ -83,10 +66,10 @@ async def serve(
     settings: SettingsT,
     factory: AppFactory[SettingsT],
     *,
-    ops_port: int = 8080,
     finished: Callable[[Any], asyncio.Event | None] | None = None,
 ) -> None:
     """Run a service until SIGTERM/SIGINT (or until ``finished(app)`` is set)."""
+    ops_port = settings.ops_port
     log = get_logger(service)
     telemetry = Telemetry(service=service)
     clock = SystemClock()
@@ -125,10 +108,9 @@ def run_service(
     settings: SettingsT,
     factory: AppFactory[SettingsT],
     *,
-    ops_port: int = 8080,
     finished: Callable[[Any], asyncio.Event | None] | None = None,
 ) -> None:
     """Configure logging and run ``serve`` in a fresh event loop."""
     configure_logging(settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(service, settings, factory, ops_port=ops_port, finished=finished))
+        asyncio.run(serve(service, settings, factory, finished=finished))

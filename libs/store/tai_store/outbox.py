@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
@@ -14,9 +16,17 @@ from tai_store.records import OutboxMessage
 PublishRaw = Callable[[str, str, bytes, dict[str, object]], Awaitable[None]]
 """``publish_raw(exchange, routing_key, body, headers)``: e.g. ``MessageBus.publish_raw``."""
 
-# Only one relay publishes at a time on PostgreSQL, so messages leave in commit order even
-# with several relay replicas (SKIP LOCKED alone would let a second relay overtake the first).
+# Only one relay per producer publishes at a time on PostgreSQL, so a producer's messages leave
+# in commit order even with several replicas (SKIP LOCKED alone would let one overtake another).
 RELAY_LOCK_KEY = 0x7A1_0B0C5
+
+
+def relay_lock_key(producer: str | None) -> int:
+    """Return the advisory lock key of one producer's relay (all producers: the base key)."""
+    if producer is None:
+        return RELAY_LOCK_KEY
+    digest = hashlib.sha256(producer.encode("utf-8")).digest()
+    return RELAY_LOCK_KEY ^ int.from_bytes(digest[:4], "big")
 
 
 class OutboxRelay:
@@ -32,9 +42,15 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, store: Store, publish_raw: PublishRaw, *, clock: Clock | None = None
+        self,
+        store: Store,
+        publish_raw: PublishRaw,
+        *,
+        producer: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        self._producer = producer
         self._publish_raw = publish_raw
         self._clock: Clock = clock or SystemClock()
         self._lock = asyncio.Lock()
@@ -53,11 +69,11 @@ class OutboxRelay:
         failure: BaseException | None = None
         async with self._store.transaction() as unit:
             acquired = await unit.session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY}
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": relay_lock_key(self._producer)}
             )
             if not acquired:
                 return 0
-            for message in await unit.outbox.pending(limit, lock=True):
+            for message in await unit.outbox.pending(limit, lock=True, producer=self._producer):
                 try:
                     await self._publish(message)
                 except Exception as error:
@@ -71,7 +87,7 @@ class OutboxRelay:
 
     async def _publish_unlocked(self, limit: int) -> int:
         async with self._store.transaction() as unit:
-            pending = await unit.outbox.pending(limit)
+            pending = await unit.outbox.pending(limit, producer=self._producer)
         published: list[int] = []
         try:
             for message in pending:
@@ -87,3 +103,33 @@ class OutboxRelay:
         await self._publish_raw(
             message.exchange, message.routing_key, message.body, dict(message.headers)
         )
+
+
+class OutboxSweeper:
+    """A timer that publishes what no handler's relay call picked up (a crash, a lost race)."""
+
+    def __init__(self, relay: OutboxRelay, interval_seconds: float) -> None:
+        if interval_seconds <= 0:
+            raise ValueError("interval_seconds must be positive")
+        self._relay = relay
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start sweeping in the background."""
+        self._task = asyncio.create_task(self._run(), name="outbox-sweeper")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._relay.publish_pending()
+            except Exception:  # noqa: BLE001 - the next tick retries; the bus logs the cause
+                continue
+
+    async def stop(self) -> None:
+        """Stop sweeping."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -155,9 +155,9 @@ class OutboxRepository(_Repository):
         await self._session.flush()
 
     async def pending(
-        self, limit: int = 500, *, lock: bool = False
+        self, limit: int = 500, *, lock: bool = False, producer: str | None = None
     ) -> builtins.list[OutboxMessage]:
-        """Return unpublished messages in commit (id) order.
+        """Return unpublished messages in commit (id) order, optionally of one producer.
 
         ``lock`` takes row locks skipping rows another relay holds (PostgreSQL only).
         """
@@ -167,6 +167,8 @@ class OutboxRepository(_Repository):
             .order_by(OutboxRow.id)
             .limit(limit)
         )
+        if producer is not None:
+            statement = statement.where(OutboxRow.producer == producer)
         if lock and self._dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         rows = (await self._session.scalars(statement)).all()
@@ -191,9 +193,11 @@ class OutboxRepository(_Repository):
         row = await self._session.scalar(statement.execution_options(populate_existing=True))
         return None if row is None else _record(OutboxMessage, row)
 
-    async def count_pending(self) -> int:
-        """Return how many messages wait for publication."""
+    async def count_pending(self, producer: str | None = None) -> int:
+        """Return how many messages wait for publication (optionally of one producer)."""
         statement = select(func.count()).where(OutboxRow.published_at.is_(None))
+        if producer is not None:
+            statement = statement.where(OutboxRow.producer == producer)
         return int(await self._session.scalar(statement) or 0)
 
 

@@ -90,6 +90,7 @@ class EmbeddedSystem:
             RiskSettings(
                 approval_private_key=keys.private_key.read_text(encoding="ascii"),
                 initial_equity=options.initial_cash,
+                outbox_sweep_seconds=0,
                 **common,
             ),
             bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
@@ -100,6 +101,7 @@ class EmbeddedSystem:
                 initial_cash=options.initial_cash,
                 commission_rate=options.commission_rate,
                 timeframe=options.timeframe,
+                outbox_sweep_seconds=0,
                 **common,
             ),
             bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,

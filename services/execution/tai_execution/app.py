@@ -22,7 +22,7 @@ from tai_execution.handlers import (
 )
 from tai_execution.paper import PaperBroker, PaperBrokerConfig
 from tai_store.database import Store
-from tai_store.outbox import OutboxRelay
+from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
 
 APPROVALS_QUEUE = queue_name("execution", "approvals")
@@ -64,8 +64,13 @@ class ExecutionApp:
             account_name=settings.account,
             store=store,
             bus=bus,
-            relay=OutboxRelay(store, bus.publish_raw),
+            relay=OutboxRelay(store, bus.publish_raw, producer="execution"),
             clock=clock,
+        )
+        self._sweeper = (
+            OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
+            if settings.outbox_sweep_seconds > 0
+            else None
         )
         self._started = False
 
@@ -128,10 +133,14 @@ class ExecutionApp:
         await publish_outbox(self.context)
         for subscription in self.subscriptions():
             await self.bus.subscribe(subscription)
+        if self._sweeper is not None:
+            self._sweeper.start()
         self._started = True
 
     async def stop(self) -> None:
-        """Stop accepting work (the runtime closes the bus)."""
+        """Stop the outbox sweeper (the runtime closes the bus)."""
+        if self._sweeper is not None:
+            await self._sweeper.stop()
         self._started = False
 
     def ready(self) -> bool:

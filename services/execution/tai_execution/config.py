@@ -22,3 +22,6 @@ class ExecutionSettings(ServiceSettings):
     commission_rate: float = Field(default=0.0002, ge=0, lt=0.1)
     slippage_bps: float = Field(default=0.0, ge=0)
     timeframe: Timeframe = Timeframe.H1
+    outbox_sweep_seconds: float = Field(
+        default=1.0, ge=0, description="timer publishing outbox leftovers; 0 disables"
+    )

@@ -216,7 +216,7 @@ async def record_results(
             await unit.positions.upsert(
                 account=context.account_name, symbol=order.symbol, quantity=position.quantity,
                 average_price=position.average_price, realized_pnl=position.realized_pnl,
-                last_price=mark, updated_at=result.filled_at,
+                last_price=mark, at=result.filled_at,
             )
             await _outbox(unit, context, fill, cause)
             await _outbox(unit, context, OrderStatusChanged(

@@ -32,7 +32,7 @@ from tai_risk.handlers import (
 )
 from tai_risk.state import PortfolioState, TradingStateMachine
 from tai_store.database import Store
-from tai_store.outbox import OutboxRelay
+from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
 
 ORDERS_QUEUE = queue_name("risk", "orders")
@@ -77,10 +77,15 @@ class RiskApp:
             account=Account.opened_with(settings.initial_equity),
             store=store,
             bus=bus,
-            relay=OutboxRelay(store, bus.publish_raw),
+            relay=OutboxRelay(store, bus.publish_raw, producer="risk"),
             clock=clock,
             account_name=settings.account,
             peak_equity=settings.initial_equity,
+        )
+        self._sweeper = (
+            OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
+            if settings.outbox_sweep_seconds > 0
+            else None
         )
         self._started = False
 
@@ -160,10 +165,14 @@ class RiskApp:
         await publish_outbox(self.context)
         for subscription in self.subscriptions():
             await self.bus.subscribe(subscription)
+        if self._sweeper is not None:
+            self._sweeper.start()
         self._started = True
 
     async def stop(self) -> None:
-        """Stop accepting work (the runtime closes the bus)."""
+        """Stop the outbox sweeper (the runtime closes the bus)."""
+        if self._sweeper is not None:
+            await self._sweeper.stop()
         self._started = False
 
     def ready(self) -> bool:

@@ -23,3 +23,6 @@ class RiskSettings(ServiceSettings):
     max_price_deviation_pct: float = Field(default=5.0, gt=0)
     fill_price_tolerance_pct: float = Field(default=2.0, gt=0)
     approval_ttl_seconds: float = Field(default=300.0, gt=0)
+    outbox_sweep_seconds: float = Field(
+        default=1.0, ge=0, description="timer publishing outbox leftovers; 0 disables"
+    )
