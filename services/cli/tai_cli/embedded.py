@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tai_bus import InMemoryBus
+from tai_cli.keys import ensure_key_files, ensure_secret
 from tai_core.clock import Clock, SystemClock
 from tai_events.market import Timeframe
 from tai_execution.app import create_app as create_execution
@@ -26,8 +27,6 @@ from tai_store.records import Fill
 from tai_strategy.app import create_app as create_strategy
 from tai_strategy.config import StrategySettings
 from tai_telemetry.metrics import Telemetry
-
-from tai_cli.keys import ensure_key_files, ensure_secret
 
 EMBEDDED_DATABASE = "embedded.sqlite"
 PRODUCER = "embedded"

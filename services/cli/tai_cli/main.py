@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
+from tai_cli.keys import generate_key_files
 from tai_core.settings import ConfigurationError
 from tai_events.contracts import stale_contracts, write_contracts
 from tai_events.market import Timeframe
-
-from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
-from tai_cli.keys import generate_key_files
+from tai_ingestion.cli import data_app
+from tai_optimizer.cli import backtest_command
 
 SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway")
 
@@ -32,6 +33,8 @@ keys_app = typer.Typer(help="Approval signing keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Console and API users.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(data_app, name="data")
+app.command("backtest")(backtest_command)
 console = Console(stderr=True)
 
 
