@@ -99,7 +99,7 @@ class ServiceProcesses:
         prefix = name.upper()
         environment[f"{prefix}_OPS_PORT"] = str(port)
         log = (self.log_directory / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(  # noqa: S603
+        self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "tai_cli.main", "service", name],
             env=environment,
             stdout=log,
@@ -116,7 +116,7 @@ class ServiceProcesses:
             if process.poll() is not None:
                 pytest.fail(f"{name} exited with {process.returncode}:\n{self.log(name)}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:

@@ -97,7 +97,7 @@ def _ledger_fills(database_url: str) -> list[tuple[object, ...]]:
     engine = create_engine(database_url)
     with engine.connect() as connection:
         rows = connection.execute(
-            text(f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY filled_at, fill_id")  # noqa: S608
+            text(f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY filled_at, fill_id")
         ).all()
     engine.dispose()
     return [_normalise(row) for row in rows]
@@ -106,8 +106,13 @@ def _ledger_fills(database_url: str) -> list[tuple[object, ...]]:
 def _normalise(row: tuple[object, ...] | list[object]) -> tuple[object, ...]:
     fill_id, order_id, side, quantity, price, commission, filled_at = row
     return (
-        fill_id, order_id, side, round(float(quantity), 9), round(float(price), 12),  # type: ignore[arg-type]
-        round(float(commission), 9), filled_at.isoformat(),  # type: ignore[union-attr, arg-type]
+        fill_id,
+        order_id,
+        side,
+        round(float(quantity), 9),
+        round(float(price), 12),  # type: ignore[arg-type]
+        round(float(commission), 9),
+        filled_at.isoformat(),  # type: ignore[union-attr, arg-type]
     )
 
 
@@ -127,9 +132,11 @@ def _wait_until_quiet(broker: Broker, database_url: str, timeout: float) -> None
             with engine.connect() as connection:
                 state = (
                     int(connection.execute(text("SELECT count(*) FROM fills")).scalar_one()),
-                    int(connection.execute(
-                        text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                    ).scalar_one()),
+                    int(
+                        connection.execute(
+                            text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        ).scalar_one()
+                    ),
                 )
             if not busy and state == previous and state[1] == 0:
                 return
@@ -182,7 +189,7 @@ def test_five_processes_on_rabbitmq_fill_exactly_like_the_embedded_run(
         for fill in embedded_result.fills
     ]
     letters = asyncio.run(_read_dead_letters(broker.url, "test.dead-letters"))
-    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=5) as response:
         gateway_health = json.loads(response.read())
 
     # Assert: fill for fill the same ledger
@@ -190,7 +197,7 @@ def test_five_processes_on_rabbitmq_fill_exactly_like_the_embedded_run(
     assert distributed == embedded
     # every consuming queue dead-lettered its malformed message with a reason
     dead_lettered_queues = {str(letter[DEAD_LETTER_QUEUE_HEADER]) for letter in letters}
-    assert EXPECTED_DEAD_LETTER_QUEUES <= dead_lettered_queues
+    assert dead_lettered_queues >= EXPECTED_DEAD_LETTER_QUEUES
     assert all(str(letter[DEAD_LETTER_REASON_HEADER]) for letter in letters)
     # ... and every service kept serving and stops gracefully
     assert gateway_health["status"] == "ok"

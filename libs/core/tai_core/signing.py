@@ -83,9 +83,7 @@ class ApprovalSigner:
         """Return the approval with key_id set and a signature over its canonical bytes."""
         with_key = unsigned.model_copy(update={"key_id": self.key_id})
         signature = self._private_key.sign(canonical_approval_bytes(with_key))
-        return OrderApproved.model_validate(
-            {**with_key.model_dump(), "signature": _b64(signature)}
-        )
+        return OrderApproved.model_validate({**with_key.model_dump(), "signature": _b64(signature)})
 
 
 @dataclass(frozen=True, slots=True)

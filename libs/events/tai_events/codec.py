@@ -106,8 +106,7 @@ def decode_body(headers: MessageHeaders, body: bytes) -> Message:
         return message_class.model_validate_json(text)
     except ValidationError as error:
         raise MessageDecodeError(
-            f"invalid {headers.type} v{headers.schema_version}: "
-            f"{_format_validation_error(error)}"
+            f"invalid {headers.type} v{headers.schema_version}: {_format_validation_error(error)}"
         ) from None
 
 

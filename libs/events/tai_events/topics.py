@@ -5,10 +5,13 @@ Routing keys are a public contract (other systems subscribe to them); see proto/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tai_events.alerts import AlertRaised
 from tai_events.base import Command, Message
 from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
-from tai_events.market import BarClosed, Timeframe, TickReceived
+from tai_events.market import BarClosed, TickReceived, Timeframe
 from tai_events.ml import ModelPromoted, PredictionMade
 from tai_events.orders import (
     FillExecuted,
@@ -92,46 +95,34 @@ def queue_name(service: str, purpose: str) -> str:
     return f"tai.{service}.{purpose}"
 
 
+_ROUTES: dict[type[Message], Callable[[Any], str]] = {
+    BarClosed: lambda message: market_bar(message.timeframe, message.symbol),
+    TickReceived: lambda message: market_tick(message.symbol),
+    PredictionMade: lambda message: ml_prediction(message.symbol),
+    SignalGenerated: lambda message: signal(message.strategy, message.symbol),
+    OrderRequested: lambda _message: ORDER_REQUESTED,
+    OrderApproved: lambda _message: ORDER_APPROVED,
+    OrderRejected: lambda _message: ORDER_REJECTED,
+    OrderStatusChanged: lambda message: order_state(message.state.value),
+    FillExecuted: lambda _message: EXECUTION_FILL,
+    PositionUpdated: lambda _message: POSITION_UPDATED,
+    RiskStateChanged: lambda _message: RISK_STATE,
+    AlertRaised: lambda message: alert(message.severity.value),
+    ModelPromoted: lambda _message: MODEL_PROMOTED,
+    StrategyParametersUpdated: lambda _message: STRATEGY_PARAMS_UPDATED,
+    HaltTrading: lambda _message: CONTROL_HALT,
+    ResumeTrading: lambda _message: CONTROL_RESUME,
+    FlattenPositions: lambda _message: CONTROL_FLATTEN,
+    ConfigureStrategy: lambda _message: CONTROL_STRATEGY,
+}
+
+
 def routing_key_for(message: Message) -> str:
     """Return the routing key a message is published with."""
-    match message:
-        case BarClosed():
-            return market_bar(message.timeframe, message.symbol)
-        case TickReceived():
-            return market_tick(message.symbol)
-        case PredictionMade():
-            return ml_prediction(message.symbol)
-        case SignalGenerated():
-            return signal(message.strategy, message.symbol)
-        case OrderRequested():
-            return ORDER_REQUESTED
-        case OrderApproved():
-            return ORDER_APPROVED
-        case OrderRejected():
-            return ORDER_REJECTED
-        case OrderStatusChanged():
-            return order_state(message.state.value)
-        case FillExecuted():
-            return EXECUTION_FILL
-        case PositionUpdated():
-            return POSITION_UPDATED
-        case RiskStateChanged():
-            return RISK_STATE
-        case AlertRaised():
-            return alert(message.severity.value)
-        case ModelPromoted():
-            return MODEL_PROMOTED
-        case StrategyParametersUpdated():
-            return STRATEGY_PARAMS_UPDATED
-        case HaltTrading():
-            return CONTROL_HALT
-        case ResumeTrading():
-            return CONTROL_RESUME
-        case FlattenPositions():
-            return CONTROL_FLATTEN
-        case ConfigureStrategy():
-            return CONTROL_STRATEGY
-    raise TypeError(f"no routing key registered for {type(message).__name__}")
+    route = _ROUTES.get(type(message))
+    if route is None:
+        raise TypeError(f"no routing key registered for {type(message).__name__}")
+    return route(message)
 
 
 def exchange_for(message: Message) -> str:

@@ -26,9 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 
 SECONDS_PER_DAY = 86_400.0
 # Intraday bars of a 5-day market (FX) are assumed to run around the clock on 52 * 5 days.

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
-
-import numpy as np
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = Sequence[float] | FloatArray | pd.Series

@@ -18,6 +18,7 @@ from tai_telemetry.metrics import Telemetry
 from tai_telemetry.ops import OpsServer
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+SettingsT_contra = TypeVar("SettingsT_contra", bound=ServiceSettings, contravariant=True)
 
 
 class ServiceApp(Protocol):
@@ -38,12 +39,12 @@ class ServiceApp(Protocol):
         ...
 
 
-class AppFactory(Protocol[SettingsT]):
+class AppFactory(Protocol[SettingsT_contra]):
     """A service's ``create_app``."""
 
     def __call__(
         self,
-        settings: SettingsT,
+        settings: SettingsT_contra,
         *,
         bus: MessageBus,
         store: Store,

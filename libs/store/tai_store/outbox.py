@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
@@ -19,6 +20,7 @@ PublishRaw = Callable[[str, str, bytes, dict[str, object]], Awaitable[None]]
 # Only one relay per producer publishes at a time on PostgreSQL, so a producer's messages leave
 # in commit order even with several replicas (SKIP LOCKED alone would let one overtake another).
 RELAY_LOCK_KEY = 0x7A1_0B0C5
+_LOG = logging.getLogger(__name__)
 
 
 def relay_lock_key(producer: str | None) -> int:
@@ -69,7 +71,8 @@ class OutboxRelay:
         failure: BaseException | None = None
         async with self._store.transaction() as unit:
             acquired = await unit.session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": relay_lock_key(self._producer)}
+                text("SELECT pg_try_advisory_xact_lock(:key)"),
+                {"key": relay_lock_key(self._producer)},
             )
             if not acquired:
                 return 0
@@ -124,8 +127,8 @@ class OutboxSweeper:
             await asyncio.sleep(self._interval)
             try:
                 await self._relay.publish_pending()
-            except Exception:  # noqa: BLE001 - the next tick retries; the bus logs the cause
-                continue
+            except Exception:  # the next tick retries; log why this one failed
+                _LOG.exception("outbox sweep failed; retrying on the next tick")
 
     async def stop(self) -> None:
         """Stop sweeping."""

@@ -578,7 +578,7 @@ class TradingStateRepository(_Repository):
 class AuditRepository(_Repository):
     """The append-only audit log (the database refuses UPDATE and DELETE)."""
 
-    async def record(  # noqa: PLR0917 - positional order is the documented call
+    async def record(
         self,
         actor: str,
         action: str,

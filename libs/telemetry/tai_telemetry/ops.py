@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,8 +16,16 @@ from starlette.routing import Route
 from tai_telemetry.metrics import Telemetry
 
 
-def create_ops_app(telemetry: Telemetry, ready: Callable[[], bool]) -> Starlette:
+def create_ops_app(
+    telemetry: Telemetry, ready: Callable[[], bool], started: asyncio.Event | None = None
+) -> Starlette:
     """Return an ASGI app answering liveness, readiness and Prometheus scrapes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if started is not None:
+            started.set()
+        yield
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "service": telemetry.service})
@@ -32,11 +40,12 @@ def create_ops_app(telemetry: Telemetry, ready: Callable[[], bool]) -> Starlette
         return Response(telemetry.render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/health", health),
             Route("/ready", readiness),
             Route("/metrics", metrics),
-        ]
+        ],
     )
 
 
@@ -46,13 +55,14 @@ class OpsServer:
     def __init__(
         self, telemetry: Telemetry, ready: Callable[[], bool], host: str, port: int
     ) -> None:
+        self._started = asyncio.Event()
         config = uvicorn.Config(
-            create_ops_app(telemetry, ready),
+            create_ops_app(telemetry, ready, self._started),
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -60,8 +70,11 @@ class OpsServer:
     async def start(self) -> None:
         """Start serving in the background."""
         self._task = asyncio.create_task(self._server.serve(), name="ops-server")
-        while not self._server.started and not self._task.done():
-            await asyncio.sleep(0.01)
+        started = asyncio.create_task(self._started.wait())
+        await asyncio.wait({self._task, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self._task.done():
+            self._task.result()  # a failed bind raises here, at start
 
     async def stop(self) -> None:
         """Stop serving."""

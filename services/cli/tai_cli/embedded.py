@@ -9,8 +9,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tai_bus import InMemoryBus
+from tai_bus import MEMORY_URL, InMemoryBus
 from tai_cli.keys import ensure_key_files, ensure_secret
 from tai_core.clock import Clock, SystemClock
 from tai_events.market import Timeframe
@@ -27,6 +28,9 @@ from tai_store.records import Fill
 from tai_strategy.app import create_app as create_strategy
 from tai_strategy.config import StrategySettings
 from tai_telemetry.metrics import Telemetry
+
+if TYPE_CHECKING:
+    from tai_gateway.app import GatewayApp
 
 EMBEDDED_DATABASE = "embedded.sqlite"
 PRODUCER = "embedded"
@@ -84,15 +88,19 @@ class EmbeddedSystem:
         self.bus = InMemoryBus(
             PRODUCER, clock=self.clock, telemetry=self.telemetry, deterministic=True
         )
-        common = {"database_url": database_url(options), "amqp_url": "memory://"}
+        ledger_url = database_url(options)
         self.risk = create_risk(
             RiskSettings(
                 approval_private_key=keys.private_key.read_text(encoding="ascii"),
                 initial_equity=options.initial_cash,
                 outbox_sweep_seconds=0,
-                **common,
+                database_url=ledger_url,
+                amqp_url=MEMORY_URL,
             ),
-            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+            bus=self.bus,
+            store=self.store,
+            clock=self.clock,
+            telemetry=self.telemetry,
         )
         self.execution = create_execution(
             ExecutionSettings(
@@ -101,9 +109,13 @@ class EmbeddedSystem:
                 commission_rate=options.commission_rate,
                 timeframe=options.timeframe,
                 outbox_sweep_seconds=0,
-                **common,
+                database_url=ledger_url,
+                amqp_url=MEMORY_URL,
             ),
-            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+            bus=self.bus,
+            store=self.store,
+            clock=self.clock,
+            telemetry=self.telemetry,
         )
         self.strategy = create_strategy(
             StrategySettings(
@@ -111,9 +123,13 @@ class EmbeddedSystem:
                 sma_fast=options.sma_fast,
                 sma_slow=options.sma_slow,
                 quantity=options.quantity,
-                **common,
+                database_url=ledger_url,
+                amqp_url=MEMORY_URL,
             ),
-            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+            bus=self.bus,
+            store=self.store,
+            clock=self.clock,
+            telemetry=self.telemetry,
         )
         self.ingestion: IngestionApp = create_ingestion(
             IngestionSettings(
@@ -121,11 +137,15 @@ class EmbeddedSystem:
                 symbol=options.symbol,
                 timeframe=options.timeframe,
                 replay_speed=options.replay_speed,
-                **common,
+                database_url=ledger_url,
+                amqp_url=MEMORY_URL,
             ),
-            bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry,
+            bus=self.bus,
+            store=self.store,
+            clock=self.clock,
+            telemetry=self.telemetry,
         )
-        self.gateway = None
+        self.gateway: GatewayApp | None = None
         self._gateway_task: asyncio.Task[None] | None = None
         self.admin_password: str | None = None
 
@@ -159,13 +179,14 @@ class EmbeddedSystem:
             console_host=self.options.host,
             console_port=self.options.console_port,
             database_url=database_url(self.options),
-            amqp_url="memory://",
+            amqp_url=MEMORY_URL,
         )
-        self.gateway = create_gateway(
+        gateway = create_gateway(
             settings, bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry
         )
-        await self.gateway.start()
-        self._gateway_task = asyncio.create_task(self.gateway.serve(), name="gateway")
+        await gateway.start()
+        self.gateway = gateway
+        self._gateway_task = asyncio.create_task(gateway.serve(), name="gateway")
 
     async def replay(self, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
         """Replay the data; after each bar, deliver everything it caused before the next."""
@@ -182,7 +203,7 @@ class EmbeddedSystem:
         async with self.store.transaction() as unit:
             fills = await unit.fills.list()
             snapshots = await unit.snapshots.list(self.execution.settings.account)
-        urls = {}
+        urls: dict[str, str] = {}
         if self.gateway is not None:
             urls = {
                 "console": f"http://{self.options.host}:{self.options.console_port}/",

@@ -104,7 +104,8 @@ async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> No
             report = await system.replay(progress=advance)
         result = await system.result(report)
         console.print(
-            f"replayed {report.published} bars; rows rejected: {report.rejected_by_rule or 'none'}; "
+            f"replayed {report.published} bars; "
+            f"rows rejected: {report.rejected_by_rule or 'none'}; "
             f"fills in the ledger: {len(result.fills)}; "
             f"final equity: {result.final_equity:,.2f}"
             if result.final_equity is not None
@@ -142,7 +143,9 @@ def contracts(
     if check:
         problems = stale_contracts(directory)
         if problems:
-            console.print("[red]proto/ is stale; run `make contracts`:[/]\n  " + "\n  ".join(problems))
+            console.print(
+                "[red]proto/ is stale; run `make contracts`:[/]\n  " + "\n  ".join(problems)
+            )
             raise typer.Exit(1)
         console.print("proto/ matches the code")
         return
@@ -183,9 +186,7 @@ def users_add(
     if role not in ("viewer", "trader", "admin"):
         console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
         raise typer.Exit(2)
-    password = (
-        getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    )
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     if len(password) < 12:
         console.print("[red]the password must have at least 12 characters[/]")
         raise typer.Exit(2)

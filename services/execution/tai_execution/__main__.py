@@ -1,11 +1,11 @@
-"""Run the execution service as its own process: `python -m tai_execution` (or `trading-ai service execution`)."""
+"""Run the execution service as its own process: `python -m tai_execution`."""
 
 from __future__ import annotations
 
 from tai_core.settings import load_settings
-from tai_runtime import run_service
 from tai_execution.app import create_app
 from tai_execution.config import ExecutionSettings
+from tai_runtime import run_service
 
 
 def main() -> None:

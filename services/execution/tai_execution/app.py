@@ -119,7 +119,7 @@ class ExecutionApp:
             context.marks[fill.symbol] = fill.price
         for bars in recent.values():
             for bar in sorted(bars, key=lambda item: item.opened_at):
-                context.broker.remember_bar(bar)
+                context.broker.remember_bar(bar.to_event())
         for row in approvals:
             if row is not None:
                 approval = OrderApproved.model_validate(row.payload)

@@ -23,7 +23,7 @@ from tai_events.orders import (
 )
 from tai_execution.paper import PaperBroker, PaperFill, PaperRejection, WorkingOrder
 from tai_execution.verification import check_approval
-from tai_store.database import Store, UnitOfWork
+from tai_store import Store, UnitOfWork
 from tai_store.outbox import OutboxRelay
 from tai_telemetry.tracing import inject_traceparent
 
@@ -94,8 +94,11 @@ async def _refuse(
             action="execution.approval_refused",
             subject=approval.order_id,
             outcome=code,
-            details={"reason": reason, "approval": approval.model_dump(mode="json"),
-                     "producer": envelope.headers.producer},
+            details={
+                "reason": reason,
+                "approval": approval.model_dump(mode="json"),
+                "producer": envelope.headers.producer,
+            },
             at=now,
         )
         await _outbox(
@@ -106,8 +109,11 @@ async def _refuse(
                 source="execution",
                 code=code,
                 message=f"refused approval for order {approval.order_id}: {reason}",
-                details={"order_id": approval.order_id, "approval_id": approval.approval_id,
-                         "producer": envelope.headers.producer},
+                details={
+                    "order_id": approval.order_id,
+                    "approval_id": approval.approval_id,
+                    "producer": envelope.headers.producer,
+                },
                 raised_at=now,
             ),
             envelope.headers,
@@ -133,7 +139,10 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
         else:
             replayed = False
             await unit.orders.set_state(
-                approval.order_id, OrderState.SUBMITTED.value, at=now, reason="submitted to paper broker"
+                approval.order_id,
+                OrderState.SUBMITTED.value,
+                at=now,
+                reason="submitted to paper broker",
             )
             await _outbox(
                 unit,
@@ -152,7 +161,10 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
             )
     if replayed:
         await _refuse(
-            context, envelope, approval, "approval_replayed",
+            context,
+            envelope,
+            approval,
+            "approval_replayed",
             "approval is unknown to the ledger or was already used",
         )
         return
@@ -173,7 +185,9 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
     context.marks[bar.symbol] = bar.close
     async with context.store.transaction() as unit:
         await unit.snapshots.add(
-            context.account_name, bar.closed_at, context.account.cash,
+            context.account_name,
+            bar.closed_at,
+            context.account.cash,
             context.account.equity(context.marks),
         )
 
@@ -190,18 +204,36 @@ async def record_results(
         for result in results:
             order = result.order
             if isinstance(result, PaperRejection):
-                await unit.orders.set_state(order.order_id, OrderState.REJECTED.value, at=now,
-                                            reason=result.reason)
-                await _outbox(unit, context, OrderStatusChanged(
-                    order_id=order.order_id, symbol=order.symbol, state=OrderState.REJECTED,
-                    previous_state=OrderState.SUBMITTED, filled_quantity=0.0,
-                    remaining_quantity=order.quantity, reason=result.reason, changed_at=now,
-                ), cause)
+                await unit.orders.set_state(
+                    order.order_id, OrderState.REJECTED.value, at=now, reason=result.reason
+                )
+                await _outbox(
+                    unit,
+                    context,
+                    OrderStatusChanged(
+                        order_id=order.order_id,
+                        symbol=order.symbol,
+                        state=OrderState.REJECTED,
+                        previous_state=OrderState.SUBMITTED,
+                        filled_quantity=0.0,
+                        remaining_quantity=order.quantity,
+                        reason=result.reason,
+                        changed_at=now,
+                    ),
+                    cause,
+                )
                 continue
             fill = FillExecuted(
-                fill_id=result.fill_id, order_id=order.order_id, strategy=order.strategy,
-                symbol=order.symbol, side=order.side, quantity=order.quantity, price=result.price,
-                commission=result.commission, filled_at=result.filled_at, broker=BROKER_NAME,
+                fill_id=result.fill_id,
+                order_id=order.order_id,
+                strategy=order.strategy,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                price=result.price,
+                commission=result.commission,
+                filled_at=result.filled_at,
+                broker=BROKER_NAME,
             )
             if not await unit.fills.add(fill):
                 continue
@@ -210,25 +242,51 @@ async def record_results(
             )
             mark = result.price
             await unit.orders.set_state(
-                order.order_id, OrderState.FILLED.value, at=now, reason="filled",
-                filled_quantity=order.quantity, average_fill_price=result.price,
+                order.order_id,
+                OrderState.FILLED.value,
+                at=now,
+                reason="filled",
+                filled_quantity=order.quantity,
+                average_fill_price=result.price,
             )
             await unit.positions.upsert(
-                account=context.account_name, symbol=order.symbol, quantity=position.quantity,
-                average_price=position.average_price, realized_pnl=position.realized_pnl,
-                last_price=mark, at=result.filled_at,
+                account=context.account_name,
+                symbol=order.symbol,
+                quantity=position.quantity,
+                average_price=position.average_price,
+                realized_pnl=position.realized_pnl,
+                last_price=mark,
+                at=result.filled_at,
             )
             await _outbox(unit, context, fill, cause)
-            await _outbox(unit, context, OrderStatusChanged(
-                order_id=order.order_id, symbol=order.symbol, state=OrderState.FILLED,
-                previous_state=OrderState.SUBMITTED, filled_quantity=order.quantity,
-                remaining_quantity=0.0, reason="filled", changed_at=now,
-            ), cause)
-            await _outbox(unit, context, PositionUpdated(
-                symbol=order.symbol, quantity=position.quantity,
-                average_price=position.average_price, realized_pnl=position.realized_pnl,
-                unrealized_pnl=position.unrealized_pnl(mark), mark_price=mark,
-                updated_at=result.filled_at,
-            ), cause)
+            await _outbox(
+                unit,
+                context,
+                OrderStatusChanged(
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    state=OrderState.FILLED,
+                    previous_state=OrderState.SUBMITTED,
+                    filled_quantity=order.quantity,
+                    remaining_quantity=0.0,
+                    reason="filled",
+                    changed_at=now,
+                ),
+                cause,
+            )
+            await _outbox(
+                unit,
+                context,
+                PositionUpdated(
+                    symbol=order.symbol,
+                    quantity=position.quantity,
+                    average_price=position.average_price,
+                    realized_pnl=position.realized_pnl,
+                    unrealized_pnl=position.unrealized_pnl(mark),
+                    mark_price=mark,
+                    updated_at=result.filled_at,
+                ),
+                cause,
+            )
     context.account = account
     await publish_outbox(context)

@@ -1,4 +1,4 @@
-"""Approval checks execution makes before acting: signature, expiry (single use is in the ledger)."""
+"""Checks execution makes before acting on an approval (single use is kept in the ledger)."""
 
 from __future__ import annotations
 

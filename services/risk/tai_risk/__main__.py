@@ -1,11 +1,11 @@
-"""Run the risk service as its own process: `python -m tai_risk` (or `trading-ai service risk`)."""
+"""Run the risk service as its own process: `python -m tai_risk`."""
 
 from __future__ import annotations
 
 from tai_core.settings import load_settings
-from tai_runtime import run_service
 from tai_risk.app import create_app
 from tai_risk.config import RiskSettings
+from tai_runtime import run_service
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tai_bus.api import Binding, MessageBus, Subscription
+from collections.abc import Awaitable, Callable
+
+from tai_bus.api import Binding, Handler, MessageBus, Subscription
 from tai_core.accounting import Account
 from tai_core.clock import Clock
 from tai_core.signing import ApprovalSigner
@@ -124,7 +126,9 @@ class RiskApp:
             ),
         ]
 
-    def _bind(self, handler):  # type: ignore[no-untyped-def]
+    def _bind(
+        self, handler: Callable[[Envelope[Message], RiskContext], Awaitable[None]]
+    ) -> Handler:
         async def bound(envelope: Envelope[Message]) -> None:
             await handler(envelope, self.context)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from tai_bus.api import MessageBus
 from tai_core.accounting import Account
@@ -28,7 +28,7 @@ from tai_events.orders import (
 from tai_events.risk import RiskStateChanged, TradingState
 from tai_risk.engine import Decision, RiskEngine
 from tai_risk.state import PortfolioState, TradingStateMachine
-from tai_store.database import Store, UnitOfWork
+from tai_store import Store, UnitOfWork
 from tai_store.outbox import OutboxRelay
 from tai_telemetry.tracing import inject_traceparent
 
@@ -56,7 +56,9 @@ class RiskContext:
         return self.account.equity(self.portfolio.last_prices)
 
 
-async def _outbox(unit: UnitOfWork, context: RiskContext, message: Message, cause: MessageHeaders | None) -> None:
+async def _outbox(
+    unit: UnitOfWork, context: RiskContext, message: Message, cause: MessageHeaders | None
+) -> None:
     headers = make_headers(
         message,
         producer=CONSUMER,
@@ -326,4 +328,3 @@ async def flatten(context: RiskContext, command: FlattenPositions, cause: Messag
             at=now,
         )
     await publish_outbox(context)
-

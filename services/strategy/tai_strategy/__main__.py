@@ -1,4 +1,4 @@
-"""Run the strategy service as its own process: `python -m tai_strategy` (or `trading-ai service strategy`)."""
+"""Run the strategy service as its own process: `python -m tai_strategy`."""
 
 from __future__ import annotations
 

@@ -64,8 +64,10 @@ class StrategyApp:
     async def _warm_up(self, first: BarClosed) -> None:
         """Rebuild indicator state from stored history strictly before the first live bar."""
         async with self.store.transaction() as unit:
-            history = await unit.ohlcv.range(first.symbol, first.timeframe.value, end=first.opened_at)
-        bars = [bar for bar in history if bar.opened_at < first.opened_at]
+            history = await unit.ohlcv.range(
+                first.symbol, first.timeframe.value, end=first.opened_at
+            )
+        bars = [bar.to_event() for bar in history if bar.opened_at < first.opened_at]
         if self.settings.warm_up_bars:
             bars = bars[-self.settings.warm_up_bars :]
         for bar in bars:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock
@@ -23,10 +24,17 @@ class StrategyContext:
     clock: Clock
 
 
-def order_request_from(intent: OrderIntent, strategy: str, bar: BarClosed, now: object) -> OrderRequested:
+def order_request_from(
+    intent: OrderIntent, strategy: str, bar: BarClosed, now: datetime
+) -> OrderRequested:
     """Return the order request for an intent; its id depends only on the bar and the intent."""
     order_id = deterministic_id(
-        "ord", strategy, intent.symbol, bar.timeframe.value, bar.closed_at.isoformat(), intent.side.value
+        "ord",
+        strategy,
+        intent.symbol,
+        bar.timeframe.value,
+        bar.closed_at.isoformat(),
+        intent.side.value,
     )
     return OrderRequested(
         order_id=order_id,
@@ -36,7 +44,7 @@ def order_request_from(intent: OrderIntent, strategy: str, bar: BarClosed, now: 
         quantity=intent.quantity,
         reference_price=intent.reference_price,
         signal_time=bar.closed_at,
-        requested_at=now,  # type: ignore[arg-type]
+        requested_at=now,
         confidence=intent.confidence,
         reason=intent.reason,
         stop_loss=intent.stop_loss,

@@ -57,18 +57,28 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
     common = {"database_url": url, "amqp_url": "memory://"}
     risk = create_risk(
         RiskSettings(approval_private_key=private_pem.decode(), outbox_sweep_seconds=0, **common),
-        bus=bus, store=store, clock=clock, telemetry=telemetry,
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
     )
     execution = create_execution(
         ExecutionSettings(
-            approval_public_keys=public_key_pem(private_pem).decode(), outbox_sweep_seconds=0,
+            approval_public_keys=public_key_pem(private_pem).decode(),
+            outbox_sweep_seconds=0,
             **common,
         ),
-        bus=bus, store=store, clock=clock, telemetry=telemetry,
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
     )
     strategy = create_strategy(
         StrategySettings(sma_fast=2, sma_slow=4, quantity=1000, **common),
-        bus=bus, store=store, clock=clock, telemetry=telemetry,
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
     )
     approvals: list[Envelope[Message]] = []
     alerts: list[AlertRaised] = []
@@ -153,8 +163,9 @@ async def test_approval_with_a_bad_signature_is_refused_and_alerted(pipeline: Pi
     assert isinstance(approval.message, OrderApproved)
     forger = ApprovalSigner.from_pem(generate_private_key_pem())
     forged = forger.sign(
-        approval.message.model_copy(update={"order_id": "ord-forged", "approval_id": "apr-forged",
-                                            "quantity": 1_000_000.0})
+        approval.message.model_copy(
+            update={"order_id": "ord-forged", "approval_id": "apr-forged", "quantity": 1_000_000.0}
+        )
     )
     # Act
     await pipeline.bus.publish(forged)
@@ -167,7 +178,10 @@ async def test_approval_with_a_bad_signature_is_refused_and_alerted(pipeline: Pi
         order = await unit.orders.get("ord-forged")
     assert [entry.outcome for entry in audit] == ["approval_signature_invalid"]
     assert order is None
-    assert all(order.order_id != "ord-forged" for order in pipeline.execution.context.broker.working_orders())
+    assert all(
+        order.order_id != "ord-forged"
+        for order in pipeline.execution.context.broker.working_orders()
+    )
 
 
 async def test_tampered_quantity_with_the_original_signature_is_refused(pipeline: Pipeline) -> None:

@@ -77,8 +77,9 @@ def test_signature_from_another_key_is_refused(verifier: ApprovalVerifier) -> No
     forger = ApprovalSigner.from_pem(generate_private_key_pem())
     forged = forger.sign(_unsigned())
     # Act
-    claimed = forged.model_copy(update={"key_id": ApprovalSigner.from_pem(
-        generate_private_key_pem()).key_id})
+    claimed = forged.model_copy(
+        update={"key_id": ApprovalSigner.from_pem(generate_private_key_pem()).key_id}
+    )
     # Assert
     assert not verifier.verify(forged).valid
     assert not verifier.verify(claimed).valid

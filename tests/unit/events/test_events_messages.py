@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -47,8 +47,13 @@ def test_bar_routing_key_names_timeframe_and_symbol() -> None:
 
 def test_order_state_change_is_routed_by_state() -> None:
     change = OrderStatusChanged(
-        order_id="ord-1", symbol="EURUSD", state=OrderState.FILLED, previous_state=None,
-        filled_quantity=1.0, remaining_quantity=0.0, changed_at=T0,
+        order_id="ord-1",
+        symbol="EURUSD",
+        state=OrderState.FILLED,
+        previous_state=None,
+        filled_quantity=1.0,
+        remaining_quantity=0.0,
+        changed_at=T0,
     )
     assert routing_key_for(change) == "order.filled"
 
@@ -75,12 +80,10 @@ def test_non_finite_quantity_is_refused(value: float) -> None:
 
 def test_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValidationError, match="timezone"):
-        _order(signal_time=datetime(2017, 1, 1))  # noqa: DTZ001
+        _order(signal_time=datetime(2017, 1, 1))
 
 
 def test_aware_timestamp_is_normalised_to_utc() -> None:
-    from datetime import timezone
-
     plus_two = timezone(timedelta(hours=2))
     order = _order(signal_time=datetime(2017, 1, 1, 12, tzinfo=plus_two))
     assert order.signal_time.utcoffset() == timedelta(0)
@@ -107,18 +110,32 @@ def test_messages_are_frozen() -> None:
 def test_bar_with_low_above_open_is_refused() -> None:
     with pytest.raises(ValidationError, match="inconsistent OHLC"):
         BarClosed(
-            symbol="EURUSD", timeframe=Timeframe.H1, opened_at=T0,
-            closed_at=T0 + timedelta(hours=1), open=1.0, high=1.2, low=1.1, close=1.15,
-            volume=1.0, source="t",
+            symbol="EURUSD",
+            timeframe=Timeframe.H1,
+            opened_at=T0,
+            closed_at=T0 + timedelta(hours=1),
+            open=1.0,
+            high=1.2,
+            low=1.1,
+            close=1.15,
+            volume=1.0,
+            source="t",
         )
 
 
 def test_bar_whose_span_differs_from_its_timeframe_is_refused() -> None:
     with pytest.raises(ValidationError, match="timeframe"):
         BarClosed(
-            symbol="EURUSD", timeframe=Timeframe.H1, opened_at=T0,
-            closed_at=T0 + timedelta(minutes=5), open=1.0, high=1.0, low=1.0, close=1.0,
-            volume=1.0, source="t",
+            symbol="EURUSD",
+            timeframe=Timeframe.H1,
+            opened_at=T0,
+            closed_at=T0 + timedelta(minutes=5),
+            open=1.0,
+            high=1.0,
+            low=1.0,
+            close=1.0,
+            volume=1.0,
+            source="t",
         )
 
 

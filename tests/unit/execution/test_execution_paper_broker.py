@@ -9,7 +9,13 @@ import pytest
 from tai_core.clock import FakeClock
 from tai_core.signing import ApprovalSigner, ApprovalVerifier
 from tai_events import OrderApproved, OrderRequested, Side, TradingState
-from tai_execution.paper import PaperBroker, PaperBrokerConfig, PaperFill, PaperRejection, WorkingOrder
+from tai_execution.paper import (
+    PaperBroker,
+    PaperBrokerConfig,
+    PaperFill,
+    PaperRejection,
+    WorkingOrder,
+)
 from tai_execution.verification import check_approval
 from tai_risk.checks import RiskLimits
 from tai_risk.engine import RiskEngine
@@ -20,8 +26,14 @@ from tests.factories import make_bar
 def _order(signal_index: int, side: Side = Side.BUY, quantity: float = 1000) -> WorkingOrder:
     bar = make_bar(signal_index, 1.1)
     return WorkingOrder(
-        order_id=f"ord-{signal_index}", strategy="sma_cross", symbol="EURUSD", side=side,
-        quantity=quantity, signal_time=bar.closed_at, price_floor=1.0, price_ceiling=1.3,
+        order_id=f"ord-{signal_index}",
+        strategy="sma_cross",
+        symbol="EURUSD",
+        side=side,
+        quantity=quantity,
+        signal_time=bar.closed_at,
+        price_floor=1.0,
+        price_ceiling=1.3,
     )
 
 
@@ -65,10 +77,14 @@ def test_slippage_is_adverse_for_both_sides() -> None:
     broker = PaperBroker(PaperBrokerConfig(slippage_bps=10))
     broker.submit(_order(0, Side.BUY))
     broker.submit(
-        WorkingOrder("ord-s", "sma_cross", "EURUSD", Side.SELL, 1.0, make_bar(0, 1).closed_at, 1.0, 1.3)
+        WorkingOrder(
+            "ord-s", "sma_cross", "EURUSD", Side.SELL, 1.0, make_bar(0, 1).closed_at, 1.0, 1.3
+        )
     )
     results = broker.on_bar(make_bar(1, 1.2, open_=1.2))
-    prices = {result.order.side: result.price for result in results if isinstance(result, PaperFill)}
+    prices = {
+        result.order.side: result.price for result in results if isinstance(result, PaperFill)
+    }
     assert prices[Side.BUY] == pytest.approx(1.2 * 1.001)
     assert prices[Side.SELL] == pytest.approx(1.2 * 0.999)
 
@@ -84,8 +100,14 @@ def test_same_order_submitted_twice_is_held_once() -> None:
 def _approval(signer: ApprovalSigner, clock: FakeClock) -> OrderApproved:
     engine = RiskEngine(RiskLimits(), signer, clock)
     request = OrderRequested(
-        order_id="ord-1", strategy="sma_cross", symbol="EURUSD", side=Side.BUY, quantity=1000,
-        reference_price=1.1, signal_time=clock.now(), requested_at=clock.now(),
+        order_id="ord-1",
+        strategy="sma_cross",
+        symbol="EURUSD",
+        side=Side.BUY,
+        quantity=1000,
+        reference_price=1.1,
+        signal_time=clock.now(),
+        requested_at=clock.now(),
     )
     decision = engine.check(request, PortfolioState(equity=100_000), TradingState.ACTIVE)
     assert decision.approval is not None

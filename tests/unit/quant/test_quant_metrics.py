@@ -7,10 +7,10 @@ import math
 from datetime import datetime, timedelta
 
 import empyrical  # type: ignore[import-untyped]
+import numpy as np
 import pandas as pd
 import pytest
 
-import numpy as np
 from tai_quant import metrics
 
 T0 = datetime(2024, 1, 1)

@@ -15,7 +15,9 @@ from tests.factories import T0
 PRICE = 1.25
 
 
-def _request(side: Side = Side.BUY, quantity: float = 10_000, **overrides: object) -> OrderRequested:
+def _request(
+    side: Side = Side.BUY, quantity: float = 10_000, **overrides: object
+) -> OrderRequested:
     fields: dict[str, object] = {
         "order_id": f"ord-{side.value}-{quantity}",
         "strategy": "sma_cross",
@@ -92,9 +94,7 @@ def test_reversal_is_judged_on_the_resulting_position(engine: RiskEngine) -> Non
 
 
 # 5 % from the last price 1.25: 1.3125 is exactly at the limit.
-@pytest.mark.parametrize(
-    ("reference", "approved"), [(1.30, True), (1.3125, True), (1.32, False)]
-)
+@pytest.mark.parametrize(("reference", "approved"), [(1.30, True), (1.3125, True), (1.32, False)])
 def test_fat_finger_price_limit(engine: RiskEngine, reference: float, approved: bool) -> None:
     decision = engine.check(
         _request(quantity=1_000, reference_price=reference), _portfolio(), TradingState.ACTIVE
@@ -115,9 +115,7 @@ def test_duplicate_order_id_is_refused(engine: RiskEngine) -> None:
 def test_max_open_positions(signer: ApprovalSigner, clock: FakeClock) -> None:
     # Arrange
     engine = RiskEngine(RiskLimits(max_open_positions=2), signer, clock)
-    portfolio = PortfolioState(
-        equity=100_000.0, projected_positions={"GBPUSD": 1.0, "USDJPY": 1.0}
-    )
+    portfolio = PortfolioState(equity=100_000.0, projected_positions={"GBPUSD": 1.0, "USDJPY": 1.0})
     # Act
     opening = engine.check(_request(quantity=100), portfolio, TradingState.ACTIVE)
     portfolio.projected_positions["EURUSD"] = 100.0

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-
-import numpy as np
 
 FloatArray = npt.NDArray[np.float64]
 

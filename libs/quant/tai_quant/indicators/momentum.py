@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-import numpy as np
 from tai_quant.indicators._core import (
     FloatArray,
     RollingExtremum,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
 from tai_quant.indicators._core import (
     RollingMoments,
     StreamingIndicator,

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
 from tai_quant.indicators._core import (
     FloatArray,
     RollingMoments,

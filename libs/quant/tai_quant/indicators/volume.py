@@ -7,9 +7,9 @@ rose, subtracts it when the close fell and leaves OBV unchanged when the close i
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
 from tai_quant.indicators._core import (
     StreamingIndicator,
     as_values,

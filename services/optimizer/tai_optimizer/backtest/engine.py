@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import numpy as np
 from tai_core.accounting import QUANTITY_EPSILON, Account
 from tai_core.clock import FakeClock
 from tai_core.ids import deterministic_id

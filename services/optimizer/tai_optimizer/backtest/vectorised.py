@@ -13,10 +13,10 @@ import math
 import sys
 from dataclasses import dataclass
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-import numpy as np
 from tai_core.accounting import QUANTITY_EPSILON, Account
 from tai_optimizer.backtest.broker import ExitReason
 from tai_optimizer.backtest.costs import CostModel
