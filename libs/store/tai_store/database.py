@@ -188,7 +188,7 @@ class Store:
 def _upgrade_to_head(connection: Connection) -> None:
     config = _alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 def _maintenance_connection(url: URL) -> psycopg.Connection[Any]:

@@ -277,3 +277,22 @@ class UserRow(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UtcTimestamp)
     created_at: Mapped[datetime] = mapped_column(UtcTimestamp)
+
+
+def _load_area_models() -> None:
+    """Import every ``tai_store.models_<area>`` module so ``Base.metadata`` holds all tables.
+
+    Each area (ML registry, research runs, ...) keeps its tables in its own module and its own
+    Alembic branch off the initial revision; ``Store.migrate`` upgrades to every head.
+    """
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    import tai_store  # noqa: PLC0415
+
+    for module in pkgutil.iter_modules(tai_store.__path__):
+        if module.name.startswith("models_"):
+            importlib.import_module(f"tai_store.{module.name}")
+
+
+_load_area_models()
