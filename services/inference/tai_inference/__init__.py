@@ -1,0 +1,1 @@
+"""Inference service and ML pipeline: features in, calibrated predictions out."""
