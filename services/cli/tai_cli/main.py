@@ -21,7 +21,7 @@ from tai_events.market import Timeframe
 from tai_ingestion.cli import data_app
 from tai_optimizer.cli import backtest_command
 
-SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway")
+SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier")
 
 app = typer.Typer(
     name="trading-ai",
