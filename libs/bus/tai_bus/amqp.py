@@ -35,6 +35,8 @@ from tai_bus.processing import (
     Outcome,
     Processor,
     message_type_label,
+    publish_traceparent,
+    resolve_tracer,
 )
 from tai_bus.topology import dead_letter_queue_arguments, quorum_queue_arguments
 from tai_core.clock import Clock, SystemClock
@@ -49,7 +51,7 @@ from tai_events.topics import (
     exchange_for,
     routing_key_for,
 )
-from tai_telemetry import Telemetry, get_logger, inject_traceparent
+from tai_telemetry import Telemetry, get_logger
 
 CONTENT_TYPE = "application/json"
 DELIVERY_COUNT_HEADER = "x-delivery-count"
@@ -80,6 +82,7 @@ class AmqpBus:
         self._url = url
         self._clock: Clock = clock or SystemClock()
         self._telemetry = telemetry
+        self._tracer = resolve_tracer(telemetry)
         self._prefetch = prefetch
         self._connection_name = connection_name or producer
         self._logger = get_logger("tai_bus.amqp", producer=producer)
@@ -196,7 +199,7 @@ class AmqpBus:
                 producer=self.producer,
                 occurred_at=self._clock.now(),
                 cause=cause,
-                traceparent=inject_traceparent(),
+                traceparent=publish_traceparent(self._tracer, routing_key_for(message), cause),
             )
         elif headers.type != message.message_type():
             raise ValueError(f"headers of a {headers.type} given for a {message.message_type()}")

@@ -30,6 +30,8 @@ from tai_bus.processing import (
     Outcome,
     Processor,
     message_type_label,
+    publish_traceparent,
+    resolve_tracer,
 )
 from tai_bus.topology import topic_matches
 from tai_core.clock import Clock, SystemClock
@@ -37,7 +39,7 @@ from tai_events.base import Message
 from tai_events.codec import encode, make_headers
 from tai_events.headers import MessageHeaders
 from tai_events.topics import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, exchange_for, routing_key_for
-from tai_telemetry import Telemetry, get_logger, inject_traceparent
+from tai_telemetry import Telemetry, get_logger
 
 _INSIDE_HANDLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "tai_bus_inside_handler", default=False
@@ -99,6 +101,7 @@ class InMemoryBus:
         """Every message this bus dead-lettered, oldest first."""
         self._clock: Clock = clock or SystemClock()
         self._telemetry = telemetry
+        self._tracer = resolve_tracer(telemetry)
         self._logger = get_logger("tai_bus.memory", producer=producer)
         self._sequence = itertools.count()
         # The shared dead-letter queue exists from the start, like on the broker: dead
@@ -199,7 +202,7 @@ class InMemoryBus:
                 producer=self.producer,
                 occurred_at=self._clock.now(),
                 cause=cause,
-                traceparent=inject_traceparent(),
+                traceparent=publish_traceparent(self._tracer, routing_key_for(message), cause),
             )
         elif headers.type != message.message_type():
             raise ValueError(f"headers of a {headers.type} given for a {message.message_type()}")

@@ -19,7 +19,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tai_bus.api import DeadLetter, DeadLetterHandler, Handler, PermanentHandlerError
 from tai_events.base import Message
 from tai_events.codec import Envelope, MessageDecodeError, decode_body, decode_headers
-from tai_telemetry import Telemetry, extract_context, get_logger
+from tai_events.headers import MessageHeaders
+from tai_telemetry import Telemetry, extract_context, get_logger, inject_traceparent
 
 MAX_REASON_LENGTH = 1000
 """Dead-letter reasons are cut to this length (they travel in an AMQP header)."""
@@ -102,6 +103,23 @@ def _trace_carrier(headers: Mapping[str, object]) -> dict[str, object]:
     return carrier
 
 
+def publish_traceparent(
+    tracer: trace.Tracer, routing_key: str, cause: MessageHeaders | None
+) -> str | None:
+    """Return the traceparent of a message about to be published.
+
+    Inside a span the message continues that trace; with a cause it continues the cause's
+    (``make_headers`` copies it). A message that starts a chain (a bar from ingestion, a
+    command from an operator) opens a root producer span, so every message carries a
+    trace that its consumers continue end to end.
+    """
+    traceparent = inject_traceparent()
+    if traceparent is not None or (cause is not None and cause.traceparent):
+        return traceparent
+    with tracer.start_as_current_span(f"{routing_key} publish", kind=SpanKind.PRODUCER):
+        return inject_traceparent()
+
+
 def message_type_label(headers: Mapping[str, object]) -> str:
     value = headers.get("type")
     if isinstance(value, bytes | bytearray):
@@ -161,6 +179,8 @@ class MessageProcessor(_SpanningProcessor):
     async def process(self, delivery: Delivery) -> Verdict:
         """Process one delivery; return ACK, RETRY or DEAD_LETTER with a reason."""
         type_label = message_type_label(delivery.headers)
+        if self._telemetry is not None and delivery.redelivered:
+            self._telemetry.bus.redelivered.labels(self._queue).inc()
         with self._start_span(delivery) as span:
             try:
                 headers = decode_headers(delivery.headers)

@@ -26,13 +26,14 @@ HANDLER_LATENCY_BUCKETS = (
 
 @dataclass(frozen=True)
 class BusMetrics:
-    """Messages consumed, published, failed and dead-lettered; handler latency."""
+    """Messages consumed, published, failed, dead-lettered and redelivered; handler latency."""
 
     consumed: Counter
     published: Counter
     failed: Counter
     dead_lettered: Counter
     handler_latency: Histogram
+    redelivered: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BusMetrics:
@@ -67,6 +68,12 @@ class BusMetrics:
                 "Time spent in a message handler",
                 ["queue", "type"],
                 buckets=HANDLER_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            redelivered=Counter(
+                "tai_messages_redelivered",
+                "Deliveries of a message this queue had delivered before (crash, nack, reconnect)",
+                ["queue"],
                 registry=registry,
             ),
         )
