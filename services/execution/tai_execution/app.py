@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
+import httpx
+from pydantic import SecretStr
+
 from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.accounting import Account
 from tai_core.clock import Clock
@@ -14,13 +21,25 @@ from tai_events.topics import ORDER_APPROVED, queue_name
 from tai_execution.config import ExecutionSettings
 from tai_execution.handlers import (
     ExecutionContext,
+    entry_order_from,
     on_bar_closed,
     on_order_approved,
     publish_outbox,
+    reconcile_positions,
     record_results,
-    working_order_from,
+    resolve_in_doubt,
 )
-from tai_execution.paper import PaperBroker, PaperBrokerConfig
+from tai_execution.ig import (
+    DEMO_BASE_URL,
+    LIVE_BASE_URL,
+    IgBroker,
+    IgClient,
+    IgCredentials,
+    SlidingWindowLimiter,
+)
+from tai_execution.metrics import ExecutionMetrics
+from tai_execution.paper import PaperBroker, PaperBrokerConfig, bracket_legs
+from tai_execution.portfolio import CurrencyConverter
 from tai_store.database import Store
 from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
@@ -28,6 +47,7 @@ from tai_telemetry.metrics import Telemetry
 APPROVALS_QUEUE = queue_name("execution", "approvals")
 MARKET_QUEUE = queue_name("execution", "market")
 PEM_END = "-----END PUBLIC KEY-----"
+_LOG = logging.getLogger(__name__)
 
 
 def split_public_keys(text: str) -> list[str]:
@@ -53,10 +73,16 @@ class ExecutionApp:
         self.bus = bus
         self.store = store
         self.telemetry = telemetry
+        self._http: httpx.AsyncClient | None = None
         self.context = ExecutionContext(
             broker=PaperBroker(
                 PaperBrokerConfig(
-                    commission_rate=settings.commission_rate, slippage_bps=settings.slippage_bps
+                    commission_rate=settings.commission_rate,
+                    slippage_bps=settings.slippage_bps,
+                    spread_bps=settings.spread_bps,
+                    commission_per_trade=settings.commission_per_trade,
+                    commission_per_unit=settings.commission_per_unit,
+                    max_volume_share=settings.max_volume_share,
                 )
             ),
             verifier=ApprovalVerifier.from_pem(*split_public_keys(settings.approval_public_keys)),
@@ -66,13 +92,43 @@ class ExecutionApp:
             bus=bus,
             relay=OutboxRelay(store, bus.publish_raw, producer="execution"),
             clock=clock,
+            metrics=ExecutionMetrics.create(telemetry.registry),
+            live=self._ig_broker(settings) if settings.broker == "ig" else None,
+            converter=CurrencyConverter(
+                settings.account_currency, dict(settings.instrument_currencies)
+            ),
         )
+        self._reconciler: asyncio.Task[None] | None = None
         self._sweeper = (
             OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
             if settings.outbox_sweep_seconds > 0
             else None
         )
         self._started = False
+
+    def _ig_broker(self, settings: ExecutionSettings) -> IgBroker:
+        """Build the IG adapter (credentials were checked present by the settings)."""
+        base_url = settings.ig_base_url or (
+            LIVE_BASE_URL if settings.ig_environment == "live" else DEMO_BASE_URL
+        )
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=settings.ig_timeout_seconds)
+        credentials = IgCredentials(
+            api_key=settings.ig_api_key or SecretStr(""),
+            identifier=settings.ig_identifier or "",
+            password=settings.ig_password or SecretStr(""),
+        )
+        client = IgClient(
+            self._http,
+            credentials,
+            trading_limiter=SlidingWindowLimiter(settings.ig_trading_requests_per_minute),
+            non_trading_limiter=SlidingWindowLimiter(settings.ig_non_trading_requests_per_minute),
+        )
+        return IgBroker(
+            client,
+            settings.ig_epics,
+            currency_code=settings.ig_currency_code,
+            contract_sizes=settings.ig_contract_sizes,
+        )
 
     def subscriptions(self) -> list[Subscription]:
         """Return the queues this service consumes."""
@@ -98,15 +154,30 @@ class ExecutionApp:
         await on_bar_closed(envelope, self.context)
 
     async def rebuild_state(self) -> None:
-        """Rebuild cash, positions and working orders from the ledger."""
+        """Rebuild cash, positions, working orders and armed brackets from the ledger."""
         context = self.context
+        live = context.live is not None
         async with self.store.transaction() as unit:
             fills = await unit.fills.list()
-            working = await unit.orders.list_by_state((OrderState.SUBMITTED,))
-            approvals = [
-                await unit.approvals.get(deterministic_id("apr", order.order_id))
-                for order in working
-            ]
+            working = await unit.orders.list_by_state(
+                (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
+            )
+            traded = await unit.orders.list_by_state(
+                (OrderState.FILLED, OrderState.PARTIALLY_FILLED)
+            )
+            wanted = {order.order_id for order in working} | {
+                order.order_id
+                for order in traded
+                if order.stop_loss is not None or order.take_profit is not None
+            }
+            approvals = {
+                order_id: await unit.approvals.get(deterministic_id("apr", order_id))
+                for order_id in sorted(wanted)
+            }
+            states = {order.order_id: order for order in working + traded}
+            fill_counts = {
+                order_id: len(await unit.fills.for_order(order_id)) for order_id in wanted
+            }
             symbols = sorted({order.symbol for order in working})
             recent = {
                 symbol: await unit.ohlcv.latest(symbol, self.settings.timeframe.value, 64)
@@ -117,30 +188,70 @@ class ExecutionApp:
                 fill.symbol, Side(fill.side).sign * fill.quantity, fill.price, fill.commission
             )
             context.marks[fill.symbol] = fill.price
+        if live:
+            return
+        for symbol, position in context.account.positions.items():
+            context.broker.restore_position(symbol, position.quantity)
         for bars in recent.values():
             for bar in sorted(bars, key=lambda item: item.opened_at):
                 context.broker.remember_bar(bar.to_event())
-        for row in approvals:
-            if row is not None:
-                approval = OrderApproved.model_validate(row.payload)
-                result = context.broker.submit(working_order_from(approval))
-                if result is not None:
-                    await record_results(context, [result], None)
+                context.converter.observe(bar.symbol, bar.close)
+        results = []
+        for order_id, row in approvals.items():
+            if row is None:
+                continue
+            entry = entry_order_from(OrderApproved.model_validate(row.payload))
+            ledger = states[order_id]
+            stop, target = bracket_legs(entry)
+            legs = [leg.order_id for leg in (stop, target) if leg is not None]
+            armed = [
+                leg_id
+                for leg_id in legs
+                if leg_id in states and states[leg_id].state == OrderState.SUBMITTED.value
+            ]
+            if ledger.filled_quantity > 0 and armed:
+                context.broker.restore_bracket(entry, ledger.filled_quantity)
+            if ledger.state == OrderState.SUBMITTED.value and fill_counts[order_id] == 0:
+                results.extend(context.broker.submit_all(entry))
+            elif ledger.state in {OrderState.SUBMITTED.value, OrderState.PARTIALLY_FILLED.value}:
+                context.broker.restore_order(entry, ledger.filled_quantity, fill_counts[order_id])
+        if results:
+            await record_results(context, results, None)
 
     async def start(self) -> None:
         """Rebuild state, publish anything a crash left in the outbox, then consume."""
         await self.rebuild_state()
         await publish_outbox(self.context)
+        await resolve_in_doubt(self.context)
+        await reconcile_positions(self.context, audit_success=True)
         for subscription in self.subscriptions():
             await self.bus.subscribe(subscription)
         if self._sweeper is not None:
             self._sweeper.start()
+        if self.settings.reconcile_seconds > 0:
+            self._reconciler = asyncio.create_task(self._reconcile_periodically())
         self._started = True
+
+    async def _reconcile_periodically(self) -> None:
+        """Timer: settle orders in doubt, then compare broker and ledger positions."""
+        while True:
+            await asyncio.sleep(self.settings.reconcile_seconds)
+            try:
+                await resolve_in_doubt(self.context)
+                await reconcile_positions(self.context, audit_success=False)
+            except Exception:  # the next tick retries; a broker outage must not stop the timer
+                _LOG.exception("reconciliation failed; retrying on the next tick")
 
     async def stop(self) -> None:
         """Stop the outbox sweeper (the runtime closes the bus)."""
         if self._sweeper is not None:
             await self._sweeper.stop()
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+        if self._http is not None:
+            await self._http.aclose()
         self._started = False
 
     def ready(self) -> bool:

@@ -1,13 +1,20 @@
-"""Bus <-> execution glue: verify approvals, hand them to the broker, record fills."""
+"""Bus <-> execution glue: verify approvals, hand them to the broker, record what happens.
+
+Every order transition is checked by the state machine (``tai_execution.orders``) and written as
+a ledger row together with its event through the transactional outbox, in one transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tai_bus.api import MessageBus
 from tai_core.accounting import Account
 from tai_core.clock import Clock
+from tai_core.ids import deterministic_id
 from tai_core.signing import ApprovalVerifier
 from tai_events.alerts import AlertRaised, Severity
 from tai_events.base import Message
@@ -21,14 +28,34 @@ from tai_events.orders import (
     OrderStatusChanged,
     PositionUpdated,
 )
-from tai_execution.paper import PaperBroker, PaperFill, PaperRejection, WorkingOrder
+from tai_execution.ig import (
+    DealConfirmation,
+    IgBroker,
+    IgError,
+    IgRequestRejectedError,
+    deal_reference,
+    rejection_text,
+)
+from tai_execution.metrics import ExecutionMetrics
+from tai_execution.orders import OrderStatus
+from tai_execution.paper import (
+    PaperBracketArmed,
+    PaperBroker,
+    PaperCancellation,
+    PaperFill,
+    PaperRejection,
+    PaperResult,
+    WorkingOrder,
+)
+from tai_execution.portfolio import CurrencyConverter
+from tai_execution.reconciliation import PositionMismatch, reconcile
 from tai_execution.verification import check_approval
 from tai_store import Store, UnitOfWork
 from tai_store.outbox import OutboxRelay
 from tai_telemetry.tracing import inject_traceparent
 
 CONSUMER = "execution"
-BROKER_NAME = "paper"
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,8 +70,17 @@ class ExecutionContext:
     bus: MessageBus
     relay: OutboxRelay
     clock: Clock
+    metrics: ExecutionMetrics | None = None
+    live: IgBroker | None = None
+    converter: CurrencyConverter = field(default_factory=lambda: CurrencyConverter("USD"))
     marks: dict[str, float] = field(default_factory=dict)
     relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    in_flight: set[str] = field(default_factory=set)
+
+    @property
+    def broker_name(self) -> str:
+        """Return the name fills are recorded under."""
+        return "paper" if self.live is None else self.live.name
 
 
 async def _outbox(
@@ -67,7 +103,7 @@ async def publish_outbox(context: ExecutionContext) -> None:
 
 
 def working_order_from(approval: OrderApproved) -> WorkingOrder:
-    """Return the broker order an approval authorises."""
+    """Return the market order an approval authorises (the backtester's view: no bracket)."""
     return WorkingOrder(
         order_id=approval.order_id,
         strategy=approval.strategy,
@@ -77,6 +113,69 @@ def working_order_from(approval: OrderApproved) -> WorkingOrder:
         signal_time=approval.signal_time,
         price_floor=approval.price_floor,
         price_ceiling=approval.price_ceiling,
+    )
+
+
+def entry_order_from(approval: OrderApproved) -> WorkingOrder:
+    """Return the full order an approval authorises: type, trigger prices and bracket."""
+    return WorkingOrder(
+        order_id=approval.order_id,
+        strategy=approval.strategy,
+        symbol=approval.symbol,
+        side=approval.side,
+        quantity=approval.quantity,
+        signal_time=approval.signal_time,
+        price_floor=approval.price_floor,
+        price_ceiling=approval.price_ceiling,
+        order_type=approval.order_type,
+        limit_price=approval.limit_price,
+        stop_price=approval.stop_price,
+        stop_loss=approval.stop_loss,
+        take_profit=approval.take_profit,
+    )
+
+
+async def _status(unit: UnitOfWork, order_id: str) -> OrderStatus | None:
+    order = await unit.orders.get(order_id)
+    if order is None:
+        return None
+    return OrderStatus(
+        order_id=order.order_id,
+        symbol=order.symbol,
+        quantity=order.approved_quantity or order.requested_quantity,
+        state=OrderState(order.state),
+        filled_quantity=order.filled_quantity,
+        average_fill_price=order.average_fill_price,
+    )
+
+
+async def _record_transition(
+    unit: UnitOfWork,
+    context: ExecutionContext,
+    event: OrderStatusChanged,
+    cause: MessageHeaders | None,
+    entered: list[OrderState],
+    average_fill_price: float | None = None,
+) -> None:
+    await unit.orders.set_state(
+        event.order_id,
+        event.state,
+        at=event.changed_at,
+        reason=event.reason,
+        filled_quantity=event.filled_quantity,
+        average_fill_price=average_fill_price,
+    )
+    await _outbox(unit, context, event, cause)
+    entered.append(event.state)
+
+
+def _count(context: ExecutionContext, entered: list[OrderState]) -> None:
+    if context.metrics is None:
+        return
+    for state in entered:
+        context.metrics.orders.labels(state=state.value).inc()
+    context.metrics.open_positions.set(
+        sum(1 for position in context.account.positions.values() if not position.is_flat)
     )
 
 
@@ -131,34 +230,39 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
     if not check.accepted:
         await _refuse(context, envelope, approval, check.code, check.reason)
         return
+    entered: list[OrderState] = []
+    reason = f"submitted to the {context.broker_name} broker"
+    if context.live is not None:
+        reason += f" as dealReference {deal_reference(approval.order_id)}"
     async with context.store.transaction() as unit:
         if not await unit.inbox.claim(CONSUMER, envelope.headers.message_id, now):
             return
-        if not await unit.approvals.consume(approval.approval_id, now):
-            replayed = True
-        else:
-            replayed = False
-            await unit.orders.set_state(
-                approval.order_id,
-                OrderState.SUBMITTED.value,
-                at=now,
-                reason="submitted to paper broker",
-            )
-            await _outbox(
-                unit,
-                context,
-                OrderStatusChanged(
+        replayed = not await unit.approvals.consume(approval.approval_id, now)
+        if not replayed:
+            status = await _status(unit, approval.order_id)
+            if status is None:
+                await unit.orders.add(
                     order_id=approval.order_id,
+                    strategy=approval.strategy,
                     symbol=approval.symbol,
-                    state=OrderState.SUBMITTED,
-                    previous_state=OrderState.NEW,
-                    filled_quantity=0.0,
-                    remaining_quantity=approval.quantity,
-                    reason="submitted to paper broker",
-                    changed_at=now,
-                ),
-                envelope.headers,
-            )
+                    side=approval.side,
+                    order_type=approval.order_type,
+                    requested_quantity=approval.requested_quantity,
+                    approved_quantity=approval.quantity,
+                    reference_price=(approval.price_floor + approval.price_ceiling) / 2,
+                    signal_time=approval.signal_time,
+                    at=now,
+                    limit_price=approval.limit_price,
+                    stop_price=approval.stop_price,
+                    stop_loss=approval.stop_loss,
+                    take_profit=approval.take_profit,
+                    reason="approved by risk",
+                )
+                status = OrderStatus(approval.order_id, approval.symbol, approval.quantity)
+            # The SUBMITTED row commits before the broker hears of the order: after a crash the
+            # ledger names every order that may be at the broker, so none is sent twice.
+            transition = status.move(OrderState.SUBMITTED, reason, now)
+            await _record_transition(unit, context, transition.event, envelope.headers, entered)
     if replayed:
         await _refuse(
             context,
@@ -168,18 +272,191 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
             "approval is unknown to the ledger or was already used",
         )
         return
+    _count(context, entered)
     await publish_outbox(context)
-    result = context.broker.submit(working_order_from(approval))
-    if result is not None:
-        await record_results(context, [result], envelope.headers)
+    order = entry_order_from(approval)
+    if context.live is not None:
+        await submit_live(context, order, envelope.headers)
+        return
+    results = context.broker.submit_all(order)
+    if results:
+        await record_results(context, results, envelope.headers)
+
+
+async def submit_live(
+    context: ExecutionContext, order: WorkingOrder, cause: MessageHeaders | None
+) -> None:
+    """Send an order to the live broker and record its confirmation (or leave it in doubt)."""
+    assert context.live is not None
+    context.in_flight.add(order.order_id)
+    try:
+        try:
+            confirmation = await context.live.open_position(order)
+        except IgRequestRejectedError as error:
+            await record_results(context, [PaperRejection(order, str(error))], cause)
+            return
+        except IgError as error:
+            # Outcome unknown: the order stays SUBMITTED and is resolved from /confirms later.
+            await _alert(
+                context,
+                Severity.WARNING,
+                "order_in_doubt",
+                f"order {order.order_id}: {error}; resolving from IG confirms",
+                {"order_id": order.order_id, "deal_reference": deal_reference(order.order_id)},
+                cause,
+            )
+            return
+        await record_confirmation(context, order, confirmation, cause)
+    finally:
+        context.in_flight.discard(order.order_id)
+
+
+async def record_confirmation(
+    context: ExecutionContext,
+    order: WorkingOrder,
+    confirmation: DealConfirmation,
+    cause: MessageHeaders | None,
+) -> None:
+    """Record IG's verdict on an order: a fill at the dealt level, or a rejection."""
+    assert context.live is not None
+    if not confirmation.accepted or confirmation.level is None:
+        await record_results(
+            context, [PaperRejection(order, rejection_text(confirmation.reason))], cause
+        )
+        return
+    quantity = (
+        order.quantity
+        if confirmation.size is None
+        else context.live.quantity(order.symbol, confirmation.size)
+    )
+    fill = PaperFill(
+        fill_id=deterministic_id("fill", order.order_id, 1),
+        order=order,
+        price=confirmation.level,
+        commission=0.0,
+        filled_at=context.clock.now(),
+        quantity=min(quantity, order.quantity),
+    )
+    await record_results(context, [fill], cause)
+
+
+async def resolve_in_doubt(context: ExecutionContext) -> int:
+    """Settle SUBMITTED orders the live broker may hold: confirm, send once, or expire them."""
+    if context.live is None:
+        return 0
+    async with context.store.transaction() as unit:
+        pending = await unit.orders.list_by_state((OrderState.SUBMITTED,))
+        approvals = {
+            order.order_id: await unit.approvals.get(deterministic_id("apr", order.order_id))
+            for order in pending
+        }
+    resolved = 0
+    for order_row in pending:
+        row = approvals.get(order_row.order_id)
+        if row is None or order_row.order_id in context.in_flight:
+            continue
+        approval = OrderApproved.model_validate(row.payload)
+        order = entry_order_from(approval)
+        confirmation = await context.live.confirmation(deal_reference(order.order_id))
+        if confirmation is not None:
+            await record_confirmation(context, order, confirmation, None)
+        elif context.clock.now() >= approval.expires_at:
+            await record_results(
+                context,
+                [PaperCancellation(order, "approval expired before IG received the order")],
+                None,
+                cancelled_state=OrderState.EXPIRED,
+            )
+        else:
+            # IG never saw it (deal-not-found): this is the one and only send.
+            await submit_live(context, order, None)
+        resolved += 1
+    return resolved
+
+
+async def _alert(
+    context: ExecutionContext,
+    severity: Severity,
+    code: str,
+    message: str,
+    details: dict[str, str],
+    cause: MessageHeaders | None,
+) -> None:
+    now = context.clock.now()
+    async with context.store.transaction() as unit:
+        await unit.audit.record(
+            actor=CONSUMER,
+            action=f"execution.{code}",
+            subject=details.get("order_id", code),
+            outcome=severity.value,
+            details={"message": message, **details},
+            at=now,
+        )
+        await _outbox(
+            unit,
+            context,
+            AlertRaised(
+                severity=severity,
+                source="execution",
+                code=code,
+                message=message[:2000],
+                details=details,
+                raised_at=now,
+            ),
+            cause,
+        )
+    await publish_outbox(context)
+
+
+async def reconcile_positions(
+    context: ExecutionContext, *, audit_success: bool
+) -> list[PositionMismatch]:
+    """Compare the broker's positions with the ledger's; alert and audit any mismatch."""
+    if context.live is not None:
+        held = await context.live.positions()
+    else:
+        held = context.broker.positions()
+    recorded = {
+        symbol: position.quantity
+        for symbol, position in context.account.positions.items()
+        if not position.is_flat
+    }
+    mismatches = reconcile(held, recorded)
+    outcome = "mismatch" if mismatches else "ok"
+    if context.metrics is not None:
+        context.metrics.reconciliations.labels(outcome=outcome).inc()
+    if not mismatches:
+        if audit_success:
+            async with context.store.transaction() as unit:
+                await unit.audit.record(
+                    actor=CONSUMER,
+                    action="execution.reconciliation",
+                    subject=context.account_name,
+                    outcome="ok",
+                    details={"positions": {k: str(v) for k, v in held.items()}},
+                    at=context.clock.now(),
+                )
+        return mismatches
+    text = "; ".join(mismatch.describe() for mismatch in mismatches)
+    details = {mismatch.symbol: mismatch.describe() for mismatch in mismatches}
+    await _alert(
+        context,
+        Severity.CRITICAL,
+        "reconciliation_failed",
+        f"broker and ledger positions differ: {text}",
+        {"account": context.account_name, **details},
+        None,
+    )
+    return mismatches
 
 
 async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) -> None:
-    """Fill working orders at this bar's open and mark the account to its close."""
+    """Fill working orders at this bar, trigger bracket legs, mark the account to its close."""
     bar = envelope.message
     if not isinstance(bar, BarClosed):
         return
-    results = context.broker.on_bar(bar)
+    context.converter.observe(bar.symbol, bar.close)
+    results = context.broker.on_bar(bar) if context.live is None else []
     if results:
         await record_results(context, results, envelope.headers)
     context.marks[bar.symbol] = bar.close
@@ -194,60 +471,59 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
 
 async def record_results(
     context: ExecutionContext,
-    results: list[PaperFill | PaperRejection],
+    results: list[PaperResult],
     cause: MessageHeaders | None,
+    *,
+    cancelled_state: OrderState = OrderState.CANCELLED,
 ) -> None:
-    """Write fills (or broker rejections), positions and their events in one transaction."""
+    """Write fills, rejections, cancellations, brackets, positions and events in one transaction."""
     now = context.clock.now()
     account = context.account
+    entered: list[OrderState] = []
     async with context.store.transaction() as unit:
         for result in results:
-            order = result.order
-            if isinstance(result, PaperRejection):
-                await unit.orders.set_state(
-                    order.order_id, OrderState.REJECTED.value, at=now, reason=result.reason
-                )
-                await _outbox(
-                    unit,
-                    context,
-                    OrderStatusChanged(
-                        order_id=order.order_id,
-                        symbol=order.symbol,
-                        state=OrderState.REJECTED,
-                        previous_state=OrderState.SUBMITTED,
-                        filled_quantity=0.0,
-                        remaining_quantity=order.quantity,
-                        reason=result.reason,
-                        changed_at=now,
-                    ),
-                    cause,
-                )
+            order = result.order if not isinstance(result, PaperBracketArmed) else result.entry
+            if isinstance(result, PaperBracketArmed):
+                await _arm_legs(unit, context, result, cause, entered, now)
                 continue
+            status = await _status(unit, order.order_id)
+            if status is None or status.state.is_terminal:
+                continue  # already settled (a redelivery) or unknown to the ledger
+            if isinstance(result, PaperRejection):
+                transition = status.move(OrderState.REJECTED, result.reason, now)
+                await _record_transition(unit, context, transition.event, cause, entered)
+                continue
+            if isinstance(result, PaperCancellation):
+                transition = status.move(cancelled_state, result.reason, now)
+                await _record_transition(unit, context, transition.event, cause, entered)
+                continue
+            quantity = result.filled_quantity
             fill = FillExecuted(
                 fill_id=result.fill_id,
                 order_id=order.order_id,
                 strategy=order.strategy,
                 symbol=order.symbol,
                 side=order.side,
-                quantity=order.quantity,
+                quantity=quantity,
                 price=result.price,
                 commission=result.commission,
                 filled_at=result.filled_at,
-                broker=BROKER_NAME,
+                broker=context.broker_name,
             )
             if not await unit.fills.add(fill):
                 continue
             account, position, _realized = account.apply_fill(
-                order.symbol, order.side.sign * order.quantity, result.price, result.commission
+                order.symbol, order.side.sign * quantity, result.price, result.commission
             )
-            mark = result.price
-            await unit.orders.set_state(
-                order.order_id,
-                OrderState.FILLED.value,
-                at=now,
-                reason="filled",
-                filled_quantity=order.quantity,
-                average_fill_price=result.price,
+            transition = status.fill(quantity, result.price, now)
+            await _outbox(unit, context, fill, cause)
+            await _record_transition(
+                unit,
+                context,
+                transition.event,
+                cause,
+                entered,
+                average_fill_price=transition.status.average_fill_price,
             )
             await unit.positions.upsert(
                 account=context.account_name,
@@ -255,24 +531,8 @@ async def record_results(
                 quantity=position.quantity,
                 average_price=position.average_price,
                 realized_pnl=position.realized_pnl,
-                last_price=mark,
+                last_price=result.price,
                 at=result.filled_at,
-            )
-            await _outbox(unit, context, fill, cause)
-            await _outbox(
-                unit,
-                context,
-                OrderStatusChanged(
-                    order_id=order.order_id,
-                    symbol=order.symbol,
-                    state=OrderState.FILLED,
-                    previous_state=OrderState.SUBMITTED,
-                    filled_quantity=order.quantity,
-                    remaining_quantity=0.0,
-                    reason="filled",
-                    changed_at=now,
-                ),
-                cause,
             )
             await _outbox(
                 unit,
@@ -282,11 +542,62 @@ async def record_results(
                     quantity=position.quantity,
                     average_price=position.average_price,
                     realized_pnl=position.realized_pnl,
-                    unrealized_pnl=position.unrealized_pnl(mark),
-                    mark_price=mark,
+                    unrealized_pnl=position.unrealized_pnl(result.price),
+                    mark_price=result.price,
                     updated_at=result.filled_at,
                 ),
                 cause,
             )
     context.account = account
+    _count(context, entered)
     await publish_outbox(context)
+
+
+async def _arm_legs(
+    unit: UnitOfWork,
+    context: ExecutionContext,
+    armed: PaperBracketArmed,
+    cause: MessageHeaders | None,
+    entered: list[OrderState],
+    now: datetime,
+) -> None:
+    """Record each bracket leg as its own order: NEW, then SUBMITTED (working at the broker)."""
+    for leg in armed.legs:
+        if await unit.orders.get(leg.order_id) is not None:
+            continue
+        name = "stop-loss" if leg.stop_price is not None else "take-profit"
+        reason = f"{name} of {armed.entry.order_id}"
+        await unit.orders.add(
+            order_id=leg.order_id,
+            strategy=leg.strategy,
+            symbol=leg.symbol,
+            side=leg.side,
+            order_type=leg.order_type,
+            requested_quantity=leg.quantity,
+            approved_quantity=leg.quantity,
+            reference_price=leg.stop_price or leg.limit_price or armed.entry.price_floor,
+            signal_time=leg.signal_time,
+            at=now,
+            limit_price=leg.limit_price,
+            stop_price=leg.stop_price,
+            reason=reason,
+        )
+        status = OrderStatus(leg.order_id, leg.symbol, leg.quantity)
+        await _outbox(
+            unit,
+            context,
+            OrderStatusChanged(
+                order_id=leg.order_id,
+                symbol=leg.symbol,
+                state=OrderState.NEW,
+                previous_state=None,
+                filled_quantity=0.0,
+                remaining_quantity=leg.quantity,
+                reason=reason,
+                changed_at=now,
+            ),
+            cause,
+        )
+        entered.append(OrderState.NEW)
+        transition = status.move(OrderState.SUBMITTED, f"{reason} working at the broker", now)
+        await _record_transition(unit, context, transition.event, cause, entered)

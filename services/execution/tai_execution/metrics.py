@@ -1,0 +1,37 @@
+"""Execution metrics (names the Grafana trading dashboard reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionMetrics:
+    """Open positions, order transitions and reconciliation outcomes of the execution service."""
+
+    open_positions: Gauge
+    orders: Counter
+    reconciliations: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ExecutionMetrics:
+        """Register the metrics on a service's own registry."""
+        return cls(
+            open_positions=Gauge(
+                "tai_open_positions", "Symbols with a non-flat position", registry=registry
+            ),
+            orders=Counter(
+                "tai_orders_total",
+                "Order state transitions recorded, by the state entered",
+                ["state"],
+                registry=registry,
+            ),
+            reconciliations=Counter(
+                "tai_execution_reconciliations_total",
+                "Broker-vs-ledger reconciliations, by outcome",
+                ["outcome"],
+                registry=registry,
+            ),
+        )
