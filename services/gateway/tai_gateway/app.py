@@ -14,11 +14,13 @@ from a2wsgi import WSGIMiddleware
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from tai_bus import InMemoryBus
 from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.topics import EVENTS_EXCHANGE, EVERYTHING, queue_name
 from tai_gateway.api import create_api
 from tai_gateway.auth import LockoutPolicy, PasswordHashing, TokenSigner
+from tai_gateway.backtests import BacktestRunner
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.config import GatewaySettings
 from tai_gateway.console import create_console
@@ -28,7 +30,9 @@ from tai_gateway.handlers import make_stream_handler
 from tai_gateway.ledger import GatewayLedger
 from tai_gateway.live import LiveState
 from tai_gateway.login import LoginService
+from tai_gateway.operations import AmqpOperations, BrokerOperations, MemoryOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
+from tai_gateway.risk_view import RiskLimits
 from tai_store import Store
 from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
@@ -67,6 +71,11 @@ class GatewayApp:
         self._servers: list[_EmbeddedServer] = []
         self._stopping = asyncio.Event()
         self._logger = get_logger("tai_gateway")
+        self._operations: BrokerOperations = (
+            MemoryOperations(bus)
+            if isinstance(bus, InMemoryBus)
+            else AmqpOperations(settings.amqp_url)
+        )
         self.context = GatewayContext(
             settings=settings,
             clock=clock,
@@ -79,6 +88,21 @@ class GatewayApp:
             limiter=TokenBucketLimiter(settings.api_rate_limit_per_minute, 60.0, clock),
             control=ControlService(bus, ledger, clock),
             readiness=self._readiness,
+            operations=self._operations,
+            backtests=BacktestRunner(
+                settings.research_directory,
+                settings.research_data_directory,
+                clock,
+                max_running=settings.max_running_backtests,
+            ),
+            risk_limits=RiskLimits(
+                max_position_notional_pct=settings.risk_max_position_notional_pct,
+                max_open_positions=settings.risk_max_open_positions,
+                max_drawdown_pct=settings.risk_max_drawdown_pct,
+                max_daily_loss_pct=settings.risk_max_daily_loss_pct,
+                max_var_pct=settings.risk_max_var_pct,
+                var_confidence=settings.risk_var_confidence,
+            ),
         )
         self.api: FastAPI = create_api(self.context)
         self.dash_app: dash.Dash = create_console(self.context, self._bridge)
@@ -146,6 +170,8 @@ class GatewayApp:
     async def stop(self) -> None:
         """Stop serving (the bus is closed by whoever owns it)."""
         self._stopping.set()
+        if isinstance(self._operations, AmqpOperations):
+            await self._operations.close()
 
 
 def create_app(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -40,6 +42,22 @@ class GatewaySettings(ServiceSettings):
     console_workers: int = Field(
         default=8, ge=1, le=64, description="Threads serving the console's WSGI requests"
     )
+
+    research_directory: Path = Field(
+        default=Path(".data/backtests"), description="Where backtests started here keep reports"
+    )
+    research_data_directory: Path | None = Field(
+        default=None, description="CSV files a backtest may be started on (none: disabled)"
+    )
+    max_running_backtests: int = Field(default=2, ge=1, le=16, description="Concurrent runs")
+    risk_max_position_notional_pct: float = Field(
+        default=20.0, gt=0, description="Mirror of the risk limit, shown on the Risk tab"
+    )
+    risk_max_open_positions: int = Field(default=10, ge=1, description="Mirror of the limit")
+    risk_max_drawdown_pct: float = Field(default=10.0, gt=0, description="Mirror of the limit")
+    risk_max_daily_loss_pct: float = Field(default=3.0, gt=0, description="Mirror of the limit")
+    risk_max_var_pct: float = Field(default=2.0, gt=0, description="Mirror of the limit")
+    risk_var_confidence: float = Field(default=0.95, gt=0, lt=1, description="VaR confidence")
 
     @field_validator("session_secret")
     @classmethod

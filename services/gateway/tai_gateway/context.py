@@ -10,12 +10,15 @@ from prometheus_client import Counter
 
 from tai_core.clock import Clock
 from tai_gateway.auth import TokenSigner
+from tai_gateway.backtests import BacktestRunner
 from tai_gateway.config import GatewaySettings
 from tai_gateway.control import ControlService
 from tai_gateway.ledger import GatewayLedger
 from tai_gateway.live import LiveState
 from tai_gateway.login import LoginService
+from tai_gateway.operations import BrokerOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
+from tai_gateway.risk_view import RiskLimits
 from tai_telemetry.metrics import Telemetry
 
 
@@ -67,3 +70,6 @@ class GatewayContext:
     control: ControlService
     readiness: Callable[[], Coroutine[Any, Any, dict[str, bool]]]
     """Return each readiness check by name (store, bus)."""
+    operations: BrokerOperations
+    backtests: BacktestRunner
+    risk_limits: RiskLimits

@@ -7,12 +7,17 @@ from enum import StrEnum
 
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock
-from tai_events.control import FlattenPositions, HaltTrading, ResumeTrading
+from tai_events.base import ScalarValue
+from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
+from tai_events.market import Timeframe
+from tai_events.ml import ModelPromoted
 from tai_gateway.auth import Principal, Role
 from tai_gateway.ledger import GatewayLedger
 
 CONTROL_ROLE = Role.ADMIN
-"""Only admins may halt, resume or flatten."""
+"""Only admins may halt, resume, flatten, or promote and roll back models."""
+STRATEGY_ROLE = Role.TRADER
+"""Traders (and admins) may enable, disable and tune strategies."""
 
 
 class ControlAction(StrEnum):
@@ -21,10 +26,28 @@ class ControlAction(StrEnum):
     HALT = "halt_trading"
     RESUME = "resume_trading"
     FLATTEN = "flatten_positions"
+    CONFIGURE_STRATEGY = "configure_strategy"
+    PROMOTE_MODEL = "promote_model"
+    ROLLBACK_MODEL = "rollback_model"
+
+
+ACTION_ROLES = {
+    ControlAction.HALT: CONTROL_ROLE,
+    ControlAction.RESUME: CONTROL_ROLE,
+    ControlAction.FLATTEN: CONTROL_ROLE,
+    ControlAction.CONFIGURE_STRATEGY: STRATEGY_ROLE,
+    ControlAction.PROMOTE_MODEL: CONTROL_ROLE,
+    ControlAction.ROLLBACK_MODEL: CONTROL_ROLE,
+}
+"""The least role each action needs."""
 
 
 class ControlDeniedError(Exception):
     """The principal's role does not allow control actions."""
+
+
+class UnknownModelError(LookupError):
+    """No registered model matches (or there is no model registry yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +78,7 @@ class ControlService:
     ) -> ControlReceipt:
         """Publish the command for ``action``; raise ControlDeniedError for non-admins."""
         subject = symbol or "all"
-        if not principal.role.allows(CONTROL_ROLE):
-            await self.record_denial(principal, action, channel=channel, subject=subject)
-            raise ControlDeniedError(f"{action.value} needs the {CONTROL_ROLE.value} role")
+        await self._check_role(principal, action, channel=channel, subject=subject)
         now = self._clock.now()
         command: HaltTrading | ResumeTrading | FlattenPositions
         match action:
@@ -73,6 +94,89 @@ class ControlService:
                 command = FlattenPositions(
                     requested_by=principal.username, requested_at=now, reason=reason, symbol=symbol
                 )
+            case _:
+                raise ValueError(f"{action.value} is not a trading-state command")
+        return await self._publish(principal, action, command, subject, channel, reason)
+
+    async def _check_role(
+        self, principal: Principal, action: ControlAction, *, channel: str, subject: str
+    ) -> None:
+        required = ACTION_ROLES[action]
+        if not principal.role.allows(required):
+            await self.record_denial(principal, action, channel=channel, subject=subject)
+            raise ControlDeniedError(f"{action.value} needs the {required.value} role")
+
+    async def configure_strategy(
+        self,
+        principal: Principal,
+        strategy: str,
+        *,
+        enabled: bool | None,
+        parameters: dict[str, ScalarValue],
+        reason: str,
+        channel: str,
+    ) -> ControlReceipt:
+        """Publish ConfigureStrategy (traders and admins); raise ControlDeniedError otherwise."""
+        action = ControlAction.CONFIGURE_STRATEGY
+        await self._check_role(principal, action, channel=channel, subject=strategy)
+        command = ConfigureStrategy(
+            requested_by=principal.username,
+            requested_at=self._clock.now(),
+            reason=reason,
+            strategy=strategy,
+            enabled=enabled,
+            parameters=parameters,
+        )
+        return await self._publish(principal, action, command, strategy, channel, reason)
+
+    async def promote_model(
+        self, principal: Principal, model_id: str, *, reason: str, channel: str
+    ) -> ControlReceipt:
+        """Make a model production in the registry and announce ModelPromoted (admins)."""
+        action = ControlAction.PROMOTE_MODEL
+        await self._check_role(principal, action, channel=channel, subject=model_id)
+        return await self._promote(principal, action, model_id, reason, channel)
+
+    async def rollback_model(
+        self, principal: Principal, symbol: str, timeframe: str, *, reason: str, channel: str
+    ) -> ControlReceipt:
+        """Re-promote the model that production replaced last for a symbol (admins)."""
+        action = ControlAction.ROLLBACK_MODEL
+        subject = f"{symbol}/{timeframe}"
+        await self._check_role(principal, action, channel=channel, subject=subject)
+        previous = self._ledger.previous_production_model(symbol, timeframe)
+        if previous is None:
+            raise UnknownModelError(f"no earlier production model of {subject} to roll back to")
+        return await self._promote(principal, action, previous, reason, channel)
+
+    async def _promote(
+        self, principal: Principal, action: ControlAction, model_id: str, reason: str, channel: str
+    ) -> ControlReceipt:
+        now = self._clock.now()
+        promoted = self._ledger.set_model_stage(model_id, "production", now)
+        if promoted is None:
+            raise UnknownModelError(f"model {model_id!r} is not registered")
+        event = ModelPromoted(
+            model_id=promoted["model_id"],
+            model_name=promoted["name"],
+            symbol=promoted["symbol"],
+            timeframe=Timeframe(promoted["timeframe"]),
+            artifact_sha256=promoted["artifact_sha256"],
+            previous_model_id=promoted["previous_model_id"],
+            promoted_at=now,
+            promoted_by=principal.username,
+        )
+        return await self._publish(principal, action, event, model_id, channel, reason)
+
+    async def _publish(
+        self,
+        principal: Principal,
+        action: ControlAction,
+        command: HaltTrading | ResumeTrading | FlattenPositions | ConfigureStrategy | ModelPromoted,
+        subject: str,
+        channel: str,
+        reason: str,
+    ) -> ControlReceipt:
         details: dict[str, str] = {"channel": channel, "reason": reason}
         try:
             headers = await self._bus.publish(command)

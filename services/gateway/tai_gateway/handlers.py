@@ -10,8 +10,16 @@ from tai_events.alerts import AlertRaised
 from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.market import BarClosed
-from tai_events.orders import FillExecuted, OrderRejected, OrderStatusChanged, PositionUpdated
+from tai_events.ml import PredictionMade
+from tai_events.orders import (
+    FillExecuted,
+    OrderRejected,
+    OrderStatusChanged,
+    PositionUpdated,
+    SignalGenerated,
+)
 from tai_events.risk import RiskStateChanged
+from tai_events.strategies import StrategyParametersUpdated
 from tai_gateway.live import LiveState
 
 
@@ -50,6 +58,21 @@ def on_bar_closed(message: BarClosed, state: LiveState) -> None:
     state.record_bar(message)
 
 
+def on_signal_generated(message: SignalGenerated, state: LiveState) -> None:
+    """Mark a strategy signal on the candles."""
+    state.record_signal(message)
+
+
+def on_prediction_made(message: PredictionMade, state: LiveState) -> None:
+    """Show a model's latest probabilities and regime."""
+    state.record_prediction(message)
+
+
+def on_strategy_parameters_updated(message: StrategyParametersUpdated, state: LiveState) -> None:
+    """Show a strategy's current parameters and enabled flag."""
+    state.record_strategy(message)
+
+
 HANDLERS: dict[type[Message], Callable[[Any, LiveState], None]] = {
     FillExecuted: on_fill_executed,
     OrderStatusChanged: on_order_status_changed,
@@ -58,6 +81,9 @@ HANDLERS: dict[type[Message], Callable[[Any, LiveState], None]] = {
     RiskStateChanged: on_risk_state_changed,
     AlertRaised: on_alert_raised,
     BarClosed: on_bar_closed,
+    SignalGenerated: on_signal_generated,
+    PredictionMade: on_prediction_made,
+    StrategyParametersUpdated: on_strategy_parameters_updated,
 }
 """Which handler each event type goes to; other events on the stream are acked and ignored."""
 

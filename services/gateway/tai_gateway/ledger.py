@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import text
+from sqlalchemy import MetaData, Table, inspect, select, text
 
 from tai_core.clock import Clock
 from tai_store import Store, TradingStateChange, User, queries
+from tai_store.models import OhlcvRow, OrderRow
+
+ML_MODELS_TABLE = "ml_models"
+"""The model registry's table (written by the optimizer); absent until a model is trained."""
+ML_MODEL_COLUMNS = (
+    "model_id",
+    "name",
+    "algorithm",
+    "symbol",
+    "timeframe",
+    "stage",
+    "feature_set_version",
+    "metrics",
+    "importances",
+    "extras",
+    "artifact_sha256",
+    "created_at",
+    "promoted_at",
+    "needs_retraining",
+    "retraining_reason",
+)
+RESEARCH_TABLE_PREFIX = "research_"
+"""Tables of research runs (walk-forward, optimisation, Monte Carlo) share this prefix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +128,207 @@ class GatewayLedger:
         """Return the newest audit rows."""
         return queries.audit(self._store.sync_engine(), limit=limit)
 
+    def trades(self, limit: int) -> pd.DataFrame:
+        """Return the newest ``limit`` closed trades of the account, newest first."""
+        frame = queries.trades(self._store.sync_engine(), self.account)
+        return frame.tail(limit).iloc[::-1].reset_index(drop=True)
+
+    def rejections(self, limit: int) -> pd.DataFrame:
+        """Return the newest rejected orders with risk's reason, newest first."""
+        statement = (
+            select(
+                OrderRow.order_id,
+                OrderRow.strategy,
+                OrderRow.symbol,
+                OrderRow.side,
+                OrderRow.requested_quantity,
+                OrderRow.reason,
+                OrderRow.updated_at,
+            )
+            .where(OrderRow.state == "REJECTED")
+            .order_by(OrderRow.updated_at.desc(), OrderRow.order_id.desc())
+            .limit(limit)
+        )
+        with self._store.sync_engine().connect() as connection:
+            result = connection.execute(statement)
+            frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+        return frame
+
+    def bars(self, symbol: str, timeframe: str, limit: int) -> pd.DataFrame:
+        """Return the newest ``limit`` stored bars of a symbol and timeframe, oldest first."""
+        statement = (
+            select(
+                OhlcvRow.opened_at,
+                OhlcvRow.open,
+                OhlcvRow.high,
+                OhlcvRow.low,
+                OhlcvRow.close,
+                OhlcvRow.volume,
+            )
+            .where(OhlcvRow.symbol == symbol, OhlcvRow.timeframe == timeframe)
+            .order_by(OhlcvRow.opened_at.desc())
+            .limit(limit)
+        )
+        with self._store.sync_engine().connect() as connection:
+            result = connection.execute(statement)
+            frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        frame["opened_at"] = pd.to_datetime(frame["opened_at"], utc=True)
+        return frame.iloc[::-1].reset_index(drop=True)
+
+    def trading_state_history(self, limit: int) -> pd.DataFrame:
+        """Return the newest trading-state transitions, newest first."""
+        return queries.trading_state_history(self._store.sync_engine(), limit)
+
+    def strategy_pnl(self) -> pd.DataFrame:
+        """Return realised P&L, trade count and win rate per strategy."""
+        trades = queries.trades(self._store.sync_engine(), self.account)
+        columns = ["strategy", "trades", "net_pnl", "win_rate_pct", "last_exit"]
+        if trades.empty:
+            return pd.DataFrame(columns=columns)
+        trades["net"] = trades["pnl"] - trades["commission"]
+        grouped = trades.groupby("strategy")
+        summary = pd.DataFrame(
+            {
+                "trades": grouped.size(),
+                "net_pnl": grouped["net"].sum().round(2),
+                "win_rate_pct": (grouped["net"].apply(lambda net: (net > 0).mean()) * 100).round(1),
+                "last_exit": grouped["exit_time"].max(),
+            }
+        ).reset_index()
+        return summary[columns]
+
+    def _has_table(self, name: str) -> bool:
+        return bool(inspect(self._store.sync_engine()).has_table(name))
+
+    def models(self) -> pd.DataFrame | None:
+        """Return the model registry without artifacts (None when there is no registry table)."""
+        engine = self._store.sync_engine()
+        if not self._has_table(ML_MODELS_TABLE):
+            return None
+        table = Table(ML_MODELS_TABLE, MetaData(), autoload_with=engine)
+        columns = [table.c[name] for name in ML_MODEL_COLUMNS if name in table.c]
+        statement = select(*columns).order_by(table.c.created_at.desc())
+        with engine.connect() as connection:
+            result = connection.execute(statement)
+            frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        for column in ("created_at", "promoted_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        for column in ("metrics", "importances", "extras"):
+            if column in frame:
+                frame[column] = frame[column].map(_json_value)
+        return frame
+
+    def set_model_stage(self, model_id: str, stage: str, at: datetime) -> dict[str, Any] | None:
+        """Make a model ``production`` (archiving the one it replaces) or ``archived``.
+
+        Return the model's identity and the replaced model id, or None for an unknown model.
+        """
+        engine = self._store.sync_engine()
+        if not self._has_table(ML_MODELS_TABLE):
+            return None
+        table = Table(ML_MODELS_TABLE, MetaData(), autoload_with=engine)
+        with engine.begin() as connection:
+            row = (
+                connection.execute(select(table).where(table.c.model_id == model_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            previous: str | None = None
+            if stage == "production":
+                current = connection.execute(
+                    select(table.c.model_id).where(
+                        table.c.symbol == row["symbol"],
+                        table.c.timeframe == row["timeframe"],
+                        table.c.stage == "production",
+                        table.c.model_id != model_id,
+                    )
+                ).scalar()
+                if current is not None:
+                    previous = str(current)
+                    connection.execute(
+                        table.update().where(table.c.model_id == previous).values(stage="archived")
+                    )
+                connection.execute(
+                    table.update()
+                    .where(table.c.model_id == model_id)
+                    .values(stage="production", promoted_at=at)
+                )
+            else:
+                connection.execute(
+                    table.update().where(table.c.model_id == model_id).values(stage=stage)
+                )
+        return {
+            "model_id": row["model_id"],
+            "name": row["name"],
+            "symbol": row["symbol"],
+            "timeframe": row["timeframe"],
+            "artifact_sha256": row["artifact_sha256"],
+            "previous_model_id": previous,
+        }
+
+    def previous_production_model(self, symbol: str, timeframe: str) -> str | None:
+        """Return the newest archived model of a symbol that was once production, or None."""
+        engine = self._store.sync_engine()
+        if not self._has_table(ML_MODELS_TABLE):
+            return None
+        table = Table(ML_MODELS_TABLE, MetaData(), autoload_with=engine)
+        statement = (
+            select(table.c.model_id)
+            .where(
+                table.c.symbol == symbol,
+                table.c.timeframe == timeframe,
+                table.c.stage == "archived",
+                table.c.promoted_at.is_not(None),
+            )
+            .order_by(table.c.promoted_at.desc())
+            .limit(1)
+        )
+        with engine.connect() as connection:
+            found = connection.execute(statement).scalar()
+        return None if found is None else str(found)
+
+    def research_tables(self, limit: int) -> dict[str, pd.DataFrame]:
+        """Return the newest rows of every research table (runs stored by the optimizer)."""
+        engine = self._store.sync_engine()
+        names = sorted(
+            name
+            for name in inspect(engine).get_table_names()
+            if name.startswith(RESEARCH_TABLE_PREFIX)
+        )
+        tables: dict[str, pd.DataFrame] = {}
+        for name in names:
+            table = Table(name, MetaData(), autoload_with=engine)
+            shown = [column for column in table.c if not _is_binary(column.type)]
+            statement = select(*shown).limit(limit)
+            with engine.connect() as connection:
+                result = connection.execute(statement)
+                tables[name] = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
+        return tables
+
     def trading_state(self) -> TradingStateChange | None:
         """Return the trading-state change in force, or None when none was recorded."""
         return queries.trading_state(self._store.sync_engine())
+
+
+def _json_value(value: Any) -> Any:
+    # Registries on SQLite hand JSON columns back as text when reflected.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _is_binary(column_type: Any) -> bool:
+    try:
+        return column_type.python_type is bytes
+    except NotImplementedError:
+        return False
 
 
 def _record_of(user: User) -> UserRecord:

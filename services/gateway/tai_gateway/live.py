@@ -8,12 +8,22 @@ from dataclasses import dataclass
 
 from tai_events.alerts import AlertRaised
 from tai_events.market import BarClosed
-from tai_events.orders import FillExecuted, OrderRejected, OrderStatusChanged, PositionUpdated
+from tai_events.ml import PredictionMade
+from tai_events.orders import (
+    FillExecuted,
+    OrderRejected,
+    OrderStatusChanged,
+    PositionUpdated,
+    SignalGenerated,
+)
 from tai_events.risk import RiskStateChanged
+from tai_events.strategies import StrategyParametersUpdated
 
 DEFAULT_FILL_CAPACITY = 500
 DEFAULT_ORDER_CAPACITY = 1_000
 DEFAULT_ALERT_CAPACITY = 200
+DEFAULT_BAR_HISTORY = 500
+DEFAULT_PREDICTION_CAPACITY = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,14 @@ class LiveSnapshot:
     """Newest first."""
     bars: tuple[BarClosed, ...]
     """Latest bar of each (symbol, timeframe)."""
+    bar_history: tuple[BarClosed, ...] = ()
+    """Recent bars of every symbol and timeframe, oldest first (the live candles)."""
+    signals: tuple[SignalGenerated, ...] = ()
+    """Newest first."""
+    predictions: tuple[PredictionMade, ...] = ()
+    """Newest first."""
+    strategies: tuple[StrategyParametersUpdated, ...] = ()
+    """Latest parameters of each strategy, by name."""
 
 
 class LiveState:
@@ -47,6 +65,8 @@ class LiveState:
         fill_capacity: int = DEFAULT_FILL_CAPACITY,
         order_capacity: int = DEFAULT_ORDER_CAPACITY,
         alert_capacity: int = DEFAULT_ALERT_CAPACITY,
+        bar_history: int = DEFAULT_BAR_HISTORY,
+        prediction_capacity: int = DEFAULT_PREDICTION_CAPACITY,
     ) -> None:
         self._lock = threading.Lock()
         self._version = 0
@@ -59,6 +79,10 @@ class LiveState:
         self._risk: RiskStateChanged | None = None
         self._alerts: deque[AlertRaised] = deque(maxlen=alert_capacity)
         self._bars: dict[tuple[str, str], BarClosed] = {}
+        self._bar_history: deque[BarClosed] = deque(maxlen=bar_history)
+        self._signals: deque[SignalGenerated] = deque(maxlen=alert_capacity)
+        self._predictions: deque[PredictionMade] = deque(maxlen=prediction_capacity)
+        self._strategies: dict[str, StrategyParametersUpdated] = {}
 
     @property
     def version(self) -> int:
@@ -125,6 +149,28 @@ class LiveState:
             if current is not None and current.closed_at >= bar.closed_at:
                 return
             self._bars[key] = bar
+            self._bar_history.append(bar)
+            self._version += 1
+
+    def record_signal(self, signal: SignalGenerated) -> None:
+        """Remember a strategy signal (marked on the candles)."""
+        with self._lock:
+            self._signals.append(signal)
+            self._version += 1
+
+    def record_prediction(self, prediction: PredictionMade) -> None:
+        """Remember a model prediction."""
+        with self._lock:
+            self._predictions.append(prediction)
+            self._version += 1
+
+    def record_strategy(self, update: StrategyParametersUpdated) -> None:
+        """Keep the newest parameters of a strategy."""
+        with self._lock:
+            current = self._strategies.get(update.strategy)
+            if current is not None and current.updated_at > update.updated_at:
+                return
+            self._strategies[update.strategy] = update
             self._version += 1
 
     def snapshot(self) -> LiveSnapshot:
@@ -139,4 +185,8 @@ class LiveState:
                 risk=self._risk,
                 alerts=tuple(reversed(self._alerts)),
                 bars=tuple(self._bars[key] for key in sorted(self._bars)),
+                bar_history=tuple(self._bar_history),
+                signals=tuple(reversed(self._signals)),
+                predictions=tuple(reversed(self._predictions)),
+                strategies=tuple(self._strategies[name] for name in sorted(self._strategies)),
             )
