@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from tai_bus.api import Binding, Handler, MessageBus, Subscription
 from tai_core.accounting import Account
@@ -10,9 +11,8 @@ from tai_core.clock import Clock
 from tai_core.signing import ApprovalSigner
 from tai_events.base import Message
 from tai_events.codec import Envelope
-from tai_events.orders import OrderState, Side
-from tai_events.risk import TradingState
 from tai_events.topics import (
+    ALL_ALERTS,
     ALL_CONTROL,
     CONTROL_EXCHANGE,
     EXECUTION_FILL,
@@ -20,19 +20,23 @@ from tai_events.topics import (
     order_state,
     queue_name,
 )
-from tai_risk.checks import RiskLimits
+from tai_risk.breakers import CircuitBreakers
 from tai_risk.config import RiskSettings
 from tai_risk.engine import RiskEngine
 from tai_risk.handlers import (
+    RELEASING_STATES,
     RiskContext,
+    on_alert_raised,
     on_bar_closed,
     on_control,
     on_fill_executed,
     on_order_requested,
     on_order_status_changed,
     publish_outbox,
+    rebuild,
 )
-from tai_risk.state import PortfolioState, TradingStateMachine
+from tai_risk.metrics import RiskMetrics
+from tai_risk.state import MarketHistory, PortfolioState, TradingStateMachine
 from tai_store.database import Store
 from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
@@ -42,8 +46,7 @@ MARKET_QUEUE = queue_name("risk", "market")
 FILLS_QUEUE = queue_name("risk", "fills")
 ORDER_STATES_QUEUE = queue_name("risk", "order-states")
 CONTROL_QUEUE = queue_name("risk", "control")
-
-_RELEASING_STATES = (OrderState.CANCELLED, OrderState.EXPIRED, OrderState.REJECTED)
+ALERTS_QUEUE = queue_name("risk", "alerts")
 
 
 class RiskApp:
@@ -64,17 +67,16 @@ class RiskApp:
         self.bus = bus
         self.store = store
         self.telemetry = telemetry
-        limits = RiskLimits(
-            max_position_notional_pct=settings.max_position_notional_pct,
-            max_open_positions=settings.max_open_positions,
-            max_price_deviation_pct=settings.max_price_deviation_pct,
-            fill_price_tolerance_pct=settings.fill_price_tolerance_pct,
-            approval_ttl_seconds=settings.approval_ttl_seconds,
-        )
         signer = ApprovalSigner.from_pem(settings.approval_private_key.get_secret_value())
+        market_factory = partial(
+            MarketHistory,
+            max_bars=settings.market_history_bars,
+            atr_period=settings.atr_period,
+            atr_mean_bars=settings.atr_mean_bars,
+        )
         self.context = RiskContext(
-            engine=RiskEngine(limits, signer, clock),
-            portfolio=PortfolioState(equity=settings.initial_equity),
+            engine=RiskEngine(settings.limits(), signer, clock),
+            portfolio=PortfolioState(equity=settings.initial_equity, market=market_factory()),
             trading=TradingStateMachine(),
             account=Account.opened_with(settings.initial_equity),
             store=store,
@@ -82,7 +84,10 @@ class RiskApp:
             relay=OutboxRelay(store, bus.publish_raw, producer="risk"),
             clock=clock,
             account_name=settings.account,
-            peak_equity=settings.initial_equity,
+            breakers=CircuitBreakers(settings.breakers(), peak_equity=settings.initial_equity),
+            metrics=RiskMetrics.create(telemetry.registry),
+            initial_equity=settings.initial_equity,
+            market_factory=market_factory,
         )
         self._sweeper = (
             OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
@@ -114,7 +119,7 @@ class RiskApp:
             ),
             Subscription(
                 queue=ORDER_STATES_QUEUE,
-                bindings=[Binding(order_state(state.value)) for state in _RELEASING_STATES],
+                bindings=[Binding(order_state(state.value)) for state in RELEASING_STATES],
                 handler=self._bind(on_order_status_changed),
                 single_active_consumer=True,
             ),
@@ -124,44 +129,30 @@ class RiskApp:
                 handler=self._bind(on_control),
                 single_active_consumer=True,
             ),
+            Subscription(
+                queue=ALERTS_QUEUE,
+                bindings=[Binding(ALL_ALERTS)],
+                handler=self._bind(on_alert_raised),
+                single_active_consumer=True,
+            ),
         ]
 
     def _bind(
         self, handler: Callable[[Envelope[Message], RiskContext], Awaitable[None]]
     ) -> Handler:
         async def bound(envelope: Envelope[Message]) -> None:
-            await handler(envelope, self.context)
+            # one message at a time: risk is one actor, and the ledger freshness check
+            # compares counts that only settle between handlers
+            async with self.context.lock:
+                await handler(envelope, self.context)
 
         return bound
 
     async def rebuild_state(self) -> None:
-        """Rebuild positions, equity, decided orders and the trading state from the ledger."""
-        context = self.context
-        async with self.store.transaction() as unit:
-            orders = await unit.orders.list_by_state(tuple(OrderState))
-            fills = await unit.fills.list()
-            current = await unit.trading_state.current()
-        for order in orders:
-            context.portfolio.decided_order_ids.add(order.order_id)
-            if order.approved_quantity is None:
-                continue
-            side = Side(order.side)
-            counted = (
-                order.filled_quantity
-                if OrderState(order.state) in _RELEASING_STATES
-                else order.approved_quantity
-            )
-            context.portfolio.record_approval(order.symbol, side, counted)
-        for fill in fills:
-            context.account, _position, _realized = context.account.apply_fill(
-                fill.symbol, Side(fill.side).sign * fill.quantity, fill.price, fill.commission
-            )
-            context.portfolio.last_prices[fill.symbol] = fill.price
-        if current is not None:
-            context.trading.state = TradingState(current.state)
-            context.trading.reason = current.reason
-        context.portfolio.equity = context.equity()
-        context.peak_equity = max(context.peak_equity, context.portfolio.equity)
+        """Rebuild positions, equity, peak, daily P&L, history and state from the ledger."""
+        async with self.context.lock, self.store.transaction() as unit:
+            await rebuild(unit, self.context)
+        self.context.observe()
 
     async def start(self) -> None:
         """Rebuild state, publish anything a crash left in the outbox, then consume."""

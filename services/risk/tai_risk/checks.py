@@ -1,15 +1,38 @@
-"""Pre-trade rules: one function per rule, each returning a named verdict."""
+"""Pre-trade rules: one function per rule, each returning a named verdict.
+
+Rules that bound *new* exposure (stale data, sizing, risk per trade, leverage, margin,
+correlated groups, VaR/CVaR) pass any order that shrinks the projected position: closing risk
+is always allowed unless trading is HALTED.
+
+Orders without a stop loss are measured with an ATR stop (``atr_stop_multiple`` x ATR of the
+symbol); when risk has no ATR yet, risk per trade cannot be measured and passes (the notional,
+leverage, margin and VaR limits still bound the order), and the verdict says so. Orders without a
+win probability are not Kelly-sized: their quantity is bounded by the other limits only.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tai_events.base import ScalarValue
 from tai_events.orders import OrderRequested
 from tai_events.risk import TradingState
+from tai_quant.risk import (
+    RiskEstimate,
+    RiskMethod,
+    correlation_groups,
+    kelly_fraction,
+    portfolio_risk,
+    position_size,
+)
 from tai_risk.state import PortfolioState
+
+_EPSILON = 1e-9
 
 
 class RiskLimits(BaseModel):
@@ -28,6 +51,71 @@ class RiskLimits(BaseModel):
         default=2.0, gt=0, description="approved fill band around the reference price, %"
     )
     approval_ttl_seconds: float = Field(default=300.0, gt=0)
+    max_risk_per_trade_pct: float = Field(
+        default=2.0, gt=0, le=100, description="stop distance x size, % of equity"
+    )
+    strategy_styles: dict[str, str] = Field(
+        default_factory=dict, description="strategy name -> style (key of style_risk_caps_pct)"
+    )
+    style_risk_caps_pct: dict[str, float] = Field(
+        default_factory=lambda: {"scalping": 1.0, "intraday": 2.0, "swing": 3.0},
+        description="risk per trade cap per strategy style, % of equity",
+    )
+    atr_stop_multiple: float = Field(
+        default=2.0, gt=0, description="stop distance assumed for an order without a stop, x ATR"
+    )
+    max_gross_leverage: float = Field(default=10.0, gt=0, description="sum of |notional| / equity")
+    max_margin_utilisation_pct: float = Field(
+        default=50.0, gt=0, le=100, description="margin used / equity, %"
+    )
+    default_margin_rate: float = Field(
+        default=1.0 / 30.0, gt=0, le=1, description="margin per unit of notional (30:1)"
+    )
+    margin_rates: dict[str, float] = Field(
+        default_factory=dict, description="per-symbol margin rate overrides"
+    )
+    max_correlated_exposure_pct: float = Field(
+        default=30.0, gt=0, description="|notional| of a correlated group, % of equity"
+    )
+    correlation_threshold: float = Field(default=0.8, ge=0, le=1)
+    return_lookback_days: float = Field(
+        default=60.0, gt=0, description="returns used for correlations and VaR, days"
+    )
+    min_return_observations: int = Field(
+        default=30, ge=3, description="fewer aligned returns than this: VaR/correlation skipped"
+    )
+    max_var_pct: float = Field(default=2.0, gt=0, description="1-day portfolio VaR, % of equity")
+    var_confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_cvar_pct: float = Field(default=3.0, gt=0, description="1-day portfolio CVaR, % equity")
+    cvar_confidence: float = Field(default=0.975, gt=0, lt=1)
+    var_method: RiskMethod = RiskMethod.HISTORICAL
+    var_horizon_days: float = Field(default=1.0, gt=0)
+    monte_carlo_simulations: int = Field(default=20_000, ge=100)
+    monte_carlo_seed: int = 7
+    max_orders_per_minute: int = Field(default=10, ge=1, description="per strategy")
+    stale_after_bars: int = Field(
+        default=3, ge=1, description="no bar for this many intervals: refuse new exposure"
+    )
+    require_market_data: bool = Field(
+        default=False,
+        description="refuse new exposure in a symbol risk has no bar for (the service: on)",
+    )
+    kelly_fraction: float = Field(default=0.25, gt=0, le=1, description="fraction of Kelly")
+    kelly_cap: float = Field(default=0.25, gt=0, le=1, description="cap of the Kelly bet")
+    default_payoff_ratio: float = Field(
+        default=1.0, gt=0, description="payoff ratio when an order has no take profit"
+    )
+
+    def risk_cap_pct(self, strategy: str) -> float:
+        """Return the risk-per-trade cap of a strategy (its style's, else the global one)."""
+        style = self.strategy_styles.get(strategy)
+        if style is not None and style in self.style_risk_caps_pct:
+            return self.style_risk_caps_pct[style]
+        return self.max_risk_per_trade_pct
+
+    def margin_rate(self, symbol: str) -> float:
+        """Return the margin rate of a symbol."""
+        return self.margin_rates.get(symbol, self.default_margin_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +128,41 @@ class Verdict:
     values: dict[str, ScalarValue] = field(default_factory=dict)
 
 
-def _shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool:
+def _round(value: float) -> float:
+    return round(value, 6)
+
+
+def shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool:
+    """Return True when the order makes the projected position strictly smaller."""
     before = abs(portfolio.projected_quantity(request.symbol))
     after = abs(portfolio.after(request.symbol, request.side, request.quantity))
-    return after < before - 1e-9
+    return after < before - _EPSILON
+
+
+def _projected_notionals(request: OrderRequested, portfolio: PortfolioState) -> dict[str, float]:
+    """Return signed notionals at the last prices with the candidate order included."""
+    positions = dict(portfolio.projected_positions)
+    positions[request.symbol] = portfolio.after(request.symbol, request.side, request.quantity)
+    return {
+        symbol: quantity
+        * portfolio.mark(symbol, request.reference_price if symbol == request.symbol else 0.0)
+        for symbol, quantity in positions.items()
+        if abs(quantity) > _EPSILON
+    }
+
+
+def stop_distance(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> tuple[float | None, str]:
+    """Return the stop distance in price points and where it came from."""
+    if request.stop_loss is not None:
+        distance = abs(request.reference_price - request.stop_loss)
+        if distance > 0:
+            return distance, "stop_loss"
+    atr = portfolio.market.atr(request.symbol)
+    if atr is not None and atr > 0:
+        return limits.atr_stop_multiple * atr, "atr"
+    return None, "unknown"
 
 
 def check_trading_state(
@@ -52,7 +171,7 @@ def check_trading_state(
     """HALTED admits nothing; REDUCING admits only orders that shrink exposure."""
     if state is TradingState.HALTED:
         return Verdict("trading_state", False, "trading is HALTED", {"state": state.value})
-    if state is TradingState.REDUCING and not _shrinks_exposure(request, portfolio):
+    if state is TradingState.REDUCING and not shrinks_exposure(request, portfolio):
         return Verdict(
             "trading_state",
             False,
@@ -69,7 +188,12 @@ def check_trading_state(
 def check_duplicate(request: OrderRequested, portfolio: PortfolioState) -> Verdict:
     """Refuse an order id that was already decided."""
     if request.order_id in portfolio.decided_order_ids:
-        return Verdict("duplicate_order", False, f"order id {request.order_id} was already decided")
+        return Verdict(
+            "duplicate_order",
+            False,
+            f"order id {request.order_id} was already decided",
+            {"order_id": request.order_id},
+        )
     return Verdict("duplicate_order", True)
 
 
@@ -89,11 +213,171 @@ def check_price_deviation(
             {
                 "reference_price": request.reference_price,
                 "last_price": last,
-                "deviation_pct": round(deviation_pct, 6),
+                "deviation_pct": _round(deviation_pct),
                 "limit_pct": limits.max_price_deviation_pct,
             },
         )
     return Verdict("price_deviation", True)
+
+
+def check_order_rate(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse a strategy's order beyond its rate per minute (measured in market time).
+
+    Market time (the signal time) keeps a replay limited exactly like live trading, and the
+    decisions deterministic.
+    """
+    start = request.signal_time - timedelta(minutes=1)
+    count = portfolio.requests_within(request.strategy, start)
+    if count >= limits.max_orders_per_minute:
+        return Verdict(
+            "order_rate",
+            False,
+            f"strategy {request.strategy} sent {count} orders in the last minute; "
+            f"the limit is {limits.max_orders_per_minute}",
+            {"orders_last_minute": count, "limit": limits.max_orders_per_minute},
+        )
+    return Verdict("order_rate", True)
+
+
+def check_market_data(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse new exposure when the symbol's bars stopped (no bar for N intervals)."""
+    if shrinks_exposure(request, portfolio):
+        return Verdict("stale_market_data", True)
+    market = portfolio.market.symbols.get(request.symbol)
+    if market is None:
+        if limits.require_market_data:
+            return Verdict(
+                "stale_market_data",
+                False,
+                f"risk has no market data for {request.symbol}",
+                {"symbol": request.symbol},
+            )
+        return Verdict("stale_market_data", True)
+    now = max(request.signal_time, portfolio.market.latest_time() or request.signal_time)
+    silence = now - market.last_bar_at
+    allowed = market.interval * limits.stale_after_bars
+    if silence > allowed:
+        return Verdict(
+            "stale_market_data",
+            False,
+            f"no {request.symbol} bar for {silence}; the limit is {limits.stale_after_bars} "
+            f"bars of {market.interval}",
+            {
+                "last_bar_at": market.last_bar_at.isoformat(),
+                "market_time": now.isoformat(),
+                "silence_seconds": silence.total_seconds(),
+                "limit_seconds": allowed.total_seconds(),
+            },
+        )
+    return Verdict("stale_market_data", True)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """The approved quantity and the verdict explaining it."""
+
+    quantity: float
+    verdict: Verdict
+
+
+def size_order(request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits) -> Sizing:
+    """Size the exposure-adding part of an order with fractional Kelly and the stop distance.
+
+    Risk fraction = min(fractional Kelly of the win probability and payoff ratio, the
+    strategy's risk-per-trade cap); units = equity x fraction / stop distance. The part of an
+    order that closes the current position is never cut. Orders without a win probability or
+    any stop distance keep their quantity.
+    """
+    before = portfolio.projected_quantity(request.symbol)
+    closing = min(request.quantity, abs(before)) if before * request.side.sign < 0 else 0.0
+    opening = request.quantity - closing
+    if request.win_probability is None or opening <= _EPSILON:
+        return Sizing(request.quantity, Verdict("sizing", True, "not sized"))
+    distance, source = stop_distance(request, portfolio, limits)
+    if distance is None:
+        return Sizing(request.quantity, Verdict("sizing", True, "no stop distance: not sized"))
+    payoff = limits.default_payoff_ratio
+    if request.take_profit is not None and request.stop_loss is not None:
+        target = abs(request.take_profit - request.reference_price)
+        payoff = target / distance if target > 0 else payoff
+    kelly = kelly_fraction(
+        request.win_probability, payoff, fraction=limits.kelly_fraction, cap=limits.kelly_cap
+    )
+    values: dict[str, ScalarValue] = {
+        "win_probability": request.win_probability,
+        "payoff_ratio": _round(payoff),
+        "kelly_fraction": _round(kelly),
+        "stop_distance": _round(distance),
+        "stop_source": source,
+    }
+    if kelly <= 0.0:
+        return Sizing(
+            0.0,
+            Verdict(
+                "sizing",
+                False,
+                f"no edge: win probability {request.win_probability} at payoff {payoff:.2f} "
+                "gives a zero Kelly bet",
+                values,
+            ),
+        )
+    risk_fraction = min(kelly, limits.risk_cap_pct(request.strategy) / 100.0)
+    units = position_size(max(portfolio.equity, 0.0), risk_fraction, distance)
+    # the budget covers the whole position after the order: a same-side order adds to the
+    # current position, a reversal's opening part is the whole new position
+    held = abs(before) if closing == 0 else 0.0
+    allowed_opening = max(units - held, 0.0)
+    approved = closing + min(opening, allowed_opening)
+    values.update({"risk_fraction": _round(risk_fraction), "kelly_units": _round(units)})
+    if approved <= _EPSILON:
+        return Sizing(
+            0.0,
+            Verdict(
+                "sizing",
+                False,
+                f"the position already uses the Kelly budget of {units:.2f} units",
+                values,
+            ),
+        )
+    return Sizing(approved, Verdict("sizing", True, "sized", values))
+
+
+def check_risk_per_trade(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse a resulting position whose loss at the stop exceeds the strategy's cap."""
+    if shrinks_exposure(request, portfolio):
+        return Verdict("risk_per_trade", True)
+    distance, source = stop_distance(request, portfolio, limits)
+    if distance is None:
+        return Verdict(
+            "risk_per_trade", True, "no stop and no ATR: not measurable", {"stop_source": source}
+        )
+    after = abs(portfolio.after(request.symbol, request.side, request.quantity))
+    at_risk = after * distance
+    cap_pct = limits.risk_cap_pct(request.strategy)
+    limit = portfolio.equity * cap_pct / 100.0
+    values: dict[str, ScalarValue] = {
+        "at_risk": _round(at_risk),
+        "limit": _round(limit),
+        "limit_pct": cap_pct,
+        "stop_distance": _round(distance),
+        "stop_source": source,
+        "position_after": after,
+    }
+    if at_risk > limit + _EPSILON:
+        return Verdict(
+            "risk_per_trade",
+            False,
+            f"loss at the stop {at_risk:.2f} would exceed {limit:.2f} "
+            f"({cap_pct}% of equity {portfolio.equity:.2f})",
+            values,
+        )
+    return Verdict("risk_per_trade", True, values=values)
 
 
 def check_position_notional(
@@ -103,16 +387,16 @@ def check_position_notional(
     after = portfolio.after(request.symbol, request.side, request.quantity)
     notional = abs(after) * request.reference_price
     limit = portfolio.equity * limits.max_position_notional_pct / 100.0
-    if notional > limit and not _shrinks_exposure(request, portfolio):
+    if notional > limit and not shrinks_exposure(request, portfolio):
         return Verdict(
             "max_position_notional",
             False,
             f"position notional {notional:.2f} would exceed {limit:.2f} "
             f"({limits.max_position_notional_pct}% of equity {portfolio.equity:.2f})",
             {
-                "notional": round(notional, 6),
-                "limit": round(limit, 6),
-                "equity": round(portfolio.equity, 6),
+                "notional": _round(notional),
+                "limit": _round(limit),
+                "equity": _round(portfolio.equity),
                 "position_after": after,
             },
         )
@@ -123,7 +407,7 @@ def check_open_positions(
     request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
 ) -> Verdict:
     """Refuse opening a new symbol beyond the maximum number of open positions."""
-    opens_new = abs(portfolio.projected_quantity(request.symbol)) < 1e-9
+    opens_new = abs(portfolio.projected_quantity(request.symbol)) < _EPSILON
     count = portfolio.open_position_count()
     if opens_new and count >= limits.max_open_positions:
         return Verdict(
@@ -133,3 +417,173 @@ def check_open_positions(
             {"open_positions": count, "limit": limits.max_open_positions},
         )
     return Verdict("max_open_positions", True)
+
+
+def check_gross_leverage(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse an order that takes gross exposure / equity above the leverage limit."""
+    if shrinks_exposure(request, portfolio):
+        return Verdict("gross_leverage", True)
+    gross = sum(abs(notional) for notional in _projected_notionals(request, portfolio).values())
+    leverage = gross / portfolio.equity if portfolio.equity > 0 else math.inf
+    if leverage > limits.max_gross_leverage + _EPSILON:
+        return Verdict(
+            "gross_leverage",
+            False,
+            f"gross leverage {leverage:.2f}x would exceed {limits.max_gross_leverage}x",
+            {
+                "gross_exposure": _round(gross),
+                "equity": _round(portfolio.equity),
+                "leverage": _round(leverage) if math.isfinite(leverage) else "inf",
+                "limit": limits.max_gross_leverage,
+            },
+        )
+    return Verdict("gross_leverage", True)
+
+
+def check_margin_utilisation(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse an order that takes margin used / equity above the limit."""
+    if shrinks_exposure(request, portfolio):
+        return Verdict("margin_utilisation", True)
+    margin = sum(
+        abs(notional) * limits.margin_rate(symbol)
+        for symbol, notional in _projected_notionals(request, portfolio).items()
+    )
+    utilisation = margin / portfolio.equity * 100.0 if portfolio.equity > 0 else math.inf
+    if utilisation > limits.max_margin_utilisation_pct + _EPSILON:
+        return Verdict(
+            "margin_utilisation",
+            False,
+            f"margin utilisation {utilisation:.2f}% would exceed "
+            f"{limits.max_margin_utilisation_pct}%",
+            {
+                "margin": _round(margin),
+                "equity": _round(portfolio.equity),
+                "utilisation_pct": _round(utilisation) if math.isfinite(utilisation) else "inf",
+                "limit_pct": limits.max_margin_utilisation_pct,
+            },
+        )
+    return Verdict("margin_utilisation", True)
+
+
+def check_correlated_exposure(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse an order that takes the |notional| of its correlated group above the limit.
+
+    Groups link symbols with |rho| >= the threshold over the lookback's returns (transitively);
+    a symbol without enough history forms its own group.
+    """
+    if shrinks_exposure(request, portfolio):
+        return Verdict("correlated_exposure", True)
+    notionals = _projected_notionals(request, portfolio)
+    group: tuple[str, ...] = (request.symbol,)
+    symbols = tuple(sorted(notionals))
+    if len(symbols) > 1:
+        latest = portfolio.market.latest_time()
+        since = None if latest is None else latest - timedelta(days=limits.return_lookback_days)
+        returns = portfolio.market.returns(symbols, since)
+        if len(returns) >= limits.min_return_observations and returns.shape[1] > 1:
+            for members in correlation_groups(returns.corr(), limits.correlation_threshold):
+                if request.symbol in members:
+                    group = members
+    exposure = sum(abs(notionals.get(symbol, 0.0)) for symbol in group)
+    limit = portfolio.equity * limits.max_correlated_exposure_pct / 100.0
+    if exposure > limit + _EPSILON:
+        return Verdict(
+            "correlated_exposure",
+            False,
+            f"exposure {exposure:.2f} of the group {'/'.join(group)} would exceed {limit:.2f} "
+            f"({limits.max_correlated_exposure_pct}% of equity)",
+            {
+                "group": ",".join(group)[:256],
+                "exposure": _round(exposure),
+                "limit": _round(limit),
+                "threshold": limits.correlation_threshold,
+            },
+        )
+    return Verdict("correlated_exposure", True, values={"group": ",".join(group)[:256]})
+
+
+def tail_risk(
+    notionals: dict[str, float], portfolio: PortfolioState, limits: RiskLimits, confidence: float
+) -> RiskEstimate | None:
+    """Return the horizon VaR/ES of signed notionals, or None without enough history.
+
+    Per-bar returns are scaled to the horizon by the square root of time (bars per horizon),
+    using the longest bar interval among the symbols.
+    """
+    symbols = tuple(sorted(notionals))
+    if not symbols:
+        return None
+    latest = portfolio.market.latest_time()
+    since = None if latest is None else latest - timedelta(days=limits.return_lookback_days)
+    returns = portfolio.market.returns(symbols, since)
+    if len(returns) < limits.min_return_observations or returns.shape[1] != len(symbols):
+        return None
+    interval = max(portfolio.market.symbols[symbol].interval for symbol in symbols)
+    scale = math.sqrt(timedelta(days=limits.var_horizon_days) / interval)
+    estimate = portfolio_risk(
+        returns,
+        notionals,
+        confidence,
+        limits.var_method,
+        rng=np.random.default_rng(limits.monte_carlo_seed),
+        simulations=limits.monte_carlo_simulations,
+    )
+    return RiskEstimate(
+        estimate.value_at_risk * scale,
+        estimate.expected_shortfall * scale,
+        estimate.confidence,
+        estimate.method,
+    )
+
+
+def check_value_at_risk(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Verdict:
+    """Refuse an order that takes portfolio VaR or CVaR (candidate included) above the limits."""
+    if shrinks_exposure(request, portfolio):
+        return Verdict("value_at_risk", True)
+    notionals = _projected_notionals(request, portfolio)
+    var_estimate = tail_risk(notionals, portfolio, limits, limits.var_confidence)
+    if var_estimate is None:
+        return Verdict(
+            "value_at_risk",
+            True,
+            "not enough aligned return history: VaR not measured",
+            {"min_observations": limits.min_return_observations},
+        )
+    cvar_estimate = tail_risk(notionals, portfolio, limits, limits.cvar_confidence)
+    assert cvar_estimate is not None  # same history as the VaR estimate
+    var_limit = portfolio.equity * limits.max_var_pct / 100.0
+    cvar_limit = portfolio.equity * limits.max_cvar_pct / 100.0
+    values: dict[str, ScalarValue] = {
+        "method": limits.var_method.value,
+        "var": _round(var_estimate.value_at_risk),
+        "var_confidence": limits.var_confidence,
+        "var_limit": _round(var_limit),
+        "cvar": _round(cvar_estimate.expected_shortfall),
+        "cvar_confidence": limits.cvar_confidence,
+        "cvar_limit": _round(cvar_limit),
+    }
+    if var_estimate.value_at_risk > var_limit + _EPSILON:
+        return Verdict(
+            "value_at_risk",
+            False,
+            f"portfolio VaR {limits.var_confidence:.1%} {var_estimate.value_at_risk:.2f} would "
+            f"exceed {var_limit:.2f} ({limits.max_var_pct}% of equity)",
+            values,
+        )
+    if cvar_estimate.expected_shortfall > cvar_limit + _EPSILON:
+        return Verdict(
+            "expected_shortfall",
+            False,
+            f"portfolio CVaR {limits.cvar_confidence:.1%} {cvar_estimate.expected_shortfall:.2f}"
+            f" would exceed {cvar_limit:.2f} ({limits.max_cvar_pct}% of equity)",
+            values,
+        )
+    return Verdict("value_at_risk", True, values=values)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from tai_core.clock import Clock
 from tai_core.ids import deterministic_id
@@ -13,13 +15,36 @@ from tai_events.risk import TradingState
 from tai_risk.checks import (
     RiskLimits,
     Verdict,
+    check_correlated_exposure,
     check_duplicate,
+    check_gross_leverage,
+    check_margin_utilisation,
+    check_market_data,
     check_open_positions,
+    check_order_rate,
     check_position_notional,
     check_price_deviation,
+    check_risk_per_trade,
     check_trading_state,
+    check_value_at_risk,
+    size_order,
 )
 from tai_risk.state import PortfolioState
+
+Rule = Callable[[OrderRequested, PortfolioState, RiskLimits], Verdict]
+
+GATES: tuple[Rule, ...] = (check_price_deviation, check_order_rate, check_market_data)
+"""Rules on the order as requested, before sizing."""
+LIMITS: tuple[Rule, ...] = (
+    check_risk_per_trade,
+    check_position_notional,
+    check_open_positions,
+    check_gross_leverage,
+    check_margin_utilisation,
+    check_correlated_exposure,
+    check_value_at_risk,
+)
+"""Rules on the sized order, cheapest first (VaR last)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,26 +68,55 @@ class Decision:
 
 
 class RiskEngine:
-    """Runs every pre-trade rule and signs what passes."""
+    """Runs every pre-trade rule, sizes the order and signs what passes.
+
+    Order of evaluation: duplicate id, trading state, fat finger, order rate and stale data on
+    the order as requested; then sizing (the approved quantity may be smaller); then risk per
+    trade, notional, open positions, leverage, margin, correlated groups and VaR/CVaR on the
+    sized order. The first failing rule rejects; the verdicts evaluated so far are kept.
+    """
 
     def __init__(self, limits: RiskLimits, signer: ApprovalSigner, clock: Clock) -> None:
         self.limits = limits
         self.signer = signer
         self.clock = clock
 
+    def evaluate(
+        self, request: OrderRequested, portfolio: PortfolioState, state: TradingState
+    ) -> tuple[float, list[Verdict]]:
+        """Return the approvable quantity and the verdicts, stopping at the first failure."""
+        verdicts: list[Verdict] = []
+        gates: list[Callable[[], Verdict]] = [
+            lambda: check_duplicate(request, portfolio),
+            lambda: check_trading_state(request, portfolio, state),
+            *(partial(gate, request, portfolio, self.limits) for gate in GATES),
+        ]
+        for gate_check in gates:
+            verdict = gate_check()
+            verdicts.append(verdict)
+            if not verdict.passed:
+                return 0.0, verdicts
+        sizing = size_order(request, portfolio, self.limits)
+        verdicts.append(sizing.verdict)
+        if not sizing.verdict.passed:
+            return 0.0, verdicts
+        sized = (
+            request
+            if sizing.quantity == request.quantity
+            else request.model_copy(update={"quantity": sizing.quantity})
+        )
+        for limit in LIMITS:
+            verdict = limit(sized, portfolio, self.limits)
+            verdicts.append(verdict)
+            if not verdict.passed:
+                return 0.0, verdicts
+        return sizing.quantity, verdicts
+
     def check(
         self, request: OrderRequested, portfolio: PortfolioState, state: TradingState
     ) -> Decision:
         """Decide on an order request; the first failing rule rejects it."""
-        duplicate = check_duplicate(request, portfolio)
-        verdicts = [duplicate]
-        if duplicate.passed:
-            verdicts += [
-                check_trading_state(request, portfolio, state),
-                check_price_deviation(request, portfolio, self.limits),
-                check_open_positions(request, portfolio, self.limits),
-                check_position_notional(request, portfolio, self.limits),
-            ]
+        quantity, verdicts = self.evaluate(request, portfolio, state)
         now = self.clock.now()
         failed = next((verdict for verdict in verdicts if not verdict.passed), None)
         if failed is not None:
@@ -73,7 +127,7 @@ class RiskEngine:
                 side=request.side,
                 quantity=request.quantity,
                 rule=failed.rule,
-                reason=failed.reason,
+                reason=failed.reason[:256],
                 values=failed.values,
                 decided_at=now,
             )
@@ -85,7 +139,7 @@ class RiskEngine:
             strategy=request.strategy,
             symbol=request.symbol,
             side=request.side,
-            quantity=request.quantity,
+            quantity=quantity,
             requested_quantity=request.quantity,
             order_type=request.order_type,
             limit_price=request.limit_price,

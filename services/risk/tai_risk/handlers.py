@@ -1,10 +1,20 @@
-"""Bus <-> risk glue: one small function per message type; decisions stay in the engine."""
+"""Bus <-> risk glue: one small function per message type; decisions stay in the engine.
+
+Every handler runs under the context's lock (risk is one logical actor) and claims its message
+in the inbox inside the transaction that records its effects. Before claiming, it compares the
+number of messages risk has handled in the ledger with the number this process handled: a
+difference means another risk process (the previous active consumer of the single-active-
+consumer queues) decided meanwhile, so the state is rebuilt from the ledger first.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
 
 from tai_bus.api import MessageBus
 from tai_core.accounting import Account
@@ -26,13 +36,24 @@ from tai_events.orders import (
     Side,
 )
 from tai_events.risk import RiskStateChanged, TradingState
+from tai_risk.breakers import (
+    BREAKER_ACTOR_PREFIX,
+    SESSION_BREAKERS,
+    CircuitBreakers,
+    Trip,
+)
 from tai_risk.engine import Decision, RiskEngine
-from tai_risk.state import PortfolioState, TradingStateMachine
+from tai_risk.metrics import RiskMetrics
+from tai_risk.state import MarketHistory, PortfolioState, TradingStateMachine
 from tai_store import Store, UnitOfWork
+from tai_store.models import OhlcvRow, ProcessedMessageRow
 from tai_store.outbox import OutboxRelay
 from tai_telemetry.tracing import inject_traceparent
 
 CONSUMER = "risk"
+RECONCILIATION_FAILED = "reconciliation_failed"
+"""Alert code execution raises when the broker's book and the ledger disagree."""
+RELEASING_STATES = (OrderState.CANCELLED, OrderState.EXPIRED, OrderState.REJECTED)
 
 
 @dataclass
@@ -48,12 +69,116 @@ class RiskContext:
     relay: OutboxRelay
     clock: Clock
     account_name: str
-    peak_equity: float
+    breakers: CircuitBreakers
+    metrics: RiskMetrics
+    initial_equity: float
+    market_factory: Callable[[], MarketHistory] = MarketHistory
     relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inbox_seen: int = 0
+    applied_fill_ids: set[str] = field(default_factory=set)
+    released_order_ids: set[str] = field(default_factory=set)
 
     def equity(self) -> float:
         """Return the account's equity at the last prices."""
         return self.account.equity(self.portfolio.last_prices)
+
+    @property
+    def peak_equity(self) -> float:
+        """Return the highest equity seen."""
+        return self.breakers.peak_equity
+
+    def observe(self) -> None:
+        """Refresh the gauges."""
+        equity = self.equity()
+        self.metrics.observe(equity, self.breakers.drawdown_pct(equity), self.trading.state)
+
+
+# --- ledger: rebuild and freshness -----------------------------------------------------------
+
+
+async def handled_count(unit: UnitOfWork) -> int:
+    """Return how many messages any risk process has handled (its inbox rows)."""
+    statement = (
+        select(func.count())
+        .select_from(ProcessedMessageRow)
+        .where(ProcessedMessageRow.consumer == CONSUMER)
+    )
+    return int((await unit.session.execute(statement)).scalar_one())
+
+
+async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
+    """Rebuild positions, equity, peak, daily P&L, limits' history and state from the ledger."""
+    portfolio = PortfolioState(equity=context.initial_equity, market=context.market_factory())
+    account = Account.opened_with(context.initial_equity)
+    breakers = CircuitBreakers(context.breakers.settings, peak_equity=context.initial_equity)
+    released: set[str] = set()
+    orders = await unit.orders.list_by_state(tuple(OrderState))
+    for order in sorted(orders, key=lambda order: (order.signal_time, order.order_id)):
+        portfolio.decided_order_ids.add(order.order_id)
+        portfolio.record_request(order.strategy, order.signal_time)
+        if order.approved_quantity is None:
+            continue
+        releasing = OrderState(order.state) in RELEASING_STATES
+        if releasing:
+            released.add(order.order_id)
+        counted = order.filled_quantity if releasing else order.approved_quantity
+        portfolio.record_approval(order.symbol, Side(order.side), counted)
+    fills = sorted(await unit.fills.list(), key=lambda fill: (fill.filled_at, fill.fill_id))
+    marks: dict[str, float] = {}
+    for fill in fills:
+        breakers.roll_session(fill.filled_at, account.equity(marks))
+        account, _position, realized = account.apply_fill(
+            fill.symbol, Side(fill.side).sign * fill.quantity, fill.price, fill.commission
+        )
+        marks[fill.symbol] = fill.price
+        if realized:
+            breakers.on_trade_closed(realized)
+        breakers.on_equity(account.equity(marks))
+    portfolio.last_prices.update(marks)
+    series = select(OhlcvRow.symbol, OhlcvRow.timeframe).distinct()
+    pairs = (await unit.session.execute(series)).all()
+    for symbol, timeframe in sorted(pairs):
+        for bar in await unit.ohlcv.latest(symbol, timeframe, limit=portfolio.market.max_bars):
+            portfolio.market.on_bar(bar.to_event())
+            portfolio.last_prices[symbol] = bar.close
+    current = await unit.trading_state.current()
+    trading = TradingStateMachine()
+    if current is not None:
+        trading.state = TradingState(current.state)
+        trading.reason = current.reason
+        trading.until_next_session = current.changed_by in {
+            BREAKER_ACTOR_PREFIX + name for name in SESSION_BREAKERS
+        }
+    portfolio.equity = account.equity(portfolio.last_prices)
+    breakers.on_equity(portfolio.equity)
+    context.portfolio = portfolio
+    context.account = account
+    context.breakers = breakers
+    context.trading = trading
+    context.applied_fill_ids = {fill.fill_id for fill in fills}
+    context.released_order_ids = released
+    context.inbox_seen = await handled_count(unit)
+
+
+async def refresh_if_stale(unit: UnitOfWork, context: RiskContext) -> bool:
+    """Rebuild when another risk process handled messages since; return True if rebuilt."""
+    if await handled_count(unit) == context.inbox_seen:
+        return False
+    await rebuild(unit, context)
+    return True
+
+
+async def claim(unit: UnitOfWork, context: RiskContext, headers: MessageHeaders) -> bool:
+    """Refresh a stale state, then claim the message; False when it was handled already."""
+    await refresh_if_stale(unit, context)
+    claimed = await unit.inbox.claim(CONSUMER, headers.message_id, context.clock.now())
+    if claimed:
+        context.inbox_seen += 1
+    return claimed
+
+
+# --- publishing ------------------------------------------------------------------------------
 
 
 async def _outbox(
@@ -75,6 +200,133 @@ async def publish_outbox(context: RiskContext) -> None:
         await context.relay.publish_pending()
 
 
+# --- trading state ---------------------------------------------------------------------------
+
+
+async def record_transition(
+    unit: UnitOfWork,
+    context: RiskContext,
+    previous: TradingState,
+    reason: str,
+    changed_by: str,
+    cause: MessageHeaders | None,
+    severity: Severity,
+) -> None:
+    """Persist, audit and publish (risk.state and alert.*) a transition already applied."""
+    now = context.clock.now()
+    target = context.trading.state
+    equity = context.equity()
+    peak = max(context.peak_equity, equity)
+    await unit.trading_state.record(target.value, previous.value, reason, changed_by, now)
+    await unit.audit.record(
+        actor=changed_by,
+        action="risk.trading_state",
+        subject=target.value,
+        outcome="changed",
+        details={"reason": reason, "previous": previous.value, "equity": equity},
+        at=now,
+    )
+    await _outbox(
+        unit,
+        context,
+        RiskStateChanged(
+            state=target,
+            previous_state=previous,
+            reason=reason,
+            equity=equity,
+            peak_equity=peak,
+            drawdown_pct=context.breakers.drawdown_pct(equity),
+            daily_pnl=context.breakers.daily_pnl(equity),
+            changed_at=now,
+            changed_by=changed_by,
+        ),
+        cause,
+    )
+    await _outbox(
+        unit,
+        context,
+        AlertRaised(
+            severity=severity,
+            source="risk",
+            code="trading_state_changed",
+            message=f"trading state {previous.value} -> {target.value}: {reason}",
+            details={"changed_by": changed_by, "state": target.value},
+            raised_at=now,
+        ),
+        cause,
+    )
+
+
+async def apply_trips(
+    unit: UnitOfWork, context: RiskContext, trips: list[Trip], cause: MessageHeaders | None
+) -> bool:
+    """Escalate the trading state for each breaker that fired; return True if it changed."""
+    changed = False
+    for trip in trips:
+        previous = context.trading.escalate(
+            trip.target, trip.reason, until_next_session=trip.until_next_session
+        )
+        if previous is not None:
+            await record_transition(
+                unit, context, previous, trip.reason, trip.actor, cause, trip.severity
+            )
+            changed = True
+    return changed
+
+
+async def roll_session(
+    unit: UnitOfWork, context: RiskContext, moment: datetime, cause: MessageHeaders | None
+) -> bool:
+    """Open a new session at ``moment`` if due; lift a state a session breaker set."""
+    if not context.breakers.roll_session(moment, context.equity()):
+        return False
+    if context.trading.until_next_session and context.trading.state is not TradingState.ACTIVE:
+        previous = context.trading.transition(TradingState.ACTIVE, "a new session started")
+        assert previous is not None
+        await record_transition(
+            unit,
+            context,
+            previous,
+            "a new session started",
+            "risk.session",
+            cause,
+            Severity.WARNING,
+        )
+        return True
+    return False
+
+
+async def change_trading_state(
+    context: RiskContext,
+    target: TradingState,
+    reason: str,
+    changed_by: str,
+    cause: MessageHeaders | None,
+    severity: Severity,
+) -> None:
+    """Move the trading state by command, record and audit it, and publish it."""
+    now = context.clock.now()
+    async with context.store.transaction() as unit:
+        previous = context.trading.transition(target, reason)
+        if previous is None:
+            await unit.audit.record(
+                actor=changed_by,
+                action="risk.trading_state",
+                subject=target.value,
+                outcome="unchanged",
+                details={"reason": reason},
+                at=now,
+            )
+            return
+        if target is TradingState.ACTIVE:
+            context.breakers.rebase(context.equity())
+        await record_transition(unit, context, previous, reason, changed_by, cause, severity)
+    await publish_outbox(context)
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
 def _decision_details(decision: Decision) -> dict[str, object]:
     return {
         "request": decision.request.model_dump(mode="json"),
@@ -92,11 +344,11 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
     if not isinstance(request, OrderRequested):
         return
     now = context.clock.now()
-    context.portfolio.equity = context.equity()
-    decision = context.engine.check(request, context.portfolio, context.trading.state)
     async with context.store.transaction() as unit:
-        if not await unit.inbox.claim(CONSUMER, envelope.headers.message_id, now):
+        if not await claim(unit, context, envelope.headers):
             return
+        context.portfolio.equity = context.equity()
+        decision = context.engine.check(request, context.portfolio, context.trading.state)
         outcome = "approved" if decision.approved else "rejected"
         if decision.rule == "duplicate_order":
             outcome = "duplicate_ignored"
@@ -132,117 +384,119 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
             details=_decision_details(decision),
             at=now,
         )
-    context.portfolio.decided_order_ids.add(request.order_id)
+    if outcome != "duplicate_ignored":
+        context.portfolio.decided_order_ids.add(request.order_id)
+        context.portfolio.record_request(request.strategy, request.signal_time)
     if decision.approval is not None:
         context.portfolio.record_approval(request.symbol, request.side, decision.approval.quantity)
+    context.metrics.decisions.labels(outcome=outcome, rule=decision.rule or "").inc()
     await publish_outbox(context)
 
 
 async def on_bar_closed(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Track the last price per symbol (fat-finger checks and mark-to-market)."""
+    """Track prices and history; check the equity and volatility breakers; roll sessions."""
     bar = envelope.message
-    if isinstance(bar, BarClosed):
-        context.portfolio.last_prices[bar.symbol] = bar.close
-        context.peak_equity = max(context.peak_equity, context.equity())
+    if not isinstance(bar, BarClosed):
+        return
+    async with context.store.transaction() as unit:
+        await refresh_if_stale(unit, context)
+        market = context.portfolio.market.on_bar(bar)
+        context.portfolio.last_prices[bar.symbol] = market.closes[-1][1]
+        changed = await roll_session(unit, context, bar.closed_at, envelope.headers)
+        trips = context.breakers.on_equity(context.equity())
+        if market.last_bar_at == bar.closed_at:
+            trips += context.breakers.on_volatility(
+                bar.symbol, market.atr_value, market.atr_baseline
+            )
+        changed = await apply_trips(unit, context, trips, envelope.headers) or changed
+    context.observe()
+    if changed:
+        await publish_outbox(context)
 
 
 async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Apply a fill to risk's account (equity for the next decisions)."""
+    """Apply a fill to risk's account; check the loss breakers."""
     fill = envelope.message
     if not isinstance(fill, FillExecuted):
         return
     async with context.store.transaction() as unit:
-        if not await unit.inbox.claim(CONSUMER, envelope.headers.message_id, context.clock.now()):
+        if not await claim(unit, context, envelope.headers):
             return
-    context.account, _position, _realized = context.account.apply_fill(
-        fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
-    )
+        if fill.fill_id in context.applied_fill_ids:
+            return
+        changed = await roll_session(unit, context, fill.filled_at, envelope.headers)
+        context.account, _position, realized = context.account.apply_fill(
+            fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
+        )
+        context.applied_fill_ids.add(fill.fill_id)
+        context.portfolio.last_prices.setdefault(fill.symbol, fill.price)
+        trips = context.breakers.on_trade_closed(realized) if realized else []
+        trips += context.breakers.on_equity(context.equity())
+        changed = await apply_trips(unit, context, trips, envelope.headers) or changed
+    context.observe()
+    if changed:
+        await publish_outbox(context)
 
 
 async def on_order_status_changed(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Release the unfilled part of an order that ended without filling completely."""
+    """Release the unfilled part of an order that ended early; count broker rejections."""
     change = envelope.message
-    if not isinstance(change, OrderStatusChanged) or change.state not in {
-        OrderState.CANCELLED,
-        OrderState.EXPIRED,
-        OrderState.REJECTED,
-    }:
+    if not isinstance(change, OrderStatusChanged) or change.state not in RELEASING_STATES:
         return
+    changed = False
     async with context.store.transaction() as unit:
-        if not await unit.inbox.claim(CONSUMER, envelope.headers.message_id, context.clock.now()):
+        if not await claim(unit, context, envelope.headers):
             return
         order = await unit.orders.get(change.order_id)
-    if order is None or order.approved_quantity is None:
+        if change.state is OrderState.REJECTED:
+            trips = context.breakers.on_error(
+                change.changed_at, f"order {change.order_id} rejected: {change.reason}"
+            )
+            changed = await apply_trips(unit, context, trips, envelope.headers)
+    if (
+        order is not None
+        and order.approved_quantity is not None
+        and order.order_id not in context.released_order_ids
+    ):
+        unfilled = order.approved_quantity - change.filled_quantity
+        context.released_order_ids.add(order.order_id)
+        context.portfolio.projected_positions[order.symbol] = (
+            context.portfolio.projected_quantity(order.symbol) - Side(order.side).sign * unfilled
+        )
+    context.observe()
+    if changed:
+        await publish_outbox(context)
+
+
+async def on_alert_raised(envelope: Envelope[Message], context: RiskContext) -> None:
+    """Reduce on a failed reconciliation; count other services' critical alerts as errors."""
+    alert = envelope.message
+    if not isinstance(alert, AlertRaised) or alert.source == CONSUMER:
         return
-    unfilled = order.approved_quantity - change.filled_quantity
-    side = Side(order.side)
-    context.portfolio.projected_positions[order.symbol] = (
-        context.portfolio.projected_quantity(order.symbol) - side.sign * unfilled
-    )
-
-
-async def change_trading_state(
-    context: RiskContext,
-    target: TradingState,
-    reason: str,
-    changed_by: str,
-    cause: MessageHeaders | None,
-    severity: Severity,
-) -> None:
-    """Move the trading state, record and audit it, and publish risk.state and an alert."""
-    now = context.clock.now()
-    previous = context.trading.transition(target, reason)
-    equity = context.equity()
     async with context.store.transaction() as unit:
-        await unit.audit.record(
-            actor=changed_by,
-            action="risk.trading_state",
-            subject=target.value,
-            outcome="changed" if previous is not None else "unchanged",
-            details={"reason": reason, "previous": previous.value if previous else None},
-            at=now,
-        )
-        if previous is None:
+        if not await claim(unit, context, envelope.headers):
             return
-        await unit.trading_state.record(target.value, previous.value, reason, changed_by, now)
-        peak = max(context.peak_equity, equity)
-        await _outbox(
-            unit,
-            context,
-            RiskStateChanged(
-                state=target,
-                previous_state=previous,
-                reason=reason,
-                equity=equity,
-                peak_equity=peak,
-                drawdown_pct=max(0.0, (peak - equity) / peak * 100.0) if peak > 0 else 0.0,
-                daily_pnl=0.0,
-                changed_at=now,
-                changed_by=changed_by,
-            ),
-            cause,
-        )
-        await _outbox(
-            unit,
-            context,
-            AlertRaised(
-                severity=severity,
-                source="risk",
-                code="trading_state_changed",
-                message=f"trading state {previous.value} -> {target.value}: {reason}",
-                details={"changed_by": changed_by},
-                raised_at=now,
-            ),
-            cause,
-        )
-    await publish_outbox(context)
+        if alert.code == RECONCILIATION_FAILED:
+            trips = context.breakers.on_reconciliation_failed(f"{alert.source}: {alert.message}")
+        elif alert.severity is Severity.CRITICAL:
+            trips = context.breakers.on_error(alert.raised_at, f"{alert.source}: {alert.code}")
+        else:
+            trips = []
+        changed = await apply_trips(unit, context, trips, envelope.headers)
+    context.observe()
+    if changed:
+        await publish_outbox(context)
 
 
 async def on_control(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Apply halt, resume and flatten commands."""
+    """Apply halt, resume and flatten commands.
+
+    The gateway authenticates the admin; the broker lets only the gateway publish
+    ``control.resume`` (risk itself may only publish halt and flatten).
+    """
     command = envelope.message
     async with context.store.transaction() as unit:
-        if not await unit.inbox.claim(CONSUMER, envelope.headers.message_id, context.clock.now()):
+        if not await claim(unit, context, envelope.headers):
             return
     if isinstance(command, HaltTrading):
         await change_trading_state(
@@ -264,6 +518,7 @@ async def on_control(envelope: Envelope[Message], context: RiskContext) -> None:
         )
     elif isinstance(command, FlattenPositions):
         await flatten(context, command, envelope.headers)
+    context.observe()
 
 
 async def flatten(context: RiskContext, command: FlattenPositions, cause: MessageHeaders) -> None:
@@ -318,6 +573,7 @@ async def flatten(context: RiskContext, command: FlattenPositions, cause: Messag
             )
             await unit.approvals.add(approval)
             await _outbox(unit, context, approval, cause)
+            context.portfolio.decided_order_ids.add(order_id)
             context.portfolio.record_approval(symbol, side, abs(quantity))
         await unit.audit.record(
             actor=command.requested_by,

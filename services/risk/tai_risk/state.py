@@ -1,11 +1,118 @@
-"""Risk's view of the book: trading state and the projected portfolio."""
+"""Risk's view of the book: trading state, the projected portfolio and recent market data."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+import pandas as pd
+
+from tai_events.market import BarClosed
 from tai_events.orders import Side
 from tai_events.risk import TradingState
+from tai_quant.indicators import AverageTrueRange
+
+SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+"""Trading states ordered by how much they restrict (also the tai_risk_trading_state gauge)."""
+
+
+@dataclass
+class SymbolMarket:
+    """One symbol's recent bars: closes, the bar interval and a streaming ATR with its history."""
+
+    interval: timedelta
+    last_bar_at: datetime
+    closes: deque[tuple[datetime, float]]
+    atr: AverageTrueRange
+    atr_history: deque[float]
+    atr_baseline: float | None = None
+    """Mean ATR over the window before the last bar (what a spike is measured against)."""
+
+    @property
+    def atr_value(self) -> float | None:
+        """Return the current ATR (None during warm-up)."""
+        return self.atr.value
+
+    def atr_mean(self) -> float | None:
+        """Return the mean of the ATR over its history window, once the window is full."""
+        history = self.atr_history
+        if history.maxlen is None or len(history) < history.maxlen:
+            return None
+        return sum(history) / len(history)
+
+
+class MarketHistory:
+    """Recent bars per symbol, bounded in size; returns frames are cached until the next bar."""
+
+    def __init__(
+        self, *, max_bars: int = 2_000, atr_period: int = 14, atr_mean_bars: int = 100
+    ) -> None:
+        self.max_bars = max_bars
+        self.atr_period = atr_period
+        self.atr_mean_bars = atr_mean_bars
+        self.symbols: dict[str, SymbolMarket] = {}
+        self._version = 0
+        self._cache: tuple[tuple[object, ...], pd.DataFrame] | None = None
+
+    def on_bar(self, bar: BarClosed) -> SymbolMarket:
+        """Add a closed bar (a bar not newer than the last one is ignored)."""
+        market = self.symbols.get(bar.symbol)
+        if market is None:
+            market = SymbolMarket(
+                interval=bar.timeframe.duration,
+                last_bar_at=bar.closed_at,
+                closes=deque(maxlen=self.max_bars),
+                atr=AverageTrueRange(self.atr_period),
+                atr_history=deque(maxlen=self.atr_mean_bars),
+            )
+            self.symbols[bar.symbol] = market
+        elif market.closes and bar.closed_at <= market.closes[-1][0]:
+            return market
+        market.last_bar_at = bar.closed_at
+        market.closes.append((bar.closed_at, bar.close))
+        market.atr_baseline = market.atr_mean()
+        value = market.atr.update(bar.high, bar.low, bar.close)
+        if value is not None:
+            market.atr_history.append(value)
+        self._version += 1
+        return market
+
+    def last_bar_at(self, symbol: str) -> datetime | None:
+        """Return when the symbol's last bar closed."""
+        market = self.symbols.get(symbol)
+        return market.last_bar_at if market else None
+
+    def latest_time(self) -> datetime | None:
+        """Return the newest bar close over every symbol (market time)."""
+        return max((market.last_bar_at for market in self.symbols.values()), default=None)
+
+    def atr(self, symbol: str) -> float | None:
+        """Return the symbol's ATR, if warmed up."""
+        market = self.symbols.get(symbol)
+        return market.atr_value if market else None
+
+    def returns(self, symbols: tuple[str, ...], since: datetime | None) -> pd.DataFrame:
+        """Return simple per-bar returns, one column per symbol, rows aligned on bar close.
+
+        Only bars closed at or after ``since`` count; rows missing a symbol are dropped.
+        """
+        key = (self._version, symbols, since)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        columns = {}
+        for symbol in symbols:
+            market = self.symbols.get(symbol)
+            if market is None or len(market.closes) < 2:
+                continue
+            times, closes = zip(*market.closes, strict=True)
+            series = pd.Series(closes, index=pd.DatetimeIndex(times), dtype="float64")
+            if since is not None:
+                series = series[series.index >= since]
+            columns[symbol] = series.pct_change().iloc[1:]
+        frame = pd.DataFrame(columns).dropna() if columns else pd.DataFrame()
+        self._cache = (key, frame)
+        return frame
 
 
 @dataclass
@@ -20,6 +127,9 @@ class PortfolioState:
     projected_positions: dict[str, float] = field(default_factory=dict)
     last_prices: dict[str, float] = field(default_factory=dict)
     decided_order_ids: set[str] = field(default_factory=set)
+    market: MarketHistory = field(default_factory=MarketHistory)
+    request_times: dict[str, deque[datetime]] = field(default_factory=dict)
+    """Signal times of each strategy's recent requests (for the order-rate limit)."""
 
     def projected_quantity(self, symbol: str) -> float:
         """Return the signed projected position in a symbol."""
@@ -33,23 +143,58 @@ class PortfolioState:
         """Add an approved order to the projected positions."""
         self.projected_positions[symbol] = self.after(symbol, side, quantity)
 
+    def record_request(self, strategy: str, signal_time: datetime) -> None:
+        """Count a decided request towards its strategy's order rate (last minute only)."""
+        times = self.request_times.setdefault(strategy, deque())
+        times.append(signal_time)
+        while times and times[0] <= signal_time - timedelta(minutes=1):
+            times.popleft()
+
+    def requests_within(self, strategy: str, start: datetime) -> int:
+        """Return how many of a strategy's requests had a signal time after ``start``."""
+        return sum(1 for moment in self.request_times.get(strategy, ()) if moment > start)
+
     def open_position_count(self) -> int:
         """Return how many symbols have a non-zero projected position."""
         return sum(1 for quantity in self.projected_positions.values() if abs(quantity) > 1e-9)
 
+    def mark(self, symbol: str, fallback: float) -> float:
+        """Return the symbol's last price, or ``fallback`` when risk has none."""
+        return self.last_prices.get(symbol, fallback)
+
 
 @dataclass
 class TradingStateMachine:
-    """ACTIVE / REDUCING / HALTED and the reason for the current state."""
+    """ACTIVE / REDUCING / HALTED, the reason, and whether the next session lifts it."""
 
     state: TradingState = TradingState.ACTIVE
     reason: str = "initial state"
+    until_next_session: bool = False
 
-    def transition(self, target: TradingState, reason: str) -> TradingState | None:
+    def transition(
+        self, target: TradingState, reason: str, *, until_next_session: bool = False
+    ) -> TradingState | None:
         """Move to a state; return the previous state, or None when nothing changed."""
         if target is self.state:
             return None
         previous = self.state
         self.state = target
         self.reason = reason
+        self.until_next_session = until_next_session
         return previous
+
+    def escalate(
+        self, target: TradingState, reason: str, *, until_next_session: bool = False
+    ) -> TradingState | None:
+        """Move to a stricter state only (breakers never relax the state themselves).
+
+        A breaker that needs an admin to lift it also pins a same-level state that the next
+        session would otherwise lift.
+        """
+        if target is self.state and self.until_next_session and not until_next_session:
+            self.reason = reason
+            self.until_next_session = False
+            return None
+        if SEVERITY[target] <= SEVERITY[self.state]:
+            return None
+        return self.transition(target, reason, until_next_session=until_next_session)
