@@ -1,0 +1,603 @@
+"""The daily optimizer job (``trading-ai optimize --daily``, a CronJob in production).
+
+Each run does one of:
+
+1. A candidate is shadow-trading and its period is over: replay candidate and production on the
+   period's bars in-process (paper broker, nothing published), compare, promote the candidate
+   only if it did better (publish ``strategy.params.updated``), else reject it.
+2. A candidate is still shadowing: nothing to decide yet.
+3. Otherwise: read the last ``lookback_days`` of live/paper performance from the ledger,
+   detect drift, and when drifted (or always, by policy) re-optimise on stored history with
+   Optuna, validate the best parameters against the gates (out-of-sample Sharpe and drawdown,
+   Monte Carlo 95 % drawdown, deflated Sharpe), register the candidate and start its shadow
+   period (or reject it with the failed gates).
+
+Every run is stored with its report, and an ``alert.info`` tells the humans what happened.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats  # type: ignore[import-untyped]
+
+from tai_bus.api import MessageBus
+from tai_core.clock import Clock
+from tai_core.ids import deterministic_id
+from tai_events.alerts import AlertRaised, Severity
+from tai_events.market import BarClosed, Timeframe
+from tai_events.strategies import StrategyParametersUpdated
+from tai_optimizer.backtest.costs import CostModel
+from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings, evaluate
+from tai_optimizer.search import StudySettings, build_report, run_study
+from tai_optimizer.shadow import ShadowPolicy, ShadowVerdict, compare, run_shadow, shadow_metrics
+from tai_quant.metrics import drawdown_statistics, infer_periods_per_year, sharpe_ratio
+from tai_store.database import Store
+from tai_store.records import StoredBar
+from tai_store.research_repository import ParameterSet, ResearchRepository, ShadowComparison
+from tai_strategy.search_spaces import SearchSpace, search_space, sma_cross_search_space
+
+PRODUCER = "optimizer"
+
+
+class ReoptimisePolicy(StrEnum):
+    """When the daily job searches for new parameters."""
+
+    ON_DRIFT = "on_drift"
+    ALWAYS = "always"
+
+
+class Gates(BaseModel):
+    """What a candidate must show before it may shadow-trade."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_out_of_sample_sharpe: float = Field(default=0.5, description="annualised, holdout")
+    max_out_of_sample_drawdown_pct: float = Field(default=10.0, gt=0)
+    max_monte_carlo_drawdown_pct: float = Field(
+        default=15.0, gt=0, description="95th percentile of bootstrapped max drawdown"
+    )
+    min_deflated_sharpe: float = Field(default=0.5, ge=0, le=1)
+
+
+class DriftThresholds(BaseModel):
+    """When recent performance counts as drifted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_live_sharpe: float = 0.0
+    max_live_drawdown_pct: float = Field(default=5.0, gt=0)
+    max_return_gap_pct: float = Field(
+        default=1.0, gt=0, description="live vs replayed-backtest return, percentage points"
+    )
+    min_regime_p_value: float = Field(
+        default=0.001, ge=0, le=1, description="KS test, recent vs earlier returns"
+    )
+
+
+class DailySettings(BaseModel):
+    """Everything the daily job needs to know (documented defaults are the live defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str = "sma_cross"
+    symbol: str = "EURUSD"
+    timeframe: Timeframe = Timeframe.H1
+    account: str = "paper"
+    lookback_days: int = Field(default=30, ge=1)
+    history_bars: int = Field(default=3000, ge=100, description="bars the re-optimisation uses")
+    trials: int = Field(default=60, ge=1)
+    seed: int = 42
+    jobs: int = 1
+    folds: int = Field(default=3, ge=1)
+    holdout_fraction: float = Field(default=0.25, gt=0, lt=1)
+    study_storage_url: str | None = Field(
+        default=None, description="ledger-style URL for the Optuna study; None = in memory"
+    )
+    shadow_bars: int = Field(default=168, ge=2, description="length of the shadow period")
+    reoptimise: ReoptimisePolicy = ReoptimisePolicy.ON_DRIFT
+    cash: float = Field(default=100_000.0, gt=0)
+    quantity: float = Field(default=10_000.0, gt=0)
+    commission_rate: float = Field(default=0.0002, ge=0, lt=0.1)
+    baseline_parameters: dict[str, int] = Field(default_factory=lambda: {"fast": 10, "slow": 30})
+    """Production's parameters until the optimizer has promoted any."""
+    search_fast: tuple[int, int, int] = (3, 60, 1)
+    search_slow: tuple[int, int, int] = (10, 200, 2)
+    min_trades: int = Field(default=5, ge=0)
+    gates: Gates = Field(default_factory=Gates)
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    min_sharpe_improvement: float = 0.0
+    max_extra_drawdown_pct: float = 2.0
+
+    def space(self) -> SearchSpace:
+        """Return the strategy's search space with this job's bounds."""
+        if self.strategy != "sma_cross":
+            return search_space(self.strategy)
+        return sma_cross_search_space(fast=self.search_fast, slow=self.search_slow)
+
+
+class DailyAction(StrEnum):
+    """What a daily run did."""
+
+    NO_DRIFT = "no_drift"
+    REJECTED_BY_GATES = "rejected_by_gates"
+    SHADOW_STARTED = "shadow_started"
+    SHADOWING = "shadowing"
+    PROMOTED = "promoted"
+    NOT_PROMOTED = "not_promoted"
+
+
+@dataclass(frozen=True)
+class DailyOutcome:
+    """The result of one daily run."""
+
+    run_id: str
+    action: DailyAction
+    parameter_set_id: str | None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Recent performance, what production should have done, and the drift verdict."""
+
+    live: dict[str, Any]
+    expected: dict[str, Any]
+    regime_p_value: float | None
+    reasons: list[str]
+
+    @property
+    def drifted(self) -> bool:
+        """Return True when any drift reason was found."""
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "drifted": self.drifted,
+            "reasons": self.reasons,
+            "live": self.live,
+            "expected": self.expected,
+            "regime_p_value": self.regime_p_value,
+        }
+
+
+def frame_from_bars(bars: list[StoredBar] | list[BarClosed]) -> pd.DataFrame:
+    """Return an OHLCV frame (index = bar open times) from stored bars or bar events."""
+    return pd.DataFrame(
+        {
+            "Open": [bar.open for bar in bars],
+            "High": [bar.high for bar in bars],
+            "Low": [bar.low for bar in bars],
+            "Close": [bar.close for bar in bars],
+            "Volume": [bar.volume for bar in bars],
+        },
+        index=pd.DatetimeIndex([bar.opened_at for bar in bars]),
+    )
+
+
+def _equity_metrics(equity: pd.Series, periods_per_year: float) -> dict[str, Any]:
+    if len(equity) < 2 or not bool((equity > 0).all()):
+        return {"bars": len(equity), "sharpe": None, "return_pct": None, "max_drawdown_pct": None}
+    sharpe = sharpe_ratio(equity.pct_change().iloc[1:], periods_per_year)
+    return {
+        "bars": len(equity),
+        "sharpe": sharpe if sharpe is not None else 0.0,
+        "return_pct": (float(equity.iloc[-1]) / float(equity.iloc[0]) - 1.0) * 100.0,
+        "max_drawdown_pct": drawdown_statistics(equity).max_drawdown_pct,
+    }
+
+
+def detect_drift(
+    live_equity: pd.Series,
+    history: pd.DataFrame,
+    recent_start: datetime,
+    production: dict[str, int],
+    settings: DailySettings,
+    evaluation: EvaluationSettings,
+) -> Drift:
+    """Compare recent live performance with thresholds, a replay and the earlier regime."""
+    thresholds = settings.drift
+    periods = evaluation.periods_per_year
+    live = _equity_metrics(live_equity, periods)
+    start = int(history.index.searchsorted(pd.Timestamp(recent_start)))
+    warm_up = min(int(production["slow"]), start)
+    recent = history.iloc[start - warm_up :]
+    expected: dict[str, Any] = {}
+    if len(recent) - warm_up >= 2:
+        replay = evaluate(recent, production, evaluation, warm_up_bars=warm_up)
+        expected = _equity_metrics(replay.equity, periods)
+    reasons: list[str] = []
+    measured = live if live["sharpe"] is not None else expected
+    if live["sharpe"] is None:
+        reasons.append("no live performance in the ledger for the lookback; judged on a replay")
+    if measured.get("sharpe") is not None and measured["sharpe"] < thresholds.min_live_sharpe:
+        reasons.append(f"Sharpe {measured['sharpe']:.3f} < {thresholds.min_live_sharpe}")
+    drawdown = measured.get("max_drawdown_pct")
+    if drawdown is not None and drawdown > thresholds.max_live_drawdown_pct:
+        reasons.append(f"drawdown {drawdown:.2f}% > {thresholds.max_live_drawdown_pct}%")
+    if live["return_pct"] is not None and expected.get("return_pct") is not None:
+        gap = abs(live["return_pct"] - expected["return_pct"])
+        if gap > thresholds.max_return_gap_pct:
+            reasons.append(f"live return differs from the replay by {gap:.2f} points")
+    earlier = history["Close"].iloc[: max(0, start)].pct_change().dropna().to_numpy()
+    later = history["Close"].iloc[start:].pct_change().dropna().to_numpy()
+    p_value: float | None = None
+    if earlier.size >= 20 and later.size >= 20:
+        p_value = float(stats.ks_2samp(earlier, later).pvalue)
+        if p_value < thresholds.min_regime_p_value:
+            reasons.append(f"return distribution changed (KS p = {p_value:.2e})")
+    return Drift(live, expected, p_value, reasons)
+
+
+def check_gates(report: dict[str, Any], gates: Gates) -> list[dict[str, Any]]:
+    """Return every gate with its value, threshold and verdict."""
+    out_of_sample = report.get("out_of_sample") or {}
+    checks = [
+        (
+            "out_of_sample_sharpe",
+            out_of_sample.get("sharpe"),
+            gates.min_out_of_sample_sharpe,
+            "min",
+        ),
+        (
+            "out_of_sample_drawdown_pct",
+            out_of_sample.get("max_drawdown_pct"),
+            gates.max_out_of_sample_drawdown_pct,
+            "max",
+        ),
+        (
+            "monte_carlo_drawdown_95_pct",
+            report["monte_carlo"]["returns"]["max_drawdown_pct"]["p95"],
+            gates.max_monte_carlo_drawdown_pct,
+            "max",
+        ),
+        (
+            "deflated_sharpe",
+            report["deflated_sharpe"]["deflated_sharpe"],
+            gates.min_deflated_sharpe,
+            "min",
+        ),
+    ]
+    results: list[dict[str, Any]] = []
+    for name, value, threshold, kind in checks:
+        finite = value is not None and math.isfinite(float(value))
+        passed = finite and (
+            float(value) >= threshold if kind == "min" else float(value) <= threshold
+        )
+        results.append({"gate": name, "value": value, kind: threshold, "passed": bool(passed)})
+    return results
+
+
+class DailyOptimizer:
+    """One daily run against the ledger, publishing decisions on the bus."""
+
+    def __init__(
+        self, settings: DailySettings, *, store: Store, bus: MessageBus, clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+
+    def _costs(self) -> CostModel:
+        return CostModel(commission_rate=self.settings.commission_rate)
+
+    def _full_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "fast": int(parameters["fast"]),
+            "slow": int(parameters["slow"]),
+            "quantity": self.settings.quantity,
+        }
+
+    async def run(self) -> DailyOutcome:
+        """Run once: conclude a shadow, or detect drift and maybe start a new one."""
+        now = self.clock.now()
+        settings = self.settings
+        run_id = deterministic_id("daily", settings.strategy, settings.symbol, now.isoformat())
+        async with self.store.transaction() as unit:
+            await ResearchRepository(unit.session).start_run(
+                run_id,
+                kind="daily",
+                strategy=settings.strategy,
+                symbol=settings.symbol,
+                configuration=settings.model_dump(mode="json"),
+                started_at=now,
+            )
+        try:
+            outcome, events = await self._decide(now, run_id)
+        except Exception as error:
+            async with self.store.transaction() as unit:
+                await ResearchRepository(unit.session).finish_run(
+                    run_id, finished_at=self.clock.now(), summary={}, report={}, error=repr(error)
+                )
+            await self._alert(Severity.WARNING, f"daily optimizer failed: {error!r}", run_id, now)
+            raise
+        async with self.store.transaction() as unit:
+            await ResearchRepository(unit.session).finish_run(
+                run_id,
+                finished_at=self.clock.now(),
+                summary={
+                    "action": outcome.action.value,
+                    "parameter_set_id": outcome.parameter_set_id,
+                },
+                report=outcome.report,
+            )
+        # Effects are committed first; then the world is told.
+        for event in events:
+            await self.bus.publish(event)
+        await self._alert(
+            Severity.INFO,
+            f"daily optimizer {settings.strategy} {settings.symbol}: {outcome.action.value}",
+            run_id,
+            now,
+            outcome.parameter_set_id,
+        )
+        return outcome
+
+    async def _alert(
+        self,
+        severity: Severity,
+        message: str,
+        run_id: str,
+        now: datetime,
+        parameter_set_id: str | None = None,
+    ) -> None:
+        details = {"run_id": run_id}
+        if parameter_set_id:
+            details["parameter_set_id"] = parameter_set_id
+        await self.bus.publish(
+            AlertRaised(
+                severity=severity,
+                source=PRODUCER,
+                code="daily_optimizer",
+                message=message[:2000],
+                details=details,
+                raised_at=now,
+            )
+        )
+
+    async def _production(self, repository: ResearchRepository, now: datetime) -> ParameterSet:
+        settings = self.settings
+        current = await repository.production(settings.strategy, settings.symbol)
+        if current is not None:
+            return current
+        # The first run records the baseline, so every later decision has a predecessor.
+        return await repository.register_parameter_set(
+            deterministic_id("params", settings.strategy, settings.symbol, "baseline"),
+            strategy=settings.strategy,
+            symbol=settings.symbol,
+            timeframe=settings.timeframe.value,
+            parameters=self._full_parameters(settings.baseline_parameters),
+            status="promoted",
+            created_at=now,
+            reason="baseline: the production parameters before any optimisation",
+        )
+
+    async def _decide(
+        self, now: datetime, run_id: str
+    ) -> tuple[DailyOutcome, list[StrategyParametersUpdated]]:
+        settings = self.settings
+        async with self.store.transaction() as unit:
+            repository = ResearchRepository(unit.session)
+            production = await self._production(repository, now)
+            shadows = await repository.parameter_sets(settings.strategy, settings.symbol, "shadow")
+        if shadows:
+            shadow = shadows[-1]
+            if shadow.shadow_until is not None and now < shadow.shadow_until:
+                return (
+                    DailyOutcome(
+                        run_id,
+                        DailyAction.SHADOWING,
+                        shadow.parameter_set_id,
+                        {"shadow_until": shadow.shadow_until.isoformat()},
+                    ),
+                    [],
+                )
+            return await self._conclude(shadow, production, now, run_id)
+        return await self._reoptimise(production, now, run_id), []
+
+    async def _history(self, end: datetime, limit: int) -> list[StoredBar]:
+        async with self.store.transaction() as unit:
+            bars = await unit.ohlcv.range(self.settings.symbol, self.settings.timeframe, end=end)
+        return bars[-limit:]
+
+    async def _reoptimise(
+        self, production: ParameterSet, now: datetime, run_id: str
+    ) -> DailyOutcome:
+        settings = self.settings
+        bars = await self._history(now, settings.history_bars)
+        if len(bars) < 100:
+            raise ValueError(f"only {len(bars)} stored bars before {now.isoformat()}")
+        frame = frame_from_bars(bars)
+        evaluation = EvaluationSettings(
+            strategy=settings.strategy,
+            cash=settings.cash,
+            quantity=settings.quantity,
+            costs=self._costs(),
+            periods_per_year=infer_periods_per_year(frame.index),
+        )
+        since = now - timedelta(days=settings.lookback_days)
+        async with self.store.transaction() as unit:
+            snapshots = await unit.snapshots.list(settings.account, start=since, end=now)
+        live_equity = pd.Series(
+            [snapshot.equity for snapshot in snapshots],
+            index=pd.DatetimeIndex([snapshot.taken_at for snapshot in snapshots]),
+            dtype=np.float64,
+        )
+        production_parameters = {
+            "fast": int(production.parameters["fast"]),
+            "slow": int(production.parameters["slow"]),
+        }
+        drift = detect_drift(live_equity, frame, since, production_parameters, settings, evaluation)
+        report: dict[str, Any] = {
+            "production": production.parameters,
+            "drift": drift.to_dict(),
+        }
+        if not drift.drifted and settings.reoptimise is ReoptimisePolicy.ON_DRIFT:
+            return DailyOutcome(run_id, DailyAction.NO_DRIFT, None, report)
+        space = settings.space()
+        study_settings = StudySettings(
+            name=f"daily-{settings.strategy}-{settings.symbol}-{now:%Y%m%dT%H%M}",
+            storage_url=settings.study_storage_url,
+            trials=settings.trials,
+            seed=settings.seed,
+            jobs=settings.jobs,
+            folds=settings.folds,
+            holdout_fraction=settings.holdout_fraction,
+        )
+        objective = ObjectiveSettings(min_trades=settings.min_trades)
+        study = run_study(
+            frame,
+            space=space,
+            settings=evaluation,
+            objective=objective,
+            study_settings=study_settings,
+        )
+        optimisation = build_report(
+            study, frame, space=space, settings=evaluation, study_settings=study_settings
+        ).to_dict()
+        optimisation.pop("trials")
+        gates = check_gates(optimisation, settings.gates)
+        report["optimisation"] = optimisation
+        report["gates"] = gates
+        candidate = self._full_parameters(optimisation["best_parameters"])
+        parameter_set_id = deterministic_id(
+            "params",
+            settings.strategy,
+            settings.symbol,
+            run_id,
+            candidate["fast"],
+            candidate["slow"],
+        )
+        failed = [gate["gate"] for gate in gates if not gate["passed"]]
+        same = {key: candidate[key] for key in ("fast", "slow")} == production_parameters
+        async with self.store.transaction() as unit:
+            repository = ResearchRepository(unit.session)
+            await repository.register_parameter_set(
+                parameter_set_id,
+                strategy=settings.strategy,
+                symbol=settings.symbol,
+                timeframe=settings.timeframe.value,
+                parameters=candidate,
+                status="candidate",
+                created_at=now,
+                source_run_id=run_id,
+                validation={"gates": gates, "drift": drift.to_dict()},
+            )
+            if failed or same:
+                reason = f"failed gates: {', '.join(failed)}" if failed else "same as production"
+                await repository.decide(
+                    parameter_set_id, status="rejected", decided_at=now, reason=reason
+                )
+                report["decision"] = reason
+                return DailyOutcome(run_id, DailyAction.REJECTED_BY_GATES, parameter_set_id, report)
+            until = now + settings.shadow_bars * settings.timeframe.duration
+            await repository.start_shadow(parameter_set_id, started_at=now, until=until)
+        report["decision"] = f"shadow trading until {until.isoformat()}"
+        return DailyOutcome(run_id, DailyAction.SHADOW_STARTED, parameter_set_id, report)
+
+    async def _conclude(
+        self, shadow: ParameterSet, production: ParameterSet, now: datetime, run_id: str
+    ) -> tuple[DailyOutcome, list[StrategyParametersUpdated]]:
+        settings = self.settings
+        started = shadow.shadow_started_at or shadow.created_at
+        until = shadow.shadow_until or now
+        warm_up = max(int(shadow.parameters["slow"]), int(production.parameters["slow"])) + 1
+        history = [bar.to_event() for bar in await self._history(started, warm_up)]
+        async with self.store.transaction() as unit:
+            stored = await unit.ohlcv.range(
+                settings.symbol, settings.timeframe, start=started, end=until
+            )
+        bars = [bar.to_event() for bar in stored]
+        if len(bars) < 2:
+            raise ValueError(f"the shadow period {started} .. {until} holds {len(bars)} bars")
+        periods = infer_periods_per_year(frame_from_bars(history + bars).index)
+        costs = self._costs()
+        candidate = shadow_metrics(
+            run_shadow(shadow.parameters, history, bars, cash=settings.cash, costs=costs),
+            periods,
+        )
+        incumbent = shadow_metrics(
+            run_shadow(production.parameters, history, bars, cash=settings.cash, costs=costs),
+            periods,
+        )
+        verdict: ShadowVerdict = compare(
+            candidate,
+            incumbent,
+            ShadowPolicy(settings.min_sharpe_improvement, settings.max_extra_drawdown_pct),
+            len(bars),
+        )
+        events: list[StrategyParametersUpdated] = []
+        async with self.store.transaction() as unit:
+            repository = ResearchRepository(unit.session)
+            await repository.add_comparison(
+                ShadowComparison(
+                    parameter_set_id=shadow.parameter_set_id,
+                    production_parameters=production.parameters,
+                    started_at=started,
+                    ended_at=until,
+                    bars=len(bars),
+                    candidate_metrics=candidate,
+                    production_metrics=incumbent,
+                    score_difference=verdict.score_difference,
+                    candidate_better=verdict.candidate_better,
+                    decided_at=now,
+                )
+            )
+            if verdict.candidate_better:
+                await repository.decide(
+                    shadow.parameter_set_id,
+                    status="promoted",
+                    decided_at=now,
+                    reason=verdict.reason,
+                )
+                await repository.decide(
+                    production.parameter_set_id,
+                    status="retired",
+                    decided_at=now,
+                    reason=f"replaced by {shadow.parameter_set_id}",
+                )
+                events.append(
+                    StrategyParametersUpdated(
+                        strategy=settings.strategy,
+                        enabled=True,
+                        parameters={
+                            key: value
+                            for key, value in shadow.parameters.items()
+                            if isinstance(value, int | float)
+                        },
+                        updated_at=now,
+                        updated_by=f"{PRODUCER}:{run_id}",
+                    )
+                )
+            else:
+                await repository.decide(
+                    shadow.parameter_set_id,
+                    status="rejected",
+                    decided_at=now,
+                    reason=verdict.reason,
+                )
+        action = DailyAction.PROMOTED if verdict.candidate_better else DailyAction.NOT_PROMOTED
+        report = {
+            "shadow": {
+                "parameter_set_id": shadow.parameter_set_id,
+                "candidate_parameters": shadow.parameters,
+                "production_parameters": production.parameters,
+                "started_at": started.isoformat(),
+                "ended_at": until.isoformat(),
+                "bars": len(bars),
+                "candidate": candidate,
+                "production": incumbent,
+                "sharpe_difference": verdict.score_difference,
+                "decision": verdict.reason,
+            }
+        }
+        return DailyOutcome(run_id, action, shadow.parameter_set_id, report), events
