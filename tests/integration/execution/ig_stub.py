@@ -14,6 +14,7 @@ import asyncio
 import re
 import uuid
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,9 @@ class IgStub:
         self.app.router.add_get("/accounts", self.accounts)
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         state = self.state
         state.requests.append((request.method, request.path, request.headers.get("_method", "")))
         if request.headers.get("X-IG-API-KEY") != API_KEY:
@@ -360,9 +363,7 @@ async def start_stub(state: IgStubState | None = None) -> tuple[IgStub, web.AppR
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = int(runner.addresses[0][1])
     return stub, runner, f"http://127.0.0.1:{port}"
 
 

@@ -85,7 +85,9 @@ async def test_open_position_logs_in_deals_once_and_confirms(harness: Harness) -
     confirmation = await harness.broker.open_position(_order(stop_loss=1.09, take_profit=1.12))
     # Assert
     reference = deal_reference("ord-1")
-    assert confirmation.accepted and confirmation.level == 1.1 and confirmation.size == 2.0
+    assert confirmation.accepted
+    assert confirmation.level == 1.1
+    assert confirmation.size == 2.0
     assert harness.stub.state.deal_posts == {reference: 1}
     assert harness.stub.state.logins == 1
     [position] = harness.stub.state.positions.values()
@@ -97,14 +99,16 @@ async def test_deal_reference_is_stable_and_fits_igs_pattern() -> None:
     reference = deal_reference("ord-0123456789-abcdef-long-order-identifier")
     assert reference == deal_reference("ord-0123456789-abcdef-long-order-identifier")
     assert reference != deal_reference("ord-2")
-    assert len(reference) <= 30 and reference.isalnum()
+    assert len(reference) <= 30
+    assert reference.isalnum()
 
 
 async def test_expired_session_logs_in_again_and_repeats_the_call(harness: Harness) -> None:
     await harness.broker.balance()
     harness.stub.state.expire_sessions()
     balance = await harness.broker.balance()
-    assert balance.balance == 10_000.0 and balance.account_id == "ABC123"
+    assert balance.balance == 10_000.0
+    assert balance.account_id == "ABC123"
     assert harness.stub.state.logins == 2
 
 
