@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tai_events.market import BarClosed
+from tai_events.ml import PredictionMade
 from tai_events.orders import Side, SignalDirection
 
 
@@ -37,4 +38,22 @@ class Strategy(Protocol):
 
     def warm_up(self, bar: BarClosed) -> None:
         """Consume a historical bar without trading (state rebuild after a restart)."""
+        ...
+
+
+@runtime_checkable
+class PredictionConsumer(Protocol):
+    """A strategy that also trades on model predictions."""
+
+    def on_prediction(self, prediction: PredictionMade) -> list[OrderIntent]:
+        """Consume one prediction and return the orders it calls for."""
+        ...
+
+
+@runtime_checkable
+class RegimeWeighted(Protocol):
+    """A strategy whose entries scale with the weight of the symbol's current regime."""
+
+    def set_weight(self, symbol: str, weight: float) -> None:
+        """Scale the symbol's future entries by ``weight`` (0 stops new entries)."""
         ...

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,15 +29,12 @@ class SmaCrossParameters(BaseModel):
         return self
 
 
-@dataclass
+@dataclass(slots=True)
 class _SymbolState:
-    closes: deque[float]
     exact: _ExactWindowSums
-    last_opened_at: object = None
+    last_opened_at: datetime | None = None
     previous_difference: float | None = None
     direction: SignalDirection = SignalDirection.FLAT
-    history: int = 0
-    pending: list[float] = field(default_factory=list)
 
 
 _EXACT_UNIT_LIMIT = 900
@@ -52,7 +50,16 @@ class _ExactWindowSums:
     while costing O(1) per bar instead of O(slow).
     """
 
-    __slots__ = ("_fast", "_fast_sum", "_scale", "_slow", "_slow_sum", "_terms", "_unit")
+    __slots__ = (
+        "_fast",
+        "_fast_sum",
+        "_inverse_unit",
+        "_scale",
+        "_slow",
+        "_slow_sum",
+        "_terms",
+        "_unit",
+    )
 
     def __init__(self, fast: int, slow: int) -> None:
         self._fast = fast
@@ -60,11 +67,39 @@ class _ExactWindowSums:
         self._terms: deque[int] = deque()
         self._scale = 0  # every term is value * 2**scale
         self._unit = 1.0  # 2**-scale: exact, so float(total) * unit rounds only once
+        self._inverse_unit = 1.0  # 2**scale, 0.0 once beyond the exact float range
         self._fast_sum = 0
         self._slow_sum = 0
 
-    def append(self, value: float) -> None:
-        """Add the newest close, dropping those that left the windows."""
+    def push(self, value: float) -> float | None:
+        """Add the newest close; return ``fast_mean() - slow_mean()`` once ``slow`` are held."""
+        # Fast path: value * 2**scale is exact (a power-of-two product) and, when it is an
+        # integer, it is the very term the slow path would compute.
+        scaled = value * self._inverse_unit
+        term = int(scaled) if abs(scaled) < 1e300 else 0  # False for NaN and inf
+        if term != scaled or not self._inverse_unit:
+            term = self._rescale_for(value)
+        terms = self._terms
+        terms.append(term)
+        count = len(terms)
+        fast = self._fast
+        fast_sum = self._fast_sum + term
+        slow_sum = self._slow_sum + term
+        if count > fast:
+            fast_sum -= terms[-fast - 1]
+        if count > self._slow:
+            slow_sum -= terms.popleft()
+            count -= 1
+        self._fast_sum = fast_sum
+        self._slow_sum = slow_sum
+        if count < self._slow:
+            return None
+        unit = self._unit
+        if unit:
+            return float(fast_sum) * unit / fast - float(slow_sum) * unit / self._slow
+        return self.fast_mean() - self.slow_mean()
+
+    def _rescale_for(self, value: float) -> int:
         numerator, denominator = value.as_integer_ratio()
         exponent = denominator.bit_length() - 1
         if exponent > self._scale:
@@ -73,17 +108,10 @@ class _ExactWindowSums:
             self._fast_sum <<= shift
             self._slow_sum <<= shift
             self._scale = exponent
-            self._unit = 2.0**-exponent if exponent <= _EXACT_UNIT_LIMIT else 0.0
-        term = numerator << (self._scale - exponent)
-        terms = self._terms
-        terms.append(term)
-        self._fast_sum += term
-        self._slow_sum += term
-        count = len(terms)
-        if count > self._fast:
-            self._fast_sum -= terms[-self._fast - 1]
-        if count > self._slow:
-            self._slow_sum -= terms.popleft()
+            exact = exponent <= _EXACT_UNIT_LIMIT
+            self._unit = 2.0**-exponent if exact else 0.0
+            self._inverse_unit = 2.0**exponent if exact else 0.0
+        return int(numerator << (self._scale - exponent))
 
     def _total(self, scaled: int) -> float:
         # float(int) is correctly rounded and scaling by a power of two is exact (no
@@ -99,16 +127,6 @@ class _ExactWindowSums:
     def slow_mean(self) -> float:
         """Return ``math.fsum(last slow closes) / slow``."""
         return self._total(self._slow_sum) / self._slow
-
-    def difference(self) -> float:
-        """Return ``fast_mean() - slow_mean()``."""
-        if self._unit:
-            unit = self._unit
-            return (
-                float(self._fast_sum) * unit / self._fast
-                - float(self._slow_sum) * unit / self._slow
-            )
-        return self.fast_mean() - self.slow_mean()
 
 
 class SmaCrossStrategy:
@@ -127,10 +145,7 @@ class SmaCrossStrategy:
     def _state(self, symbol: str) -> _SymbolState:
         state = self._states.get(symbol)
         if state is None:
-            state = _SymbolState(
-                closes=deque(maxlen=self.parameters.slow),
-                exact=_ExactWindowSums(self.parameters.fast, self.parameters.slow),
-            )
+            state = _SymbolState(_ExactWindowSums(self.parameters.fast, self.parameters.slow))
             self._states[symbol] = state
         return state
 
@@ -139,17 +154,16 @@ class SmaCrossStrategy:
         return self._state(symbol).direction
 
     def _advance(self, bar: BarClosed) -> tuple[_SymbolState, SignalDirection | None] | None:
-        state = self._state(bar.symbol)
-        if state.last_opened_at is not None and bar.opened_at <= state.last_opened_at:  # type: ignore[operator]
+        state = self._states.get(bar.symbol) or self._state(bar.symbol)
+        opened_at = bar.opened_at
+        last = state.last_opened_at
+        if last is not None and opened_at <= last:
             return None  # a redelivered or out-of-order bar: never trade it twice
-        state.last_opened_at = bar.opened_at
-        state.closes.append(bar.close)
-        exact = state.exact
-        exact.append(bar.close)
-        if len(state.closes) < self.parameters.slow:
-            return state, None
+        state.last_opened_at = opened_at
         # Bit-identical to math.fsum(window) / length (see _ExactWindowSums), in O(1).
-        difference = exact.difference()
+        difference = state.exact.push(bar.close)
+        if difference is None:
+            return state, None
         previous = state.previous_difference
         state.previous_difference = difference
         if previous is None:

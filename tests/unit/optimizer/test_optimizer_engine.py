@@ -211,9 +211,11 @@ def test_exact_window_sums_equal_fsum(values: list[float], fast: int, extra: int
     slow = fast + extra
     sums = _ExactWindowSums(fast, slow)
     for position, value in enumerate(values):
-        sums.append(value)
+        difference = sums.push(value)
         window = values[max(0, position - slow + 1) : position + 1]
         if len(window) == slow:
             assert sums.fast_mean() == math.fsum(window[-fast:]) / fast
             assert sums.slow_mean() == math.fsum(window) / slow
-            assert sums.difference() == math.fsum(window[-fast:]) / fast - math.fsum(window) / slow
+            assert difference == math.fsum(window[-fast:]) / fast - math.fsum(window) / slow
+        else:
+            assert difference is None

@@ -79,6 +79,16 @@ class BacktestBroker(PaperBroker):
         self.costs = costs
         self.brackets: dict[str, Bracket] = {}
 
+    def remember_bar(self, bar: BarClosed) -> None:
+        """Keep only the symbol's latest bar: the backtester submits orders on the very bar
+        that fills them, so older bars would only lengthen ``submit``'s scan."""
+        bars = self._recent_bars.get(bar.symbol)
+        if bars is None:
+            super().remember_bar(bar)
+        elif bar.opened_at > bars[-1].opened_at:
+            bars.clear()
+            bars.append(bar)
+
     def _execute(self, order: WorkingOrder, bar: BarClosed) -> PaperFill | PaperRejection:
         price = self.costs.fill_price(order.side.sign, bar.open)
         if not order.price_floor <= price <= order.price_ceiling:

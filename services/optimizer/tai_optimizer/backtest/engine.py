@@ -1,10 +1,13 @@
 """Event-driven backtester: the live strategy, risk engine and paper broker in a loop over bars.
 
 Nothing is serialised: each bar goes to the strategy; the orders it calls for are requested from
-the risk engine (which signs approvals with a throwaway key) when the symbol's next bar arrives,
-and the broker fills them at that bar's open. Positions, cash and P&L live in the shared
-``tai_core.accounting.Account``. One or many symbols: bars are processed in the given order,
-which must be by time (ties in any fixed symbol order).
+the risk engine when the symbol's next bar arrives, and the broker fills them at that bar's open.
+The risk engine is the live one; only its signer differs (``BacktestApprovalSigner``: a keyed
+BLAKE2b tag with a per-run secret instead of an Ed25519 signature, which nothing in one process
+needs to verify with a public key), so approvals are the live approvals but for the tag.
+Positions, cash and P&L live in the shared ``tai_core.accounting.Account``. One or many
+symbols: bars are processed in the given order, which must be by time (ties in any fixed
+symbol order).
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tai_core.accounting import QUANTITY_EPSILON, Account
 from tai_core.clock import FakeClock
 from tai_core.ids import deterministic_id
-from tai_core.signing import ApprovalSigner
 from tai_events.market import BarClosed
 from tai_events.orders import OrderRequested, OrderType, Side, SignalDirection
 from tai_events.risk import TradingState
@@ -28,6 +29,7 @@ from tai_execution.handlers import working_order_from
 from tai_execution.paper import PaperFill, PaperRejection
 from tai_optimizer.backtest.broker import BacktestBroker, Bracket, ExitReason, bracket_trigger
 from tai_optimizer.backtest.costs import CostModel
+from tai_optimizer.backtest.signing import BacktestApprovalSigner
 from tai_optimizer.backtest.sizing import Sizer, SizingContext, TradeRecord
 from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
 from tai_risk.checks import RiskLimits
@@ -35,15 +37,34 @@ from tai_risk.engine import RiskEngine
 from tai_risk.state import PortfolioState
 from tai_strategy.base import OrderIntent, Strategy
 
-BACKTEST_RISK_LIMITS = RiskLimits(
-    max_position_notional_pct=1000.0,
-    max_open_positions=1_000,
-    max_price_deviation_pct=1e9,
-    fill_price_tolerance_pct=99.0,
-    approval_ttl_seconds=7 * 86_400.0,
+_RESEARCH_WIDE_LIMITS: dict[str, object] = {
+    "max_position_notional_pct": 1000.0,
+    "max_open_positions": 1_000,
+    "max_price_deviation_pct": 1e9,
+    "fill_price_tolerance_pct": 99.0,
+    "approval_ttl_seconds": 7 * 86_400.0,
+    "max_risk_per_trade_pct": 100.0,
+    "style_risk_caps_pct": {"scalping": 100.0, "intraday": 100.0, "swing": 100.0},
+    "max_gross_leverage": 1e6,
+    "max_margin_utilisation_pct": 100.0,
+    "max_correlated_exposure_pct": 1e9,
+    "max_var_pct": 1e9,
+    "max_cvar_pct": 1e9,
+    "max_orders_per_minute": 1_000_000_000,
+    "stale_after_bars": 1_000_000_000,
+}
+"""Research-wide values of every limit the risk engine has had; only those it knows are set."""
+
+BACKTEST_RISK_LIMITS = RiskLimits.model_validate(
+    {
+        name: value
+        for name, value in _RESEARCH_WIDE_LIMITS.items()
+        if name in RiskLimits.model_fields
+    }
 )
-"""Wide limits (position notional up to 10x equity): a research run measures the strategy,
-not the live risk budget. Pass tighter RiskLimits to see what live risk would refuse."""
+"""Wide limits (position notional up to 10x equity, no portfolio VaR or exposure caps): a
+research run measures the strategy, not the live risk budget. Pass tighter RiskLimits to see
+what live risk would refuse."""
 
 
 @dataclass(frozen=True)
@@ -140,10 +161,9 @@ class _Run:
         self.config = config
         start = datetime(1970, 1, 1, tzinfo=UTC)
         self.clock = FakeClock(start)
-        # A throwaway key per run: approvals are really signed, and the key dies with the run.
-        self.risk = RiskEngine(
-            config.limits, ApprovalSigner(Ed25519PrivateKey.generate()), self.clock
-        )
+        # A per-run secret: approvals are really tagged, and the secret dies with the run.
+        self.signer = BacktestApprovalSigner()
+        self.risk = RiskEngine(config.limits, self.signer, self.clock)
         self.portfolio = PortfolioState(equity=config.cash)
         self.broker = BacktestBroker(config.costs)
         self.account = Account.opened_with(config.cash)
@@ -418,9 +438,12 @@ def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) 
     symbols = sorted({bar.symbol for bar in bars})
     column = {name: position for position, name in enumerate(symbols)}
     closes = np.full((count, len(symbols)), np.nan)
-    for index, bar in enumerate(bars):
-        closes[index, column[bar.symbol]] = bar.close
-    closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
+    if len(symbols) == 1:
+        closes[:, 0] = [bar.close for bar in bars]
+    else:
+        columns = np.fromiter((column[bar.symbol] for bar in bars), dtype=np.int64, count=count)
+        closes[np.arange(count), columns] = [bar.close for bar in bars]
+        closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
     cash_after = np.full(count, np.nan)
     quantity_after = np.full((count, len(symbols)), np.nan)
     account = Account.opened_with(cash)
@@ -438,4 +461,6 @@ def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) 
     equity = cash_series + np.sum(held * closes, axis=1)
     times = pd.DatetimeIndex([bar.opened_at for bar in bars])
     series = pd.Series(equity, index=times, name="equity", dtype=np.float64)
+    if len(symbols) == 1:
+        return series  # one bar per timestamp already (the loop refuses out-of-order bars)
     return series[~series.index.duplicated(keep="last")]
