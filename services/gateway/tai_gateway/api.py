@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
-from tai_events.base import Symbol
+from tai_events.base import Name, ScalarValue, Symbol
+from tai_events.market import Timeframe
 from tai_gateway.auth import InvalidTokenError, Principal, Role
+from tai_gateway.backtests import (
+    BacktestBusyError,
+    BacktestRequest,
+    BacktestRequestError,
+    BacktestRun,
+)
 from tai_gateway.context import GatewayContext
-from tai_gateway.control import ControlAction, ControlDeniedError
+from tai_gateway.control import ControlAction, ControlDeniedError, ControlReceipt, UnknownModelError
 from tai_gateway.login import LoginOutcome
+from tai_gateway.operations import (
+    DEFAULT_QUEUES,
+    DeadLetterNotFoundError,
+    DeadLetterView,
+    QueueStats,
+)
+from tai_gateway.risk_view import circuit_breakers, risk_report
 
 API_CHANNEL = "api"
 MAXIMUM_ROWS = 1_000
@@ -46,6 +72,28 @@ class FlattenRequest(ControlRequest):
     """Flatten one symbol, or every position when ``symbol`` is omitted."""
 
     symbol: Symbol | None = None
+
+
+class StrategyConfiguration(BaseModel):
+    """Enable or disable a strategy and/or change its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    parameters: dict[Name, ScalarValue] = Field(default_factory=dict, max_length=32)
+    reason: str = Field(default="", max_length=2000)
+
+
+class BacktestRunRequest(BaseModel):
+    """Start a backtest on one of the research data files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(default="sma_cross", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    data_file: str = Field(min_length=1, max_length=128)
+    cash: float = Field(default=100_000.0, gt=0, le=1e12)
+    commission: float = Field(default=0.0002, ge=0, lt=0.1)
+    parameters: dict[Name, float] = Field(default_factory=dict, max_length=32)
 
 
 class ControlResponse(BaseModel):
@@ -223,6 +271,84 @@ def _ledger_router() -> APIRouter:
             }
         return {"source": "none", "state": None}
 
+    @router.get("/trades")
+    def trades(
+        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
+    ) -> list[dict[str, Any]]:
+        """Return the newest closed trades, newest first."""
+        return records(context.ledger.trades(limit))
+
+    @router.get("/risk/limits")
+    def risk_limits(context: Context, _: Authenticated) -> dict[str, Any]:
+        """Return each limit's usage, VaR/CVaR, drawdown and the circuit breakers."""
+        report = risk_report(
+            context.ledger.equity_curve(),
+            context.ledger.positions(),
+            context.risk_limits,
+            context.clock.now(),
+        )
+        return {**report.as_dict(), "circuit_breakers": circuit_breakers(report)}
+
+    @router.get("/risk/rejections")
+    def rejections(
+        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
+    ) -> list[dict[str, Any]]:
+        """Return the newest rejected orders with risk's reason."""
+        return records(context.ledger.rejections(limit))
+
+    @router.get("/market/bars")
+    def bars(
+        context: Context,
+        _: Authenticated,
+        symbol: Annotated[Symbol, Query(description="Instrument, e.g. EURUSD")],
+        timeframe: Annotated[Timeframe, Query(description="Bar timeframe")] = Timeframe.H1,
+        limit: RowLimit = DEFAULT_ROWS,
+    ) -> list[dict[str, Any]]:
+        """Return stored bars (oldest first) and any newer bars seen on the bus."""
+        stored = context.ledger.bars(symbol, timeframe.value, limit)
+        seen = [
+            {
+                "opened_at": bar.opened_at,
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+            }
+            for bar in context.live.snapshot().bar_history
+            if bar.symbol == symbol and bar.timeframe is timeframe
+        ]
+        merged = pd.concat([stored, pd.DataFrame(seen, columns=stored.columns)])
+        merged["opened_at"] = pd.to_datetime(merged["opened_at"], utc=True)
+        merged = merged.drop_duplicates("opened_at", keep="last").sort_values("opened_at")
+        return records(merged.tail(limit))
+
+    @router.get("/strategies")
+    def strategies(context: Context, _: Authenticated) -> list[dict[str, Any]]:
+        """Return each strategy's realised P&L and its latest parameters seen on the bus."""
+        pnl = {row["strategy"]: row for row in records(context.ledger.strategy_pnl())}
+        live = {update.strategy: update for update in context.live.snapshot().strategies}
+        names = sorted(set(pnl) | set(live))
+        return [
+            {
+                "strategy": name,
+                "enabled": live[name].enabled if name in live else None,
+                "parameters": live[name].parameters if name in live else {},
+                "trades": pnl.get(name, {}).get("trades", 0),
+                "net_pnl": pnl.get(name, {}).get("net_pnl", 0.0),
+                "win_rate_pct": pnl.get(name, {}).get("win_rate_pct"),
+            }
+            for name in names
+        ]
+
+    @router.get("/models")
+    def models(context: Context, _: Authenticated) -> dict[str, Any]:
+        """Return the model registry (metadata, metrics, importances; never artifacts)."""
+        frame = context.ledger.models()
+        if frame is None:
+            return {"registry": False, "models": []}
+        return {"registry": True, "models": records(frame)}
+
     @router.get("/audit")
     def audit(
         context: Context, _: AdminPrincipal, limit: RowLimit = DEFAULT_ROWS
@@ -285,6 +411,202 @@ def _control_router() -> APIRouter:
         """Close one symbol's position or every position; admins only."""
         return await _control(context, principal, ControlAction.FLATTEN, body.reason, body.symbol)
 
+    @router.post("/strategies/{strategy}", status_code=accepted)
+    async def configure_strategy(
+        context: Context,
+        principal: Authenticated,
+        strategy: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
+        body: StrategyConfiguration,
+    ) -> ControlResponse:
+        """Enable, disable or tune a strategy (publishes ConfigureStrategy); traders and admins."""
+        return await _guarded(
+            context,
+            ControlAction.CONFIGURE_STRATEGY,
+            context.control.configure_strategy(
+                principal,
+                strategy,
+                enabled=body.enabled,
+                parameters=dict(body.parameters),
+                reason=body.reason,
+                channel=API_CHANNEL,
+            ),
+        )
+
+    @router.post("/models/{model_id}/promote", status_code=accepted)
+    async def promote_model(
+        context: Context,
+        principal: Authenticated,
+        model_id: Annotated[str, Path(min_length=1, max_length=128)],
+        body: ControlRequest,
+    ) -> ControlResponse:
+        """Make a model production and announce ModelPromoted; admins only."""
+        return await _guarded(
+            context,
+            ControlAction.PROMOTE_MODEL,
+            context.control.promote_model(
+                principal, model_id, reason=body.reason, channel=API_CHANNEL
+            ),
+        )
+
+    @router.post("/models/rollback", status_code=accepted)
+    async def rollback_model(
+        context: Context,
+        principal: Authenticated,
+        symbol: Annotated[Symbol, Query()],
+        timeframe: Annotated[Timeframe, Query()],
+        body: ControlRequest,
+    ) -> ControlResponse:
+        """Re-promote the previous production model of a symbol; admins only."""
+        return await _guarded(
+            context,
+            ControlAction.ROLLBACK_MODEL,
+            context.control.rollback_model(
+                principal, symbol, timeframe.value, reason=body.reason, channel=API_CHANNEL
+            ),
+        )
+
+    return router
+
+
+async def _guarded(
+    context: GatewayContext,
+    action: ControlAction,
+    call: Coroutine[Any, Any, ControlReceipt],
+) -> ControlResponse:
+    try:
+        receipt = await call
+    except ControlDeniedError as error:
+        context.metrics.control_requests.labels(action.value, "denied").inc()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
+    except UnknownModelError as error:
+        context.metrics.control_requests.labels(action.value, "unknown").inc()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+    except Exception:
+        context.metrics.control_requests.labels(action.value, "failed").inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"could not publish {action.value}; the bus is unavailable",
+        ) from None
+    context.metrics.control_requests.labels(action.value, "published").inc()
+    return ControlResponse(
+        action=receipt.action.value, command=receipt.command, message_id=receipt.message_id
+    )
+
+
+def _run_response(run: BacktestRun) -> dict[str, Any]:
+    return asdict(run)
+
+
+def _research_router() -> APIRouter:
+    router = APIRouter(prefix="/api/backtests", tags=["research"])
+
+    @router.get("")
+    def list_backtests(
+        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
+    ) -> list[dict[str, Any]]:
+        """Return backtest runs started here, newest first."""
+        return [_run_response(run) for run in context.backtests.list(limit)]
+
+    @router.post("", status_code=status.HTTP_202_ACCEPTED)
+    async def run_backtest(
+        context: Context, principal: Authenticated, body: BacktestRunRequest
+    ) -> dict[str, Any]:
+        """Start ``trading-ai backtest`` on a research data file; traders and admins."""
+        if not principal.role.allows(Role.TRADER):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs the trader role")
+        request = BacktestRequest(
+            strategy=body.strategy,
+            data_file=body.data_file,
+            cash=body.cash,
+            commission=body.commission,
+            parameters=tuple(sorted(body.parameters.items())),
+        )
+        try:
+            run = await context.backtests.start(request, principal.username)
+        except BacktestRequestError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(error)) from None
+        except BacktestBusyError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        await context.ledger.audit(
+            actor=principal.username,
+            action="run_backtest",
+            subject=run.run_id,
+            outcome="started",
+            details={"channel": API_CHANNEL, "strategy": body.strategy, "data": body.data_file},
+        )
+        return _run_response(run)
+
+    @router.get("/data-files")
+    def data_files(context: Context, _: Authenticated) -> list[str]:
+        """Return the data files a backtest may be started on."""
+        return context.backtests.data_files()
+
+    @router.get("/{run_id}")
+    def get_backtest(
+        context: Context, _: Authenticated, run_id: Annotated[str, Path(max_length=64)]
+    ) -> dict[str, Any]:
+        """Return a run and, once it succeeded, its full report."""
+        run = context.backtests.get(run_id)
+        if run is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such backtest run")
+        return {**_run_response(run), "report": context.backtests.report(run_id)}
+
+    return router
+
+
+def _system_router() -> APIRouter:
+    router = APIRouter(prefix="/api/system", tags=["system"])
+
+    @router.get("/queues")
+    async def queues(context: Context, _: Authenticated) -> list[dict[str, Any]]:
+        """Return each watched queue's depth and consumer count."""
+        try:
+            stats: list[QueueStats] = await context.operations.queue_stats(DEFAULT_QUEUES)
+        except Exception as error:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"broker unavailable ({type(error).__name__})",
+            ) from None
+        return [asdict(item) for item in stats]
+
+    @router.get("/dead-letters")
+    async def dead_letters(
+        context: Context, _: AdminPrincipal, limit: RowLimit = DEFAULT_ROWS
+    ) -> list[dict[str, Any]]:
+        """Return the dead letters with their reasons (admins only)."""
+        try:
+            letters: list[DeadLetterView] = await context.operations.dead_letters(limit)
+        except Exception as error:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"broker unavailable ({type(error).__name__})",
+            ) from None
+        return [asdict(letter) for letter in letters]
+
+    @router.post("/dead-letters/{message_id}/{verdict}")
+    async def settle_dead_letter(
+        context: Context,
+        principal: AdminPrincipal,
+        message_id: Annotated[str, Path(min_length=1, max_length=128)],
+        verdict: Annotated[str, Path(pattern="^(requeue|discard)$")],
+    ) -> dict[str, Any]:
+        """Requeue a dead letter to its original exchange, or discard it (admins only)."""
+        operation = (
+            context.operations.requeue if verdict == "requeue" else context.operations.discard
+        )
+        try:
+            letter = await operation(message_id)
+        except DeadLetterNotFoundError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such dead letter") from None
+        await context.ledger.audit(
+            actor=principal.username,
+            action=f"dead_letter_{verdict}",
+            subject=message_id,
+            outcome="done",
+            details={"channel": API_CHANNEL, "reason": letter.reason[:500]},
+        )
+        return asdict(letter)
+
     return router
 
 
@@ -298,6 +620,13 @@ def create_api(context: GatewayContext) -> FastAPI:
         redoc_url=None,
     )
     api.state.context = context
-    for router in (_operations_router(), _auth_router(), _ledger_router(), _control_router()):
+    for router in (
+        _operations_router(),
+        _auth_router(),
+        _ledger_router(),
+        _control_router(),
+        _research_router(),
+        _system_router(),
+    ):
         api.include_router(router)
     return api

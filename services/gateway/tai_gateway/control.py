@@ -153,7 +153,7 @@ class ControlService:
         self, principal: Principal, action: ControlAction, model_id: str, reason: str, channel: str
     ) -> ControlReceipt:
         now = self._clock.now()
-        promoted = self._ledger.set_model_stage(model_id, "production", now)
+        promoted = await self._ledger.set_model_stage(model_id, "production", now)
         if promoted is None:
             raise UnknownModelError(f"model {model_id!r} is not registered")
         event = ModelPromoted(

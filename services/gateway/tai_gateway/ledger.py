@@ -220,18 +220,26 @@ class GatewayLedger:
                 frame[column] = frame[column].map(_json_value)
         return frame
 
-    def set_model_stage(self, model_id: str, stage: str, at: datetime) -> dict[str, Any] | None:
+    def _registry(self) -> Table | None:
+        engine = self._store.sync_engine()
+        if not self._has_table(ML_MODELS_TABLE):
+            return None
+        return Table(ML_MODELS_TABLE, MetaData(), autoload_with=engine)
+
+    async def set_model_stage(
+        self, model_id: str, stage: str, at: datetime
+    ) -> dict[str, Any] | None:
         """Make a model ``production`` (archiving the one it replaces) or ``archived``.
 
         Return the model's identity and the replaced model id, or None for an unknown model.
         """
-        engine = self._store.sync_engine()
-        if not self._has_table(ML_MODELS_TABLE):
+        table = self._registry()
+        if table is None:
             return None
-        table = Table(ML_MODELS_TABLE, MetaData(), autoload_with=engine)
-        with engine.begin() as connection:
+        async with self._store.transaction() as unit:
+            session = unit.session
             row = (
-                connection.execute(select(table).where(table.c.model_id == model_id))
+                (await session.execute(select(table).where(table.c.model_id == model_id)))
                 .mappings()
                 .first()
             )
@@ -239,26 +247,28 @@ class GatewayLedger:
                 return None
             previous: str | None = None
             if stage == "production":
-                current = connection.execute(
-                    select(table.c.model_id).where(
-                        table.c.symbol == row["symbol"],
-                        table.c.timeframe == row["timeframe"],
-                        table.c.stage == "production",
-                        table.c.model_id != model_id,
+                current = (
+                    await session.execute(
+                        select(table.c.model_id).where(
+                            table.c.symbol == row["symbol"],
+                            table.c.timeframe == row["timeframe"],
+                            table.c.stage == "production",
+                            table.c.model_id != model_id,
+                        )
                     )
                 ).scalar()
                 if current is not None:
                     previous = str(current)
-                    connection.execute(
+                    await session.execute(
                         table.update().where(table.c.model_id == previous).values(stage="archived")
                     )
-                connection.execute(
+                await session.execute(
                     table.update()
                     .where(table.c.model_id == model_id)
                     .values(stage="production", promoted_at=at)
                 )
             else:
-                connection.execute(
+                await session.execute(
                     table.update().where(table.c.model_id == model_id).values(stage=stage)
                 )
         return {
