@@ -170,6 +170,53 @@ def keys_generate(
     console.print(f"public key (execution): {files.public_key}")
 
 
+@app.command("broker-setup")
+def broker_setup(
+    vhost: Annotated[str, typer.Option(help="virtual host to create")] = "tai",
+    user_prefix: Annotated[str, typer.Option(help="prefix of the per-service users")] = "tai-",
+    secrets_file: Annotated[
+        Path, typer.Option(help="0600 file receiving generated passwords (VARIABLE=value)")
+    ] = Path("deploy/secrets/rabbitmq.env"),
+    definitions_file: Annotated[
+        Path, typer.Option(help="hash-free definitions file to (re)write")
+    ] = Path("deploy/rabbitmq/definitions.json"),
+    management_url: Annotated[
+        str, typer.Option(envvar="RABBITMQ_MANAGEMENT_URL", help="management API, if enabled")
+    ] = "http://127.0.0.1:15672",
+    management_user: Annotated[str, typer.Option(envvar="RABBITMQ_ADMIN_USER")] = "guest",
+    management_password: Annotated[
+        str,
+        typer.Option(
+            envvar="RABBITMQ_ADMIN_PASSWORD", help="unset: rabbitmqctl on this node", hidden=True
+        ),
+    ] = "",
+    apply: Annotated[bool, typer.Option(help="provision the running broker")] = True,
+) -> None:
+    """Provision RabbitMQ (vhost, users, permissions, exchanges, policies); write definitions."""
+    import os  # noqa: PLC0415
+
+    from tai_bus import provisioning  # noqa: PLC0415
+
+    layout = provisioning.BrokerLayout(vhost=vhost, user_prefix=user_prefix)
+    changed = provisioning.write_definitions_file(definitions_file, layout)
+    console.print(f"definitions {'written to' if changed else 'unchanged in'} {definitions_file}")
+    if not apply:
+        return
+    try:
+        administrator = provisioning.choose_administrator(
+            management_url, management_user, management_password
+        )
+        passwords = provisioning.resolve_passwords(layout, os.environ, secrets_file)
+        provisioning.provision(administrator, layout, passwords)
+    except provisioning.BrokerAdministrationError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"vhost {vhost}: {len(layout.users())} users provisioned with "
+        f"{type(administrator).__name__}; passwords from the environment or {secrets_file}"
+    )
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="login name")],
