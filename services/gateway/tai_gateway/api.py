@@ -524,7 +524,7 @@ def _research_router() -> APIRouter:
         try:
             run = await context.backtests.start(request, principal.username)
         except BacktestRequestError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(error)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
         except BacktestBusyError as error:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         await context.ledger.audit(
