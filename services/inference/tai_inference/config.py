@@ -1,0 +1,31 @@
+"""Inference service settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tai_core.settings import ServiceSettings
+from tai_events.market import Timeframe
+
+
+class InferenceSettings(ServiceSettings):
+    """Settings of the inference service (env prefix ``INFERENCE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERENCE_", frozen=True, extra="ignore")
+
+    timeframe: Timeframe = Timeframe.H1
+    symbols: tuple[str, ...] = Field(
+        default=("EURUSD",),
+        description="symbols whose production model is loaded at start (others on first bar)",
+    )
+    warm_up_bars: int = Field(
+        default=500, ge=0, description="stored bars replayed into the features on a first bar"
+    )
+    psi_threshold: float = Field(default=0.25, gt=0, description="PSI that counts as drift")
+    drift_window: int = Field(default=500, ge=50, description="bars in the live PSI window")
+    drift_check_every: int = Field(default=100, ge=1, description="bars between PSI checks")
+    quality_window: int = Field(default=200, ge=20, description="resolved predictions scored")
+    quality_tolerance: float = Field(
+        default=0.15, gt=0, description="relative log-loss degradation that flags the model"
+    )
