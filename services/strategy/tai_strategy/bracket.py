@@ -3,7 +3,8 @@
 A bracketed strategy opens a position with one order carrying an ATR stop-loss and take-profit,
 then holds it (no new entries) until, by its own view of the bars, the stop or the target was
 touched — with the same conservative rule as the backtest broker (the stop when both could
-have hit) — or until ``max_holding_bars`` pass, when it asks to close. Entries are sized so
+have hit) — or until ``max_holding_bars`` pass, when it asks to close; it never re-enters on
+the bar that ended a trade. Entries are sized so
 that hitting the stop loses ``risk_per_trade_pct`` of ``capital``, scaled by the regime weight
 the strategy book assigns.
 """
@@ -178,31 +179,29 @@ class BracketStrategy(Generic[P]):
         self._advance(bar)
 
     def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
-        """Manage the open trade, then enter on a fresh signal when flat."""
+        """Manage the open trade (exits), else enter on a fresh signal when flat."""
         advanced = self._advance(bar)
         if advanced is None:
             return []
         book, signal, atr_value = advanced
-        intents: list[OrderIntent] = []
         trade = book.trade
         if trade is not None:
             trade.bars_held += 1
             touched = exit_touched(trade, bar)
+            # No re-entry on the bar that ended a trade: wait for a fresh bar's signal.
             if touched is not None:
                 book.trade = None  # the broker's bracket closed it
-            elif self.parameters.max_holding_bars and (
+                return []
+            if self.parameters.max_holding_bars and (
                 trade.bars_held >= self.parameters.max_holding_bars
             ):
                 book.trade = None
-                intents.append(self._close(bar, trade))
-            else:
-                return []
+                return [self._close(bar, trade)]
+            return []
         if signal is None or atr_value is None or not atr_value > 0:
-            return intents
+            return []
         intent = self._enter(bar, book, signal, atr_value)
-        if intent is not None:
-            intents.append(intent)
-        return intents
+        return [intent] if intent is not None else []
 
     def enter(self, bar: BarClosed, signal: Signal) -> list[OrderIntent]:
         """Enter on an externally produced signal at the last bar (used by predictions)."""

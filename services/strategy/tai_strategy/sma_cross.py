@@ -153,8 +153,8 @@ class SmaCrossStrategy:
         """Return the position direction the strategy holds for a symbol."""
         return self._state(symbol).direction
 
-    def _advance(self, bar: BarClosed) -> tuple[_SymbolState, SignalDirection | None] | None:
-        state = self._states.get(bar.symbol) or self._state(bar.symbol)
+    def _cross(self, state: _SymbolState, bar: BarClosed) -> SignalDirection | None:
+        """Advance the averages by one bar; return the direction of a cross on it, if any."""
         opened_at = bar.opened_at
         last = state.last_opened_at
         if last is not None and opened_at <= last:
@@ -163,29 +163,28 @@ class SmaCrossStrategy:
         # Bit-identical to math.fsum(window) / length (see _ExactWindowSums), in O(1).
         difference = state.exact.push(bar.close)
         if difference is None:
-            return state, None
+            return None
         previous = state.previous_difference
         state.previous_difference = difference
         if previous is None:
-            return state, None
+            return None
         if previous <= 0 < difference:
-            return state, SignalDirection.LONG
+            return SignalDirection.LONG
         if previous >= 0 > difference:
-            return state, SignalDirection.SHORT
-        return state, None
+            return SignalDirection.SHORT
+        return None
 
     def warm_up(self, bar: BarClosed) -> None:
         """Replay a historical bar, updating averages and the held direction, without orders."""
-        advanced = self._advance(bar)
-        if advanced is not None and advanced[1] is not None:
-            advanced[0].direction = advanced[1]
+        state = self._states.get(bar.symbol) or self._state(bar.symbol)
+        target = self._cross(state, bar)
+        if target is not None:
+            state.direction = target
 
     def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
         """Return a buy on a golden cross, a sell on a death cross, else nothing."""
-        advanced = self._advance(bar)
-        if advanced is None:
-            return []
-        state, target = advanced
+        state = self._states.get(bar.symbol) or self._state(bar.symbol)
+        target = self._cross(state, bar)
         if target is None or target is state.direction:
             return []
         size = self.parameters.quantity
