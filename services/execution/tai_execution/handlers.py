@@ -26,6 +26,7 @@ from tai_events.orders import (
     OrderApproved,
     OrderState,
     OrderStatusChanged,
+    OrderType,
     PositionUpdated,
 )
 from tai_execution.ig import (
@@ -47,7 +48,11 @@ from tai_execution.paper import (
     PaperResult,
     WorkingOrder,
 )
-from tai_execution.portfolio import CurrencyConverter
+from tai_execution.portfolio import (
+    ConversionUnavailableError,
+    CurrencyConverter,
+    value_position,
+)
 from tai_execution.reconciliation import PositionMismatch, reconcile
 from tai_execution.verification import check_approval
 from tai_store import Store, UnitOfWork
@@ -319,6 +324,22 @@ async def record_confirmation(
 ) -> None:
     """Record IG's verdict on an order: a fill at the dealt level, or a rejection."""
     assert context.live is not None
+    if confirmation.accepted and order.order_type is not OrderType.MARKET:
+        # A resting LIMIT/STOP order accepted by IG is working there, not filled: it stays
+        # SUBMITTED and reconciliation compares the positions it opens once it triggers.
+        async with context.store.transaction() as unit:
+            await unit.audit.record(
+                actor=CONSUMER,
+                action="execution.working_order_placed",
+                subject=order.order_id,
+                outcome="accepted",
+                details={
+                    "deal_id": confirmation.deal_id or "",
+                    "reference": confirmation.deal_reference,
+                },
+                at=context.clock.now(),
+            )
+        return
     if not confirmation.accepted or confirmation.level is None:
         await record_results(
             context, [PaperRejection(order, rejection_text(confirmation.reason))], cause
@@ -359,6 +380,8 @@ async def resolve_in_doubt(context: ExecutionContext) -> int:
         order = entry_order_from(approval)
         confirmation = await context.live.confirmation(deal_reference(order.order_id))
         if confirmation is not None:
+            if confirmation.accepted and order.order_type is not OrderType.MARKET:
+                continue  # resting at IG: nothing to settle until it triggers
             await record_confirmation(context, order, confirmation, None)
         elif context.clock.now() >= approval.expires_at:
             await record_results(
@@ -460,6 +483,7 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
     if results:
         await record_results(context, results, envelope.headers)
     context.marks[bar.symbol] = bar.close
+    _value_positions(context)
     async with context.store.transaction() as unit:
         await unit.snapshots.add(
             context.account_name,
@@ -467,6 +491,21 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
             context.account.cash,
             context.account.equity(context.marks),
         )
+
+
+def _value_positions(context: ExecutionContext) -> None:
+    """Set each open position's unrealised P&L in the account currency (when convertible)."""
+    if context.metrics is None:
+        return
+    for symbol, position in context.account.positions.items():
+        mark = context.marks.get(symbol)
+        if mark is None:
+            continue
+        try:
+            valuation = value_position(position, mark, context.converter)
+        except ConversionUnavailableError:
+            continue  # no conversion pair seen yet: leave the last value rather than guess
+        context.metrics.unrealized_pnl.labels(symbol=symbol).set(valuation.unrealized_pnl_account)
 
 
 async def record_results(

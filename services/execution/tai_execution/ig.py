@@ -365,7 +365,9 @@ class IgBroker:
             "orderType": "MARKET",
             "timeInForce": "FILL_OR_KILL",
             "guaranteedStop": False,
-            "forceOpen": True,
+            # Without a bracket, forceOpen false nets an opposite order against the open
+            # position (as our ledger does); IG requires forceOpen true when levels are attached.
+            "forceOpen": order.stop_loss is not None or order.take_profit is not None,
             "currencyCode": self.currency_code,
             "dealReference": deal_reference(order.order_id),
         }

@@ -14,6 +14,7 @@ class ExecutionMetrics:
     open_positions: Gauge
     orders: Counter
     reconciliations: Counter
+    unrealized_pnl: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ExecutionMetrics:
@@ -32,6 +33,12 @@ class ExecutionMetrics:
                 "tai_execution_reconciliations_total",
                 "Broker-vs-ledger reconciliations, by outcome",
                 ["outcome"],
+                registry=registry,
+            ),
+            unrealized_pnl=Gauge(
+                "tai_execution_unrealized_pnl",
+                "Open P&L per symbol in the account currency, at the latest close",
+                ["symbol"],
                 registry=registry,
             ),
         )

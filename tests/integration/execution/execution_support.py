@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from tai_core.ids import deterministic_id
 from tai_core.signing import ApprovalSigner
-from tai_events.orders import OrderApproved, OrderState, Side
+from tai_events.orders import OrderApproved, OrderState, OrderType, Side
 from tai_store import Store
 
 PLACEHOLDER_SIGNATURE = "A" * 86
@@ -22,6 +22,8 @@ def signed_approval(
     quantity: float = 1000.0,
     stop_loss: float | None = None,
     take_profit: float | None = None,
+    order_type: OrderType = OrderType.MARKET,
+    limit_price: float | None = None,
     ttl: timedelta = timedelta(minutes=5),
 ) -> OrderApproved:
     """Return an approval for ``order_id`` signed with ``signer``."""
@@ -40,6 +42,8 @@ def signed_approval(
         expires_at=issued_at + ttl,
         stop_loss=stop_loss,
         take_profit=take_profit,
+        order_type=order_type,
+        limit_price=limit_price,
         key_id="0" * 16,
         signature=PLACEHOLDER_SIGNATURE,
     )
@@ -61,6 +65,7 @@ async def record_as_risk(store: Store, approval: OrderApproved, at: datetime) ->
             signal_time=approval.signal_time,
             at=at,
             state=OrderState.NEW,
+            limit_price=approval.limit_price,
             stop_loss=approval.stop_loss,
             take_profit=approval.take_profit,
             reason="approved by risk",

@@ -187,14 +187,23 @@ class IgStub:
                 reference, "REJECTED", "INSTRUMENT_NOT_FOUND", body, None, None
             )
             return
-        deal_id = f"DIAAAA{uuid.uuid4().hex[:10].upper()}"
         level = state.prices[epic]
+        size = float(body["size"])
+        if not body.get("forceOpen", False):
+            # forceOpen false: the deal first nets off opposite positions in the same market.
+            size = self._net_off(epic, body["direction"], size)
+        if size <= 0:
+            state.confirms[reference] = _confirm(
+                reference, "ACCEPTED", "SUCCESS", body, None, level
+            )
+            return
+        deal_id = f"DIAAAA{uuid.uuid4().hex[:10].upper()}"
         state.positions[deal_id] = {
             "dealId": deal_id,
             "dealReference": reference,
             "epic": epic,
             "direction": body["direction"],
-            "size": float(body["size"]),
+            "size": size,
             "level": level,
             "stopLevel": body.get("stopLevel"),
             "limitLevel": body.get("limitLevel"),
@@ -202,20 +211,25 @@ class IgStub:
         }
         state.confirms[reference] = _confirm(reference, "ACCEPTED", "SUCCESS", body, deal_id, level)
 
-    def _close(self, body: dict[str, Any]) -> web.Response:
-        state = self.state
-        reference = uuid.uuid4().hex[:20]
-        remaining = float(body["size"])
-        for deal_id, position in list(state.positions.items()):
+    def _net_off(self, epic: str, direction: str, size: float) -> float:
+        """Reduce opposite positions in ``epic`` by up to ``size``; return what is left."""
+        remaining = size
+        for deal_id, position in list(self.state.positions.items()):
             if remaining <= 0:
                 break
-            if position["epic"] != body.get("epic") or position["direction"] == body["direction"]:
+            if position["epic"] != epic or position["direction"] == direction:
                 continue
             taken = min(remaining, position["size"])
             position["size"] -= taken
             remaining -= taken
             if position["size"] <= 0:
-                del state.positions[deal_id]
+                del self.state.positions[deal_id]
+        return remaining
+
+    def _close(self, body: dict[str, Any]) -> web.Response:
+        state = self.state
+        reference = uuid.uuid4().hex[:20]
+        remaining = self._net_off(str(body.get("epic")), body["direction"], float(body["size"]))
         status = "ACCEPTED" if remaining <= 0 else "REJECTED"
         reason = "SUCCESS" if remaining <= 0 else "POSITION_NOT_AVAILABLE_TO_CLOSE"
         state.confirms[reference] = _confirm(

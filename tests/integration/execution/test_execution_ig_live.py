@@ -14,7 +14,7 @@ from tai_core.clock import FakeClock
 from tai_core.signing import ApprovalSigner, generate_private_key_pem, public_key_pem
 from tai_events import AlertRaised, Message, OrderApproved
 from tai_events.codec import Envelope
-from tai_events.orders import OrderState
+from tai_events.orders import OrderState, OrderType, Side
 from tai_execution.app import ExecutionApp, create_app
 from tai_execution.config import ExecutionSettings
 from tai_execution.ig import deal_reference
@@ -209,3 +209,36 @@ async def test_position_at_ig_unknown_to_the_ledger_fails_reconciliation(live: L
     [alert] = live.alerts
     assert (alert.code, alert.severity.value) == ("reconciliation_failed", "critical")
     assert "broker holds -3" in alert.message
+
+
+async def test_opposite_order_nets_off_the_position_at_ig_and_in_the_ledger(live: Live) -> None:
+    # Arrange
+    await live.start()
+    assert live.bus is not None
+    buy = live.approval("ord-buy")
+    sell = live.approval("ord-sell", side=Side.SELL)
+    # Act
+    for approval in (buy, sell):
+        await record_as_risk(live.store, approval, live.clock.now())
+        await live.bus.publish(approval)
+        await live.bus.drain()
+    # Assert
+    assert live.stub.state.positions == {}
+    async with live.store.transaction() as unit:
+        [position] = await unit.positions.list("paper")
+    assert position.quantity == 0.0
+    assert await live.execution.context.live.positions() == {}  # type: ignore[union-attr]
+
+
+async def test_resting_limit_order_accepted_by_ig_stays_submitted(live: Live) -> None:
+    await live.start()
+    assert live.bus is not None
+    approval = live.approval("ord-limit", order_type=OrderType.LIMIT, limit_price=1.05)
+    await record_as_risk(live.store, approval, live.clock.now())
+    await live.bus.publish(approval)
+    await live.bus.drain()
+    assert (await live.order_state("ord-limit"))[0] == "SUBMITTED"
+    assert len(live.stub.state.working_orders) == 1
+    async with live.store.transaction() as unit:
+        fills = await unit.fills.for_order("ord-limit")
+    assert fills == []

@@ -301,3 +301,20 @@ async def test_start_reconciles_and_audits_the_outcome(harness: Harness) -> None
     async with harness.store.transaction() as unit:
         audit = await unit.audit.list(action="execution.reconciliation")
     assert [entry.outcome for entry in audit] == ["ok"]
+
+
+async def test_unrealised_pnl_gauge_is_in_the_account_currency(tmp_path: Path) -> None:
+    # Arrange: a EUR account long 1000 EURUSD from 1.20; P&L is earned in USD
+    harness = await _harness(tmp_path, account_currency="EUR")
+    try:
+        await _approve(harness, "ord-1")
+        await _bar(harness, bar(1, 1.20, 1.21, 1.19, 1.20))
+        # Act: the next close is 1.25 -> 50 USD open profit, 50 / 1.25 = 40 EUR
+        await _bar(harness, bar(2, 1.22, 1.26, 1.21, 1.25))
+        # Assert
+        gauge = _metric(harness.telemetry, "tai_execution_unrealized_pnl", {"symbol": "EURUSD"})
+        assert gauge == pytest.approx(40.0)
+    finally:
+        await harness.execution.stop()
+        await harness.bus.close()
+        await harness.store.close()
