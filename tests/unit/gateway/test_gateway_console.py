@@ -167,18 +167,26 @@ async def test_live_refresh_shows_fills_from_the_bus(
     await login(client, "victor", VIEWER_PASSWORD)
     await bus.publish(make_fill(7))
     await bus.drain()
+    outputs = [
+        ("trading-state", "children"),
+        ("trading-state", "className"),
+        ("live-kpis", "children"),
+        ("candles-symbol", "options"),
+        ("candles-graph", "figure"),
+        ("positions", "children"),
+        ("open-orders", "children"),
+        ("equity-graph", "figure"),
+        ("fills", "children"),
+        ("live-error", "children"),
+        ("seen-version", "data"),
+    ]
     body = {
-        "output": "..trading-state.children...trading-state.color...equity-graph.figure..."
-        "fills.children...live-error.children...seen-version.data..",
-        "outputs": [
-            {"id": "trading-state", "property": "children"},
-            {"id": "trading-state", "property": "color"},
-            {"id": "equity-graph", "property": "figure"},
-            {"id": "fills", "property": "children"},
-            {"id": "live-error", "property": "children"},
-            {"id": "seen-version", "property": "data"},
+        "output": ".." + "...".join(f"{key}.{prop}" for key, prop in outputs) + "..",
+        "outputs": [{"id": key, "property": prop} for key, prop in outputs],
+        "inputs": [
+            {"id": "live-refresh", "property": "n_intervals", "value": 1},
+            {"id": "candles-symbol", "property": "value", "value": None},
         ],
-        "inputs": [{"id": "live-refresh", "property": "n_intervals", "value": 1}],
         "changedPropIds": ["live-refresh.n_intervals"],
         "state": [{"id": "seen-version", "property": "data", "value": None}],
     }
@@ -193,3 +201,61 @@ async def test_live_refresh_shows_fills_from_the_bus(
     assert f'"version": {gateway.live.version}' in text or f'"version":{gateway.live.version}' in (
         text
     )
+
+
+def _callback(output: str, trigger: str, states: list[dict[str, Any]]) -> dict[str, Any]:
+    key, prop = output.split(".")
+    return {
+        "output": output,
+        "outputs": {"id": key, "property": prop},
+        "inputs": [{"id": trigger, "property": "n_clicks", "value": 1}],
+        "changedPropIds": [f"{trigger}.n_clicks"],
+        "state": states,
+    }
+
+
+async def test_viewer_forged_strategy_change_is_refused_and_audited(
+    client: FlaskClient, store: Store, bus: InMemoryBus, control_inbox: list[Message]
+) -> None:
+    await login(client, "victor", VIEWER_PASSWORD)
+    body = _callback(
+        "strategy-feedback.children",
+        "disable-strategy-button",
+        [
+            {"id": "strategy-name", "property": "value", "value": "sma_cross"},
+            {"id": "strategy-parameters", "property": "value", "value": ""},
+        ],
+    )
+    body["inputs"] = [
+        {"id": "enable-strategy-button", "property": "n_clicks", "value": 0},
+        {"id": "disable-strategy-button", "property": "n_clicks", "value": 1},
+        {"id": "apply-parameters-button", "property": "n_clicks", "value": 0},
+    ]
+    response = await call(
+        client.post, "/_dash-update-component", json=body, headers=csrf_header(client)
+    )
+    await bus.drain()
+    assert response.status_code == 403
+    assert control_inbox == []
+    assert await audit_rows(store, "configure_strategy") == [("victor", "denied")]
+
+
+async def test_viewer_cannot_start_a_backtest_through_a_forged_callback(
+    client: FlaskClient, gateway: GatewayApp
+) -> None:
+    await login(client, "victor", VIEWER_PASSWORD)
+    body = _callback(
+        "backtest-feedback.children",
+        "run-backtest-button",
+        [
+            {"id": "backtest-data", "property": "value", "value": "EURUSD.csv"},
+            {"id": "backtest-strategy", "property": "value", "value": "sma_cross"},
+            {"id": "backtest-parameters", "property": "value", "value": ""},
+            {"id": "backtest-cash", "property": "value", "value": 1000},
+        ],
+    )
+    response = await call(
+        client.post, "/_dash-update-component", json=body, headers=csrf_header(client)
+    )
+    assert response.status_code == 403
+    assert gateway.context.backtests.list() == []

@@ -1,0 +1,104 @@
+"""Pure console builders and risk read-outs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tai_gateway.console_tabs import parse_parameters
+from tai_gateway.risk_view import LimitStatus, RiskLimits, risk_report
+from tai_gateway.views import FAN_PERCENTILES, monte_carlo_fan, positions_view
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)
+LIMITS = RiskLimits(
+    max_position_notional_pct=20.0,
+    max_open_positions=2,
+    max_drawdown_pct=10.0,
+    max_daily_loss_pct=3.0,
+    max_var_pct=2.0,
+    var_confidence=0.95,
+)
+NO_POSITIONS = pd.DataFrame(columns=["symbol", "quantity", "last_price", "average_price"])
+
+
+def curve(values: list[float], start: datetime = T0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "taken_at": [start + timedelta(hours=hour) for hour in range(len(values))],
+            "equity": values,
+        }
+    )
+
+
+def test_daily_loss_is_measured_from_the_last_equity_before_midnight() -> None:
+    # Arrange: 100k at 23:00, 97k now (next day): a 3% loss uses the whole 3% limit
+    equity = curve([100_000.0, 97_000.0], start=T0 - timedelta(hours=1))
+    # Act
+    report = risk_report(equity, NO_POSITIONS, LIMITS, T0 + timedelta(hours=1))
+    # Assert
+    assert report.daily_pnl == pytest.approx(-3_000.0)
+    daily = next(limit for limit in report.limits if limit.name == "daily loss")
+    assert daily.value == pytest.approx(3_000 / 97_000 * 100)
+    assert daily.status is LimitStatus.BREACHED
+
+
+def test_var_and_cvar_come_from_historical_returns_once_there_are_enough() -> None:
+    rng = np.random.default_rng(3)
+    values = list(100_000.0 * np.cumprod(1 + rng.normal(0, 0.01, 60)))
+    report = risk_report(curve(values), NO_POSITIONS, LIMITS, T0 + timedelta(days=5))
+    assert report.var is not None
+    assert report.cvar is not None
+    assert report.cvar >= report.var > 0
+
+
+def test_no_equity_history_reports_no_risk_numbers() -> None:
+    report = risk_report(curve([]), NO_POSITIONS, LIMITS, T0)
+    assert (report.equity, report.var, report.drawdown_pct) == (None, None, 0.0)
+
+
+def test_usage_warns_from_eighty_percent() -> None:
+    report = risk_report(curve([100_000.0, 91_000.0]), NO_POSITIONS, LIMITS, T0)
+    drawdown = next(limit for limit in report.limits if limit.name == "drawdown")
+    assert drawdown.usage_pct == pytest.approx(90.0)
+    assert drawdown.status is LimitStatus.WARNING
+
+
+def test_positions_view_shows_unrealised_pnl_of_open_positions_only() -> None:
+    positions = pd.DataFrame(
+        {
+            "symbol": ["EURUSD", "GBPUSD"],
+            "quantity": [10_000.0, 0.0],
+            "average_price": [1.10, 1.30],
+            "last_price": [1.12, 1.31],
+            "realized_pnl": [5.0, 40.0],
+        }
+    )
+    view = positions_view(positions)
+    assert list(view["symbol"]) == ["EURUSD"]
+    assert view["unrealized_pnl"].iloc[0] == pytest.approx(200.0)
+
+
+def test_parse_parameters_reads_numbers_and_names_a_bad_item() -> None:
+    assert parse_parameters("fast=5, slow = 20.5") == {"fast": 5.0, "slow": 20.5}
+    assert parse_parameters("") == {}
+    with pytest.raises(ValueError, match="not name=number"):
+        parse_parameters("fast")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_parameters("fast=quick")
+
+
+@given(st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=40))
+def test_fan_percentiles_are_ordered_and_start_at_the_initial_cash(pnls: list[float]) -> None:
+    fan = monte_carlo_fan(pnls, 100_000.0, paths=200)
+    assert len(fan) == len(pnls) + 1
+    assert (fan.iloc[0][[f"p{level}" for level in FAN_PERCENTILES]] == 100_000.0).all()
+    columns = [f"p{level}" for level in FAN_PERCENTILES]
+    assert (np.diff(fan[columns].to_numpy(), axis=1) >= -1e-6).all()
+    # the last step's median lies between the worst and best possible totals
+    assert min(pnls) * len(pnls) - 1e-6 <= fan["p50"].iloc[-1] - 100_000.0
+    assert fan["p50"].iloc[-1] - 100_000.0 <= max(pnls) * len(pnls) + 1e-6
