@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tai_core.accounting import QUANTITY_EPSILON, Account
@@ -168,6 +169,7 @@ class _Run:
         self.broker = BacktestBroker(config.costs)
         self.account = Account.opened_with(config.cash)
         self.marks: dict[str, float] = {}
+        self.tape = BarTape.of(())
         self.ledger = TradeLedger()
         self.record = TradeRecord()
         self.fills: list[Fill] = []
@@ -176,36 +178,35 @@ class _Run:
         self.sequence = 0
 
     def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
+        # Everything that is a pure function of the bars (time order, closes per symbol, the
+        # time index) is computed once, vectorised; the loop only does what depends on the
+        # strategy's decisions.
+        tape = BarTape.of(bars)
+        self.tape = tape
         strategy_on_bar = self.strategy.on_bar
         sizer = self.config.sizer
         observe = sizer.observe if sizer is not None and sizer.observes_bars else None
         pending = self.pending
         brackets = self.broker.brackets
-        marks = self.marks
-        last_time: datetime | None = None
         for index, bar in enumerate(bars):
-            symbol = bar.symbol
-            if last_time is not None and bar.opened_at < last_time:
-                raise ValueError(f"bars are not in time order at index {index} ({bar.opened_at})")
-            last_time = bar.opened_at
-            if pending and symbol in pending:
-                self._execute_pending(bar, index, pending.pop(symbol))
-            if brackets and symbol in brackets:
-                self._check_bracket(brackets[symbol], bar, index)
-            marks[symbol] = bar.close
+            if pending and bar.symbol in pending:
+                self._execute_pending(bar, index, pending.pop(bar.symbol))
+            if brackets and bar.symbol in brackets:
+                self._check_bracket(brackets[bar.symbol], bar, index)
             if observe is not None:
                 observe(bar)
             intents = strategy_on_bar(bar)
             if intents:
-                queue = pending.setdefault(symbol, [])
+                queue = pending.setdefault(bar.symbol, [])
                 for intent in intents:
                     self.sequence += 1
                     queue.append(_PendingIntent(intent, bar, self.sequence))
-        return self._result(bars)
+        return self._result(bars, tape)
 
     # -- orders ---------------------------------------------------------------------------
 
     def _execute_pending(self, bar: BarClosed, index: int, queue: list[_PendingIntent]) -> None:
+        self.marks = self.tape.marks_before(index)
         self.clock.set(max(bar.opened_at, self.clock.now()))
         self.broker.remember_bar(bar)
         for item in queue:
@@ -399,10 +400,10 @@ class _Run:
 
     # -- results --------------------------------------------------------------------------
 
-    def _result(self, bars: Sequence[BarClosed]) -> BacktestResult:
+    def _result(self, bars: Sequence[BarClosed], tape: BarTape) -> BacktestResult:
         return BacktestResult(
             initial_cash=self.config.cash,
-            equity=equity_curve(bars, self.fills, self.config.cash),
+            equity=tape.equity(self.fills, self.config.cash),
             fills=self.fills,
             trades=self.ledger.closed,
             rejections=self.rejections,
@@ -426,41 +427,81 @@ def math_fsum_notional(
     return total
 
 
-def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) -> pd.Series:
-    """Return equity at each bar close from the fills (cash and positions step at fills).
+@dataclass(frozen=True)
+class BarTape:
+    """What a run needs from its bars beyond the bars themselves, computed once, vectorised.
 
-    Computed after the loop, vectorised, so the hot loop records nothing per bar. With many
-    symbols the curve has one point per timestamp, after the last bar of that time.
+    ``closes`` holds, per bar (row) and symbol (column), the symbol's latest close up to and
+    including that bar (NaN before its first bar).
     """
-    count = len(bars)
-    if count == 0:
-        return pd.Series(dtype=np.float64, name="equity")
-    symbols = sorted({bar.symbol for bar in bars})
-    column = {name: position for position, name in enumerate(symbols)}
-    closes = np.full((count, len(symbols)), np.nan)
-    if len(symbols) == 1:
-        closes[:, 0] = [bar.close for bar in bars]
-    else:
-        columns = np.fromiter((column[bar.symbol] for bar in bars), dtype=np.int64, count=count)
-        closes[np.arange(count), columns] = [bar.close for bar in bars]
-        closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
-    cash_after = np.full(count, np.nan)
-    quantity_after = np.full((count, len(symbols)), np.nan)
-    account = Account.opened_with(cash)
-    for fill in fills:
-        account, position, _ = account.apply_fill(
-            fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
-        )
-        cash_after[fill.bar_index] = account.cash
-        quantity_after[fill.bar_index, column[fill.symbol]] = position.quantity
-    cash_after[0] = cash if np.isnan(cash_after[0]) else cash_after[0]
-    cash_series = pd.Series(cash_after).ffill().to_numpy()
-    quantities = pd.DataFrame(quantity_after)
-    quantities.iloc[0] = quantities.iloc[0].fillna(0.0)
-    held = quantities.ffill().to_numpy()
-    equity = cash_series + np.sum(held * closes, axis=1)
-    times = pd.DatetimeIndex([bar.opened_at for bar in bars])
-    series = pd.Series(equity, index=times, name="equity", dtype=np.float64)
-    if len(symbols) == 1:
-        return series  # one bar per timestamp already (the loop refuses out-of-order bars)
-    return series[~series.index.duplicated(keep="last")]
+
+    times: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    columns: dict[str, int]
+    closes: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, bars: Sequence[BarClosed]) -> BarTape:
+        """Check the bars are in time order and tabulate their times and closes."""
+        count = len(bars)
+        times = pd.DatetimeIndex([bar.opened_at for bar in bars])
+        if count > 1 and not times.is_monotonic_increasing:
+            stamps = times.asi8
+            index = int(np.flatnonzero(stamps[1:] < stamps[:-1])[0]) + 1
+            raise ValueError(f"bars are not in time order at index {index} ({times[index]})")
+        names = [bar.symbol for bar in bars]
+        symbols = tuple(sorted(set(names)))
+        columns = {name: position for position, name in enumerate(symbols)}
+        values = np.fromiter((bar.close for bar in bars), dtype=np.float64, count=count)
+        if len(symbols) <= 1:
+            closes = values.reshape(count, 1)
+        else:
+            closes = np.full((count, len(symbols)), np.nan)
+            rows = np.fromiter((columns[name] for name in names), dtype=np.int64, count=count)
+            closes[np.arange(count), rows] = values
+            closes = pd.DataFrame(closes).ffill().to_numpy()
+        return cls(times=times, symbols=symbols, columns=columns, closes=closes)
+
+    def marks_before(self, index: int) -> dict[str, float]:
+        """Return each symbol's latest close among the bars before ``index``."""
+        if index <= 0:
+            return {}
+        row = self.closes[index - 1]
+        return {
+            name: float(row[position])
+            for position, name in enumerate(self.symbols)
+            if not np.isnan(row[position])
+        }
+
+    def equity(self, fills: Sequence[Fill], cash: float) -> pd.Series:
+        """Return equity at each bar close from the fills (cash and positions step at fills).
+
+        With many symbols the curve has one point per timestamp, after the last bar of it.
+        """
+        count = len(self.times)
+        if count == 0:
+            return pd.Series(dtype=np.float64, name="equity")
+        cash_after = np.full(count, np.nan)
+        quantity_after = np.full((count, len(self.symbols)), np.nan)
+        account = Account.opened_with(cash)
+        for fill in fills:
+            account, position, _ = account.apply_fill(
+                fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
+            )
+            cash_after[fill.bar_index] = account.cash
+            quantity_after[fill.bar_index, self.columns[fill.symbol]] = position.quantity
+        cash_after[0] = cash if np.isnan(cash_after[0]) else cash_after[0]
+        cash_series = pd.Series(cash_after).ffill().to_numpy()
+        quantities = pd.DataFrame(quantity_after)
+        quantities.iloc[0] = quantities.iloc[0].fillna(0.0)
+        held = quantities.ffill().to_numpy()
+        equity = cash_series + np.sum(held * np.nan_to_num(self.closes), axis=1)
+        series = pd.Series(equity, index=self.times, name="equity", dtype=np.float64)
+        if len(self.symbols) == 1:
+            return series  # one bar per timestamp already (the tape refuses disorder)
+        return series[~series.index.duplicated(keep="last")]
+
+
+def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) -> pd.Series:
+    """Return equity at each bar close from the fills (cash and positions step at fills)."""
+    return BarTape.of(bars).equity(fills, cash)
