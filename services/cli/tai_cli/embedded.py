@@ -55,6 +55,8 @@ class EmbeddedOptions:
     sma_fast: int = 10
     sma_slow: int = 30
     quantity: float = 10_000.0
+    inference: bool = False
+    """Run the optional ML inference component (see ``EmbeddedInference``)."""
 
 
 @dataclass
@@ -148,6 +150,9 @@ class EmbeddedSystem:
         self.gateway: GatewayApp | None = None
         self._gateway_task: asyncio.Task[None] | None = None
         self.admin_password: str | None = None
+        self.inference: EmbeddedInference | None = (
+            EmbeddedInference(self) if options.inference else None
+        )
 
     async def start(self) -> None:
         """Migrate the ledger, start the bus and every service, and the console if asked."""
@@ -155,6 +160,8 @@ class EmbeddedSystem:
         await self.bus.start()
         for app in (self.risk, self.execution, self.strategy):
             await app.start()
+        if self.inference is not None:
+            await self.inference.start()
         if self.options.serve_console:
             await self._start_gateway()
 
@@ -229,10 +236,96 @@ class EmbeddedSystem:
         if self._gateway_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gateway_task
+        if self.inference is not None:
+            await self.inference.stop()
         for app in (self.strategy, self.execution, self.risk):
             await app.stop()
         await self.bus.close()
         await self.store.close()
+
+
+# ---- optional component: ML inference ---------------------------------------------------
+# Kept apart from the trading pipeline: predictions go to ml.prediction.<SYMBOL>, which no
+# embedded trading service consumes, so fills are the same with or without it.
+
+
+class EmbeddedInference:
+    """The inference service inside the embedded system, with a demo model when none exists.
+
+    On start it looks for a production model of the replayed symbol and timeframe; if there
+    is none it fits a small XGBoost model on the replay data (no walk-forward evaluation, a
+    few seconds), registers and promotes it. The ML libraries are imported only here.
+    """
+
+    def __init__(self, system: EmbeddedSystem) -> None:
+        from tai_inference.app import create_app as create_inference  # noqa: PLC0415
+        from tai_inference.config import InferenceSettings  # noqa: PLC0415
+
+        self.system = system
+        options = system.options
+        self.note: str | None = None
+        self.app = create_inference(
+            InferenceSettings(
+                timeframe=options.timeframe,
+                symbols=(options.symbol,),
+                database_url=database_url(options),
+                amqp_url=MEMORY_URL,
+            ),
+            bus=system.bus,
+            store=system.store,
+            clock=system.clock,
+            telemetry=system.telemetry,
+        )
+
+    async def _ensure_demo_model(self) -> None:
+        from tai_inference.cli import load_bars  # noqa: PLC0415
+        from tai_inference.registry import promote_model, register_model  # noqa: PLC0415
+        from tai_inference.training import TrainingOptions, train_model  # noqa: PLC0415
+        from tai_store.ml_repository import MlModelRepository  # noqa: PLC0415
+
+        options, store = self.system.options, self.system.store
+        async with store.transaction() as unit:
+            existing = await MlModelRepository(unit.session).production(
+                options.symbol, options.timeframe.value
+            )
+        if existing is not None:
+            self.note = f"inference: serving registered model {existing.model_id}"
+            return
+        path = options.replay_file or sample_path(f"{options.symbol}.csv")
+        training = TrainingOptions(
+            symbol=options.symbol,
+            timeframe=options.timeframe.value,
+            evaluate=False,
+            max_rounds=100,
+            early_stopping_rounds=15,
+        )
+        try:
+            result = await asyncio.to_thread(
+                train_model, load_bars(path), training, created_at=self.system.clock.now()
+            )
+        except ValueError as error:
+            self.note = f"inference: no model (demo training impossible: {error})"
+            return
+        await register_model(store, result.record)
+        await promote_model(
+            store, None, result.record.model_id, clock=self.system.clock, promoted_by="embedded"
+        )
+        self.note = (
+            f"inference: trained demo model {result.record.model_id} on {path.name} "
+            "(in-sample demo; use `trading-ai train` for a validated model)"
+        )
+
+    async def start(self) -> None:
+        """Train the demo model if none is registered, then start consuming bars."""
+        await self._ensure_demo_model()
+        await self.app.start()
+
+    async def stop(self) -> None:
+        """Stop the inference service."""
+        await self.app.stop()
+
+
+# ---- end of the optional ML inference component --------------------------------------------
 
 
 async def run_replay(options: EmbeddedOptions) -> EmbeddedResult:

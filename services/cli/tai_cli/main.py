@@ -18,10 +18,12 @@ from tai_cli.keys import generate_key_files
 from tai_core.settings import ConfigurationError
 from tai_events.contracts import stale_contracts, write_contracts
 from tai_events.market import Timeframe
+from tai_inference.cli import make_train_command
 from tai_ingestion.cli import data_app
+from tai_ingestion.samples import sample_path
 from tai_optimizer.cli import backtest_command
 
-SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier")
+SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier", "inference")
 
 app = typer.Typer(
     name="trading-ai",
@@ -35,6 +37,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(data_app, name="data")
 app.command("backtest")(backtest_command)
+app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
 console = Console(stderr=True)
 
 
@@ -55,6 +58,9 @@ def run(
     no_console: Annotated[bool, typer.Option(help="replay only, without the console")] = False,
     exit_when_done: Annotated[bool, typer.Option(help="stop after the replay")] = False,
     reset: Annotated[bool, typer.Option(help="start from an empty ledger")] = False,
+    no_inference: Annotated[
+        bool, typer.Option(help="skip the ML inference component (and its demo model)")
+    ] = False,
 ) -> None:
     """Run every service in one process on the in-memory bus and SQLite, replaying data."""
     options = EmbeddedOptions(
@@ -68,6 +74,7 @@ def run(
         console_port=console_port,
         host=host,
         reset=reset,
+        inference=not no_inference,
     )
     try:
         asyncio.run(_run_embedded(options, exit_when_done=exit_when_done or no_console))
@@ -79,6 +86,8 @@ async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> No
     system = EmbeddedSystem(options)
     await system.start()
     try:
+        if system.inference is not None and system.inference.note:
+            console.print(system.inference.note)
         if system.gateway is not None:
             console.print(
                 f"[bold green]Console[/] http://{options.host}:{options.console_port}/   "
