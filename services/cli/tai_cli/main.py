@@ -22,6 +22,7 @@ from tai_inference.cli import make_train_command
 from tai_ingestion.cli import data_app
 from tai_ingestion.samples import sample_path
 from tai_optimizer.cli import backtest_command
+from tai_optimizer.research_cli import montecarlo_command, optimize_command, walk_forward_command
 
 SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier", "inference")
 
@@ -38,6 +39,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(data_app, name="data")
 app.command("backtest")(backtest_command)
 app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
+app.command("walk-forward")(walk_forward_command)
+app.command("optimize")(optimize_command)
+app.command("montecarlo")(montecarlo_command)
 console = Console(stderr=True)
 
 
