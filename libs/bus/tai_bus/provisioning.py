@@ -32,6 +32,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -481,5 +482,6 @@ def provision(
 def deprovision(administrator: BrokerAdministrator, layout: BrokerLayout) -> None:
     """Delete the vhost and every user of a layout (throwaway test brokers)."""
     administrator.delete_vhost(layout.vhost)
-    for user in layout.users():
-        administrator.delete_user(user)
+    # each rabbitmqctl call pays a CLI start-up of seconds: delete the users side by side
+    with ThreadPoolExecutor(max_workers=len(layout.users())) as pool:
+        list(pool.map(administrator.delete_user, layout.users()))

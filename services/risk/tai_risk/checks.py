@@ -26,7 +26,9 @@ from tai_quant.risk import (
     RiskEstimate,
     RiskMethod,
     correlation_groups,
+    historical_risk,
     kelly_fraction,
+    parametric_risk,
     portfolio_risk,
     position_size,
 )
@@ -129,7 +131,8 @@ class Verdict:
 
 
 def _round(value: float) -> float:
-    return round(value, 6)
+    """Keep 10 significant digits: readable in the audit log, exact enough for FX prices."""
+    return float(f"{value:.10g}")
 
 
 def shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool:
@@ -487,7 +490,11 @@ def check_correlated_exposure(
         since = None if latest is None else latest - timedelta(days=limits.return_lookback_days)
         returns = portfolio.market.returns(symbols, since)
         if len(returns) >= limits.min_return_observations and returns.shape[1] > 1:
-            for members in correlation_groups(returns.corr(), limits.correlation_threshold):
+            groups = portfolio.market.memo(
+                ("correlation_groups", symbols, since, limits.correlation_threshold),
+                lambda: correlation_groups(returns.corr(), limits.correlation_threshold),
+            )
+            for members in groups:
                 if request.symbol in members:
                     group = members
     exposure = sum(abs(notionals.get(symbol, 0.0)) for symbol in group)
@@ -508,13 +515,19 @@ def check_correlated_exposure(
     return Verdict("correlated_exposure", True, values={"group": ",".join(group)[:256]})
 
 
-def tail_risk(
-    notionals: dict[str, float], portfolio: PortfolioState, limits: RiskLimits, confidence: float
-) -> RiskEstimate | None:
-    """Return the horizon VaR/ES of signed notionals, or None without enough history.
+def tail_risks(
+    notionals: dict[str, float],
+    portfolio: PortfolioState,
+    limits: RiskLimits,
+    confidences: tuple[float, ...],
+) -> list[RiskEstimate] | None:
+    """Return the horizon VaR/ES of signed notionals per confidence, or None without history.
 
-    Per-bar returns are scaled to the horizon by the square root of time (bars per horizon),
-    using the longest bar interval among the symbols.
+    Historical and parametric estimates come from one P&L series (the returns matrix times
+    the notionals: the parametric mean and standard deviation of that series equal w'mu and
+    sqrt(w' Sigma w)); Monte Carlo simulates from the returns' mean and covariance with a
+    fixed seed. Per-bar figures are scaled to the horizon by the square root of time (bars per
+    horizon), using the longest bar interval among the symbols.
     """
     symbols = tuple(sorted(notionals))
     if not symbols:
@@ -526,20 +539,42 @@ def tail_risk(
         return None
     interval = max(portfolio.market.symbols[symbol].interval for symbol in symbols)
     scale = math.sqrt(timedelta(days=limits.var_horizon_days) / interval)
-    estimate = portfolio_risk(
-        returns,
-        notionals,
-        confidence,
-        limits.var_method,
-        rng=np.random.default_rng(limits.monte_carlo_seed),
-        simulations=limits.monte_carlo_simulations,
-    )
-    return RiskEstimate(
-        estimate.value_at_risk * scale,
-        estimate.expected_shortfall * scale,
-        estimate.confidence,
-        estimate.method,
-    )
+    if limits.var_method is RiskMethod.MONTE_CARLO:
+        estimates = [
+            portfolio_risk(
+                returns,
+                notionals,
+                confidence,
+                RiskMethod.MONTE_CARLO,
+                rng=np.random.default_rng(limits.monte_carlo_seed),
+                simulations=limits.monte_carlo_simulations,
+            )
+            for confidence in confidences
+        ]
+    else:
+        weights = np.array([notionals[str(symbol)] for symbol in returns.columns])
+        profit_and_loss = returns.to_numpy(dtype=np.float64) @ weights
+        estimator = (
+            historical_risk if limits.var_method is RiskMethod.HISTORICAL else parametric_risk
+        )
+        estimates = [estimator(profit_and_loss, confidence) for confidence in confidences]
+    return [
+        RiskEstimate(
+            estimate.value_at_risk * scale,
+            estimate.expected_shortfall * scale,
+            estimate.confidence,
+            limits.var_method,
+        )
+        for estimate in estimates
+    ]
+
+
+def tail_risk(
+    notionals: dict[str, float], portfolio: PortfolioState, limits: RiskLimits, confidence: float
+) -> RiskEstimate | None:
+    """Return the horizon VaR/ES at one confidence (see :func:`tail_risks`)."""
+    estimates = tail_risks(notionals, portfolio, limits, (confidence,))
+    return None if estimates is None else estimates[0]
 
 
 def check_value_at_risk(
@@ -549,16 +584,17 @@ def check_value_at_risk(
     if shrinks_exposure(request, portfolio):
         return Verdict("value_at_risk", True)
     notionals = _projected_notionals(request, portfolio)
-    var_estimate = tail_risk(notionals, portfolio, limits, limits.var_confidence)
-    if var_estimate is None:
+    estimates = tail_risks(
+        notionals, portfolio, limits, (limits.var_confidence, limits.cvar_confidence)
+    )
+    if estimates is None:
         return Verdict(
             "value_at_risk",
             True,
             "not enough aligned return history: VaR not measured",
             {"min_observations": limits.min_return_observations},
         )
-    cvar_estimate = tail_risk(notionals, portfolio, limits, limits.cvar_confidence)
-    assert cvar_estimate is not None  # same history as the VaR estimate
+    var_estimate, cvar_estimate = estimates
     var_limit = portfolio.equity * limits.max_var_pct / 100.0
     cvar_limit = portfolio.equity * limits.max_cvar_pct / 100.0
     values: dict[str, ScalarValue] = {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar, cast
 
 import pandas as pd
 
@@ -12,6 +14,8 @@ from tai_events.market import BarClosed
 from tai_events.orders import Side
 from tai_events.risk import TradingState
 from tai_quant.indicators import AverageTrueRange
+
+T = TypeVar("T")
 
 SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 """Trading states ordered by how much they restrict (also the tai_risk_trading_state gauge)."""
@@ -54,6 +58,8 @@ class MarketHistory:
         self.symbols: dict[str, SymbolMarket] = {}
         self._version = 0
         self._cache: tuple[tuple[object, ...], pd.DataFrame] | None = None
+        self._memo: dict[tuple[object, ...], object] = {}
+        self._memo_version = 0
 
     def on_bar(self, bar: BarClosed) -> SymbolMarket:
         """Add a closed bar (a bar not newer than the last one is ignored)."""
@@ -91,6 +97,15 @@ class MarketHistory:
         """Return the symbol's ATR, if warmed up."""
         market = self.symbols.get(symbol)
         return market.atr_value if market else None
+
+    def memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+        """Return ``compute()``, remembered for ``key`` until the next bar arrives."""
+        if self._memo_version != self._version:
+            self._memo.clear()
+            self._memo_version = self._version
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(T, self._memo[key])
 
     def returns(self, symbols: tuple[str, ...], since: datetime | None) -> pd.DataFrame:
         """Return simple per-bar returns, one column per symbol, rows aligned on bar close.
