@@ -8,21 +8,21 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tai_strategy.base import Strategy
-from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy
+from tai_strategy.registry import STRATEGY_TYPES, StrategyType
 
 
 class UnknownStrategyError(ValueError):
     """No strategy of that name, or its parameters are invalid."""
 
 
-def _sma_cross(parameters: Mapping[str, str]) -> tuple[Strategy, BaseModel]:
-    values = SmaCrossParameters.model_validate(dict(parameters))
-    return SmaCrossStrategy(values), values
+def _factory(kind: StrategyType) -> Callable[[Mapping[str, str]], tuple[Strategy, BaseModel]]:
+    return kind.create
 
 
 STRATEGY_FACTORIES: dict[str, Callable[[Mapping[str, str]], tuple[Strategy, BaseModel]]] = {
-    "sma_cross": _sma_cross,
+    name: _factory(kind) for name, kind in STRATEGY_TYPES.items()
 }
+"""Every strategy the live service can run (tai_strategy.registry), by name."""
 
 
 def build_strategy(name: str, parameters: Mapping[str, str]) -> tuple[Strategy, dict[str, Any]]:
