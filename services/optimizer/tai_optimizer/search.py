@@ -49,6 +49,7 @@ from tai_optimizer.walkforward import suggest
 from tai_strategy.search_spaces import SearchSpace
 
 OPTUNA_SCHEMA = "optuna"
+SCHEMA_LOCK_KEY = 0x0A7_57D1
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 15
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -104,28 +105,38 @@ def optuna_storage_url(database_url: str) -> str:
     raise ValueError(f"unsupported database for optuna studies: {backend}")
 
 
-def _ensure_schema(url: str) -> None:
+def _maintenance(url: str) -> psycopg.Connection[Any]:
     parsed = make_url(url)
-    with psycopg.connect(
+    return psycopg.connect(
         host=parsed.host or "127.0.0.1",
         port=parsed.port or 5432,
         user=parsed.username,
         password=parsed.password,
         dbname=parsed.database,
         autocommit=True,
-    ) as connection:
-        connection.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(OPTUNA_SCHEMA))
-        )
+    )
 
 
 def make_storage(database_url: str) -> RDBStorage:
     """Return optuna's RDBStorage for a ledger URL, with heartbeats and one retry."""
     url = optuna_storage_url(database_url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("postgresql"):
-        _ensure_schema(url)
-        engine_kwargs["connect_args"] = {"options": f"-c search_path={OPTUNA_SCHEMA}"}
+    if not url.startswith("postgresql"):
+        return _rdb_storage(url, engine_kwargs)
+    engine_kwargs["connect_args"] = {"options": f"-c search_path={OPTUNA_SCHEMA}"}
+    with _maintenance(url) as connection:
+        # Workers starting together would race to create optuna's tables and enum types.
+        connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            connection.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(OPTUNA_SCHEMA))
+            )
+            return _rdb_storage(url, engine_kwargs)
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> RDBStorage:
     with warnings.catch_warnings():
         # Heartbeats are marked experimental; they are what fails a killed worker's trial.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
