@@ -29,6 +29,9 @@ from tests.integration.risk.conftest import ProvisionedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
+PRIVATE_QUEUE = "tai.execution.approvals-probe"
+"""Matches only execution's read permission, exactly like the approvals queue."""
+
 
 def _approval(signer: ApprovalSigner, order_id: str) -> OrderApproved:
     now = SystemClock().now()
@@ -87,22 +90,21 @@ async def _ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
 async def test_only_the_execution_user_may_consume_the_approvals_queue(
     provisioned_broker: ProvisionedBroker,
 ) -> None:
-    # Arrange: execution declares its approvals queue
+    # Arrange: execution declares a queue of its own (as it does tai.execution.approvals)
     owner = await aio_pika.connect(provisioned_broker.url("execution"))
     async with owner:
         channel = await owner.channel()
         await channel.declare_queue(
-            "tai.execution.approvals", durable=True, arguments={"x-queue-type": "quorum"}
+            PRIVATE_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
         )
     # Act / Assert: risk (or strategy) may not read it
     for intruder in ("risk", "strategy"):
         connection = await aio_pika.connect(provisioned_broker.url(intruder))
         async with connection:
             channel = await connection.channel()
-            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                queue = await channel.get_queue("tai.execution.approvals", ensure=False)
+            queue = await channel.get_queue(PRIVATE_QUEUE, ensure=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="ACCESS_REFUSED"):
                 await queue.consume(_ignore)
-                await asyncio.sleep(0.2)
 
 
 @pytest.fixture
@@ -155,8 +157,7 @@ async def test_execution_over_rabbitmq_refuses_a_forged_approval_and_alerts(
         assert [entry.outcome for entry in audit] == ["approval_signature_invalid"]
         assert order is None
         assert all(
-            working.order_id != "ord-f"
-            for working in execution.context.broker.working_orders()
+            working.order_id != "ord-f" for working in execution.context.broker.working_orders()
         )
     finally:
         await observer.close()

@@ -29,10 +29,10 @@ from tai_events.codec import encode, make_headers
 from tai_events.topics import EVENTS_EXCHANGE, ORDER_REQUESTED
 from tai_store import Store
 from tai_store.database import create_database_if_missing, drop_database_if_exists
-from tests.factories import T0, make_bar
+from tests.factories import make_bar
 from tests.integration.risk.conftest import AMQP_BASE, POSTGRES_BASE
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 ORDERS = 60
 KILL_AFTER_DECISIONS = 15
@@ -242,7 +242,7 @@ UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 def log_directory(tmp_path: Path) -> Iterator[Path]:
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is not installed: cannot create an isolated vhost")
-    yield tmp_path
+    return tmp_path
 
 
 def test_killing_the_active_risk_process_loses_and_duplicates_no_decision(
