@@ -16,9 +16,9 @@ from tai_ingestion.replay import load_bars
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
 from tai_optimizer.backtest.sizing import AllInWholeUnits
-from tai_optimizer.backtest.vectorised import run_sma_cross
+from tai_optimizer.backtest.vectorised import run_sma_cross, sma_difference
 from tai_optimizer.synthetic import bars_from_frame
-from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy
+from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy, _ExactWindowSums
 
 DATA = Path(tai_ingestion.__file__).parent / "data"
 
@@ -103,3 +103,26 @@ def test_vectorised_matches_event_driven_on_ties_and_flat_prices(
     # Assert
     assert vectorised.trades == event.trades
     assert [fill.bar_index for fill in event.fills] == vectorised.fill_bars.tolist()
+
+
+@given(
+    st.lists(st.floats(1e-4, 1e6, allow_nan=False), min_size=2, max_size=120),
+    st.integers(1, 8),
+    st.integers(1, 30),
+)
+def test_integer_window_sums_equal_the_strategy_bit_for_bit(
+    values: list[float], fast: int, extra: int
+) -> None:
+    # Arrange
+    slow = fast + extra
+    close = np.array(values)
+    # Act
+    difference = sma_difference(close, fast, slow)
+    # Assert: exactly what the live strategy computes, bar by bar
+    sums = _ExactWindowSums(fast, slow)
+    for position, value in enumerate(values):
+        expected = sums.push(value)
+        if expected is None:
+            assert np.isnan(difference[position])
+        else:
+            assert difference[position] == expected

@@ -26,11 +26,61 @@ from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
 FloatArray = npt.NDArray[np.float64]
 
 
+_EXACT_SUM_LIMIT = 2.0**85
+"""Window sums of scaled closes below this split exactly into two int64 halves."""
+_HALF = 2.0**32
+
+
+def _window_sums(
+    high: npt.NDArray[np.int64], low: npt.NDArray[np.int64], length: int, count: int
+) -> FloatArray:
+    """Return each trailing window's exact sum, rounded once to float: high * 2**32 + low."""
+    with np.errstate(over="ignore"):
+        # int64 cumulative sums may wrap around; every window difference is still exact.
+        high_sums = high[length:] - high[: high.shape[0] - length]
+        low_sums = low[length:] - low[: low.shape[0] - length]
+    offset = high_sums.shape[0] - count
+    # Both halves are exact floats and one IEEE addition rounds the exact total once.
+    return high_sums[offset:].astype(np.float64) * _HALF + low_sums[offset:].astype(np.float64)
+
+
+def _exact_sma_difference(close: FloatArray, fast: int, slow: int) -> FloatArray | None:
+    """Return SMA(fast) - SMA(slow) exactly as the strategy computes it, or None if too wide.
+
+    Every close times 2**scale is an integer (scale from the smallest binary exponent), split
+    into exact 32-bit halves whose int64 cumulative sums give every window's exact sum; that
+    sum rounded once to float, times 2**-scale, divided by the length is what
+    ``_ExactWindowSums`` computes — bit for bit, in O(n).
+    """
+    if close.size == 0 or not np.all(np.isfinite(close)):
+        return None
+    _, exponents = np.frexp(close)
+    scale = int(np.max(53 - exponents))
+    largest = float(np.max(np.abs(close)))
+    if scale > 1000 or largest * 2.0**scale * slow >= _EXACT_SUM_LIMIT:
+        return None
+    scaled = close * 2.0**scale  # exact: a power-of-two product of an exact integer
+    high_part = np.floor(scaled / _HALF)
+    low_part = scaled - high_part * _HALF  # exact, in [0, 2**32)
+    with np.errstate(over="ignore"):
+        high = np.concatenate(([0], np.cumsum(high_part.astype(np.int64), dtype=np.int64)))
+        low = np.concatenate(([0], np.cumsum(low_part.astype(np.int64), dtype=np.int64)))
+    count = close.shape[0] - slow + 1
+    fast_sums = _window_sums(high, low, fast, count)
+    slow_sums = _window_sums(high, low, slow, count)
+    unit = 2.0**-scale
+    return fast_sums * unit / fast - slow_sums * unit / slow
+
+
 def sma_difference(close: FloatArray, fast: int, slow: int) -> FloatArray:
     """Return SMA(fast) - SMA(slow) per bar (NaN before ``slow`` bars), exact near zero."""
     count = close.shape[0]
     difference = np.full(count, np.nan)
     if count < slow:
+        return difference
+    exact = _exact_sma_difference(close, fast, slow)
+    if exact is not None:
+        difference[slow - 1 :] = exact
         return difference
     windows = np.lib.stride_tricks.sliding_window_view(close, slow)
     slow_mean = windows.sum(axis=1) / slow
