@@ -150,7 +150,8 @@ def run_sma_cross(
     costs = costs or CostModel()
     close = frame["Close"].to_numpy(dtype=np.float64)
     opens = frame["Open"].to_numpy(dtype=np.float64)
-    times = [moment.to_pydatetime() for moment in pd.DatetimeIndex(frame.index)]
+    # Only fill bars need a datetime: converting the whole index would cost O(bars) objects.
+    index = pd.DatetimeIndex(frame.index)
     signals = sma_cross_signals(close, fast, slow)
     account = Account.opened_with(cash)
     ledger = TradeLedger()
@@ -195,7 +196,7 @@ def run_sma_cross(
             change,
             price,
             commission,
-            time=times[bar],
+            time=index[bar].to_pydatetime(),
             bar=bar,
             reason=ExitReason.SIGNAL,
         ):
