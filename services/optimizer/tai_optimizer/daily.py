@@ -152,6 +152,7 @@ class Drift:
     expected: dict[str, Any]
     regime_p_value: float | None
     reasons: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def drifted(self) -> bool:
@@ -163,6 +164,7 @@ class Drift:
         return {
             "drifted": self.drifted,
             "reasons": self.reasons,
+            "notes": self.notes,
             "live": self.live,
             "expected": self.expected,
             "regime_p_value": self.regime_p_value,
@@ -215,9 +217,10 @@ def detect_drift(
         replay = evaluate(recent, production, evaluation, warm_up_bars=warm_up)
         expected = _equity_metrics(replay.equity, periods)
     reasons: list[str] = []
+    notes: list[str] = []
     measured = live if live["sharpe"] is not None else expected
     if live["sharpe"] is None:
-        reasons.append("no live performance in the ledger for the lookback; judged on a replay")
+        notes.append("no live performance in the ledger for the lookback; judged on a replay")
     if measured.get("sharpe") is not None and measured["sharpe"] < thresholds.min_live_sharpe:
         reasons.append(f"Sharpe {measured['sharpe']:.3f} < {thresholds.min_live_sharpe}")
     drawdown = measured.get("max_drawdown_pct")
@@ -234,7 +237,7 @@ def detect_drift(
         p_value = float(stats.ks_2samp(earlier, later).pvalue)
         if p_value < thresholds.min_regime_p_value:
             reasons.append(f"return distribution changed (KS p = {p_value:.2e})")
-    return Drift(live, expected, p_value, reasons)
+    return Drift(live, expected, p_value, reasons, notes)
 
 
 def check_gates(report: dict[str, Any], gates: Gates) -> list[dict[str, Any]]:
