@@ -20,6 +20,7 @@ from tai_bus.api import DeadLetter, DeadLetterHandler, Handler, PermanentHandler
 from tai_events.base import Message
 from tai_events.codec import Envelope, MessageDecodeError, decode_body, decode_headers
 from tai_events.headers import MessageHeaders
+from tai_events.topics import routing_key_for
 from tai_telemetry import Telemetry, extract_context, get_logger, inject_traceparent
 
 MAX_REASON_LENGTH = 1000
@@ -189,6 +190,18 @@ class MessageProcessor(_SpanningProcessor):
                 span.set_status(Status(StatusCode.ERROR, error.reason))
                 return self._dead_letter(
                     delivery, error.reason, DeadLetterCategory.UNDECODABLE, type_label
+                )
+            expected_key = routing_key_for(message)
+            if expected_key != delivery.routing_key:
+                # A valid message under another key is misrouted or forged: a consumer bound
+                # to market.bar.* must never act on (or silently drop) an approval.
+                reason = (
+                    f"routing key {delivery.routing_key!r} does not match the "
+                    f"{headers.type}'s {expected_key!r}"
+                )
+                span.set_status(Status(StatusCode.ERROR, reason))
+                return self._dead_letter(
+                    delivery, reason, DeadLetterCategory.UNDECODABLE, type_label
                 )
             span.set_attribute("messaging.message.id", headers.message_id)
             span.set_attribute("messaging.message.conversation_id", headers.correlation_id)
