@@ -71,6 +71,14 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+.PHONY: bench
+bench: $(STAMP) ## Run every benchmark in bench/ (each prints a table and writes bench/results-*.json)
+	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+.PHONY: bench-optimizer
+bench-optimizer: $(STAMP) ## Optuna trials per minute for a fixed study, beside a single backtest
+	$(BIN)/python bench/optimizer_bench.py
+
 .PHONY: clean
 clean: ## Remove the virtual environment, caches and local data
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache test-artifacts
