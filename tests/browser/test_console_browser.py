@@ -91,6 +91,7 @@ def test_admin_kill_switch_halts_trading(
 ) -> None:
     # Arrange
     sign_in(browser, running_gateway, "alice")
+    browser.find_element(By.ID, "tab-risk").click()
     wait(browser).until(conditions.element_to_be_clickable((By.ID, "halt-button")))
     browser.find_element(By.ID, "control-reason").send_keys("browser test kill switch")
     # Act

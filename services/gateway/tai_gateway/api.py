@@ -334,6 +334,7 @@ def _ledger_router() -> APIRouter:
                 "strategy": name,
                 "enabled": live[name].enabled if name in live else None,
                 "parameters": live[name].parameters if name in live else {},
+                "orders": pnl.get(name, {}).get("orders", 0),
                 "trades": pnl.get(name, {}).get("trades", 0),
                 "net_pnl": pnl.get(name, {}).get("net_pnl", 0.0),
                 "win_rate_pct": pnl.get(name, {}).get("win_rate_pct"),

@@ -86,7 +86,12 @@ class GatewayApp:
             login=login,
             tokens=tokens,
             limiter=TokenBucketLimiter(settings.api_rate_limit_per_minute, 60.0, clock),
-            control=ControlService(bus, ledger, clock),
+            control=ControlService(
+                bus,
+                ledger,
+                clock,
+                settle=bus.drain if isinstance(bus, InMemoryBus) and bus.deterministic else None,
+            ),
             readiness=self._readiness,
             operations=self._operations,
             backtests=BacktestRunner(

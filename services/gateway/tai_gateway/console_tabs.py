@@ -188,6 +188,9 @@ def _ml_tab(is_admin: bool) -> list[Any]:
                 html.Div(id="model-feedback"),
             )
         )
+    else:
+        # The refresh callback fills the model choices for every role: keep a hidden target.
+        children.append(dcc.Dropdown(id="model-select", style={"display": "none"}))
     children += [
         html.Div(
             className="tai-grid",
@@ -252,6 +255,8 @@ def _research_tab(is_trader: bool) -> list[Any]:
                 html.Div(id="backtest-feedback"),
             )
         )
+    else:
+        children.append(dcc.Dropdown(id="backtest-data", style={"display": "none"}))
     children += [
         _card("Backtest runs", _loading("backtests")),
         _card(
@@ -291,6 +296,9 @@ def _system_tab(is_admin: bool) -> list[Any]:
                 html.Div(id="dead-letters"),
             )
         )
+    else:
+        # The refresh callback writes here for every role; only admins see (and get) letters.
+        children.append(html.Div(id="dead-letters", hidden=True))
     children.append(_card("Audit log", html.Div(id="audit")))
     return children
 
@@ -812,13 +820,16 @@ def _register_strategies(app: dash.Dash, context: GatewayContext, bridge: LoopBr
                     "parameters": ""
                     if update is None
                     else ", ".join(f"{key}={value}" for key, value in update.parameters.items()),
-                    "trades": stats.get("trades", 0),
+                    "orders": stats.get("orders", 0),
+                    "closed trades": stats.get("trades", 0),
                     "net P&L": stats.get("net_pnl", 0.0),
                     "win rate %": stats.get("win_rate_pct", ""),
                 }
             )
         return table_or_empty(
-            pd.DataFrame(rows), "strategies-table", "No strategy has traded or reported yet"
+            pd.DataFrame(rows).fillna(""),
+            "strategies-table",
+            "No strategy has traded or reported yet",
         )
 
     @app.callback(
@@ -1016,9 +1027,8 @@ def _register_system(app: dash.Dash, context: GatewayContext, bridge: LoopBridge
         dash.Output("audit", "children"),
         dash.Input("slow-refresh", "n_intervals"),
         dash.Input("tabs", "value"),
-        dash.Input("dead-letter-feedback", "children"),
     )
-    def refresh_system(_ticks: int | None, tab: str | None, _feedback: Any) -> tuple[Any, ...]:
+    def refresh_system(_ticks: int | None, tab: str | None) -> tuple[Any, ...]:
         principal = require_principal(context, Role.VIEWER)
         if tab != "system":
             raise PreventUpdate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -62,10 +63,18 @@ class ControlReceipt:
 class ControlService:
     """Publish control commands for admins and audit every request, allowed or not."""
 
-    def __init__(self, bus: MessageBus, ledger: GatewayLedger, clock: Clock) -> None:
+    def __init__(
+        self,
+        bus: MessageBus,
+        ledger: GatewayLedger,
+        clock: Clock,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._bus = bus
         self._ledger = ledger
         self._clock = clock
+        self._settle = settle
+        """Deliver what was published (the embedded, deterministic bus delivers only on drain)."""
 
     async def request(
         self,
@@ -196,6 +205,9 @@ class ControlService:
             outcome="published",
             details={**details, "message_id": headers.message_id},
         )
+        if self._settle is not None:
+            # A command must take effect now, not with the next replayed bar.
+            await self._settle()
         return ControlReceipt(action, command.message_type(), headers.message_id)
 
     async def record_denial(

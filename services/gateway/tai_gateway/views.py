@@ -170,11 +170,14 @@ def candles_figure(
 
 def _prices_at(bars: pd.DataFrame, times: Sequence[pd.Timestamp]) -> list[float]:
     """Return the close of the last bar that opened at or before each time (NaN before)."""
-    opened = pd.to_datetime(bars["opened_at"], utc=True).to_numpy()
+    opened = (
+        pd.to_datetime(bars["opened_at"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]")
+    )
     closes = bars["close"].to_numpy(dtype="float64")
     prices = []
     for time in times:
-        index = int(np.searchsorted(opened, np.datetime64(time.tz_convert(None)), "right")) - 1
+        moment = pd.Timestamp(time).tz_convert("UTC").tz_localize(None).to_datetime64()
+        index = int(np.searchsorted(opened, moment, side="right")) - 1
         prices.append(float(closes[index]) if index >= 0 else float("nan"))
     return prices
 

@@ -102,3 +102,57 @@ def test_fan_percentiles_are_ordered_and_start_at_the_initial_cash(pnls: list[fl
     # the last step's median lies between the worst and best possible totals
     assert min(pnls) * len(pnls) - 1e-6 <= fan["p50"].iloc[-1] - 100_000.0
     assert fan["p50"].iloc[-1] - 100_000.0 <= max(pnls) * len(pnls) + 1e-6
+
+
+def test_candles_mark_signals_orders_and_fills_at_their_bars() -> None:
+    # Arrange
+    from tai_events.orders import (  # noqa: PLC0415
+        OrderState,
+        OrderStatusChanged,
+        SignalDirection,
+        SignalGenerated,
+    )
+    from tai_gateway.views import candles_figure  # noqa: PLC0415
+
+    bars = pd.DataFrame(
+        {
+            "opened_at": pd.to_datetime([T0 + timedelta(hours=hour) for hour in range(3)]),
+            "open": [1.0, 1.1, 1.2],
+            "high": [1.2, 1.3, 1.4],
+            "low": [0.9, 1.0, 1.1],
+            "close": [1.1, 1.2, 1.3],
+        }
+    )
+    signal = SignalGenerated(
+        strategy="sma_cross",
+        symbol="EURUSD",
+        direction=next(iter(SignalDirection)),
+        confidence=1.0,
+        reason="fast crossed slow",
+        bar_closed_at=T0 + timedelta(hours=1, minutes=30),
+    )
+    order = OrderStatusChanged(
+        order_id="o-1",
+        symbol="EURUSD",
+        state=OrderState.SUBMITTED,
+        previous_state=OrderState.NEW,
+        filled_quantity=0.0,
+        remaining_quantity=1.0,
+        changed_at=T0 + timedelta(hours=2),
+    )
+    fills = pd.DataFrame(
+        {
+            "filled_at": [T0 + timedelta(hours=2)],
+            "symbol": ["EURUSD"],
+            "side": ["BUY"],
+            "price": [1.25],
+        }
+    )
+    # Act
+    figure = candles_figure(bars, "EURUSD", fills, [signal], [order])
+    # Assert
+    traces = {trace.name: trace for trace in figure.data}
+    assert set(traces) == {"EURUSD", "buy fill", "signal", "order"}
+    assert list(traces["signal"].y) == [1.2]  # the close of the bar opened at 10:00
+    assert list(traces["order"].y) == [1.3]
+    assert list(traces["buy fill"].y) == [1.25]
