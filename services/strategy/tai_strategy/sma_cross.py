@@ -75,28 +75,33 @@ class _ExactWindowSums:
         """Add the newest close; return ``fast_mean() - slow_mean()`` once ``slow`` are held."""
         # Fast path: value * 2**scale is exact (a power-of-two product) and, when it is an
         # integer, it is the very term the slow path would compute.
-        scaled = value * self._inverse_unit
-        term = int(scaled) if abs(scaled) < 1e300 else 0  # False for NaN and inf
-        if term != scaled or not self._inverse_unit:
+        inverse_unit = self._inverse_unit
+        scaled = value * inverse_unit
+        term = int(scaled) if -1e300 < scaled < 1e300 else 0  # False for NaN and inf
+        if term != scaled or not inverse_unit:
             term = self._rescale_for(value)
         terms = self._terms
         terms.append(term)
-        count = len(terms)
         fast = self._fast
-        fast_sum = self._fast_sum + term
-        slow_sum = self._slow_sum + term
-        if count > fast:
-            fast_sum -= terms[-fast - 1]
-        if count > self._slow:
-            slow_sum -= terms.popleft()
-            count -= 1
+        slow = self._slow
+        count = len(terms)
+        if count > slow:  # the steady state: both windows full, one term leaves each
+            fast_sum = self._fast_sum + term - terms[-fast - 1]
+            slow_sum = self._slow_sum + term - terms.popleft()
+        else:
+            fast_sum = self._fast_sum + term
+            slow_sum = self._slow_sum + term
+            if count > fast:
+                fast_sum -= terms[-fast - 1]
+            if count < slow:
+                self._fast_sum = fast_sum
+                self._slow_sum = slow_sum
+                return None
         self._fast_sum = fast_sum
         self._slow_sum = slow_sum
-        if count < self._slow:
-            return None
         unit = self._unit
         if unit:
-            return float(fast_sum) * unit / fast - float(slow_sum) * unit / self._slow
+            return float(fast_sum) * unit / fast - float(slow_sum) * unit / slow
         return self.fast_mean() - self.slow_mean()
 
     def _rescale_for(self, value: float) -> int:
