@@ -2,8 +2,8 @@
 
 The gateway may not import the optimizer (services stay independent), so a backtest runs as
 ``trading-ai backtest ... --json <file>`` in a subprocess: the same command a researcher
-runs, isolated from the gateway's event loop and memory. Each run keeps three files in the
-research directory: ``<id>.request.json``, ``<id>.status.json`` and the report ``<id>.json``.
+runs, isolated from the gateway's event loop and memory. Each run keeps two files in the
+research directory: ``<id>.status.json`` (request, state, summary) and the report ``<id>.json``.
 """
 
 from __future__ import annotations
