@@ -1,0 +1,118 @@
+"""Forged, tampered, unsigned, expired and replayed approvals: refused, alerted, audited.
+
+The real services run on the in-memory bus and SQLite; each attack arrives on ``order.approved``
+as an attacker with broker access would send it, after a genuine approval has been filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tai_core.signing import ApprovalSigner, generate_private_key_pem
+from tai_events import OrderApproved
+from tai_events.alerts import Severity
+from tests.fuzz.pipeline_harness import MemoryPipeline, memory_pipeline
+
+pytestmark = pytest.mark.integration
+
+REFUSED_ACTION = "execution.approval_refused"
+
+
+@pytest.fixture
+async def traded(tmp_path: Path) -> AsyncIterator[MemoryPipeline]:
+    """Yield a pipeline that has replayed 150 bars and filled at least one approval."""
+    async with memory_pipeline(tmp_path, bars=150) as pipeline:
+        await pipeline.replay()
+        assert pipeline.recorded.approvals, "the replay produced no approval to attack"
+        yield pipeline
+
+
+def _genuine(pipeline: MemoryPipeline) -> OrderApproved:
+    approval = pipeline.recorded.approvals[0].message
+    assert isinstance(approval, OrderApproved)
+    return approval
+
+
+def _forged(pipeline: MemoryPipeline) -> OrderApproved:
+    # a well-formed approval for a new order, signed by a key risk never had
+    attacker = ApprovalSigner.from_pem(generate_private_key_pem())
+    return attacker.sign(
+        _genuine(pipeline).model_copy(
+            update={"approval_id": "apr-forged", "order_id": "ord-forged", "quantity": 1e6}
+        )
+    )
+
+
+def _tampered(pipeline: MemoryPipeline) -> OrderApproved:
+    # risk's real signature, a larger quantity
+    return _genuine(pipeline).model_copy(update={"quantity": _genuine(pipeline).quantity * 100})
+
+
+def _unsigned(pipeline: MemoryPipeline) -> OrderApproved:
+    return _genuine(pipeline).model_copy(
+        update={"approval_id": "apr-unsigned", "order_id": "ord-unsigned", "signature": "A" * 86}
+    )
+
+
+def _expired(pipeline: MemoryPipeline) -> OrderApproved:
+    # signed with risk's own key (a stolen approval), but its lifetime is over
+    now = pipeline.execution.context.clock.now()
+    signer = ApprovalSigner.from_pem(pipeline.private_key_pem)
+    return signer.sign(
+        _genuine(pipeline).model_copy(
+            update={
+                "approval_id": "apr-expired",
+                "order_id": "ord-expired",
+                "issued_at": now - timedelta(minutes=10),
+                "expires_at": now - timedelta(minutes=5),
+            }
+        )
+    )
+
+
+def _replayed(pipeline: MemoryPipeline) -> OrderApproved:
+    # the genuine, already filled approval, sent again under a fresh message id
+    return _genuine(pipeline)
+
+
+ATTACKS: dict[str, tuple[Callable[[MemoryPipeline], OrderApproved], str]] = {
+    "forged": (_forged, "approval_signature_invalid"),
+    "tampered": (_tampered, "approval_signature_invalid"),
+    "unsigned": (_unsigned, "approval_signature_invalid"),
+    "expired": (_expired, "approval_expired"),
+    "replayed": (_replayed, "approval_replayed"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_attacked_approval_is_refused_alerted_and_audited(
+    traded: MemoryPipeline, attack: str
+) -> None:
+    # Arrange
+    build, code = ATTACKS[attack]
+    approval = build(traded)
+    async with traded.store.transaction() as unit:
+        fills_before = len(await unit.fills.list())
+    working_before = list(traded.execution.context.broker.working_orders())
+    alerts_before = len(traded.recorded.alerts)
+
+    # Act
+    await traded.bus.publish(approval)
+    await traded.bus.drain()
+
+    # Assert: refused (no fill, nothing at the broker) ...
+    async with traded.store.transaction() as unit:
+        assert len(await unit.fills.list()) == fills_before
+        audit = await unit.audit.list(action=REFUSED_ACTION)
+    assert list(traded.execution.context.broker.working_orders()) == working_before
+    # ... alerted, as critical, naming why ...
+    new_alerts = traded.recorded.alerts[alerts_before:]
+    assert [alert.code for alert in new_alerts] == [code]
+    assert new_alerts[0].severity is Severity.CRITICAL
+    # ... and audited with the approval it refused
+    assert [entry.outcome for entry in audit] == [code]
+    assert audit[0].subject in {approval.approval_id, approval.order_id}
