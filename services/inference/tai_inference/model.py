@@ -37,6 +37,8 @@ class XGBoostClassifier:
 
         self._booster = xgboost.Booster()
         self._booster.load_model(bytearray(artifact))
+        # One row per call: a thread pool costs more than it saves (and spins on busy hosts).
+        self._booster.set_param({"nthread": 1})
 
     @property
     def booster(self) -> Any:
@@ -65,9 +67,8 @@ class LightGBMClassifier:
 
     def probabilities(self, features: FloatArray) -> FloatArray:
         """Return the booster's softmax probabilities."""
-        return np.asarray(self._booster.predict(features), dtype=np.float64).reshape(
-            features.shape[0], len(CLASS_ORDER)
-        )
+        predicted = self._booster.predict(features, num_threads=1)
+        return np.asarray(predicted, dtype=np.float64).reshape(features.shape[0], len(CLASS_ORDER))
 
 
 def load_classifier(artifact_format: str, artifact: bytes) -> NativeClassifier:
