@@ -236,6 +236,15 @@ def test_viewer_cannot_halt_even_with_a_forged_callback(
     assert embedded.run(_trading_state_rejections(embedded.system)) == []
     assert embedded.run(_stored_fill_count(embedded.system)) > 0
     assert "HALTED" not in browser.find_element(By.ID, "trading-state").text
+    # a viewer still reads every tab (the refreshes write to targets hidden from its role)
+    for tab, shown in (
+        ("ml", "#models-empty, #models-table"),
+        ("research", "#backtests-table-empty, #backtests-table"),
+        ("system", "#queues-table"),
+    ):
+        open_tab(browser, tab)
+        wait(browser).until(conditions.presence_of_element_located((By.CSS_SELECTOR, shown)))
+    assert "visible to admins" in browser.find_element(By.ID, "audit").text
 
 
 def test_every_tab_renders_after_a_replay(
