@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tai_events.market import Timeframe
 from tai_ingestion.samples import sample_path
 from tai_optimizer.research_cli import (
     json_ready,
@@ -19,6 +20,7 @@ from tai_optimizer.research_cli import (
     parse_range,
     walk_forward_command,
 )
+from tai_optimizer.synthetic import bars_from_frame
 from tai_store.database import Store
 from tai_store.research_repository import ResearchRepository
 
@@ -168,3 +170,63 @@ def test_json_ready_turns_non_finite_numbers_into_null() -> None:
         "a": None,
         "b": [1.0, None],
     }
+
+
+def test_optimize_daily_runs_the_daily_job_on_the_ledger(tmp_path: Path) -> None:
+    # Arrange: a ledger holding 1500 EURUSD bars; production (10, 30) has no live record
+    ledger = f"sqlite+aiosqlite:///{tmp_path}/ledger.sqlite"
+    frame = pd.read_csv(sample_path("EURUSD.csv"), index_col=0, parse_dates=True).iloc[:1500]
+
+    async def fill() -> None:
+        store = Store(ledger)
+        try:
+            await store.migrate()
+            async with store.transaction() as unit:
+                await unit.ohlcv.upsert_many(
+                    bars_from_frame(frame, symbol="EURUSD", timeframe=Timeframe.H1)
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    json_path = tmp_path / "daily.json"
+
+    # Act
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "optimize",
+            "--daily",
+            "--storage",
+            ledger,
+            "--symbol",
+            "EURUSD",
+            "--trials",
+            "8",
+            "--folds",
+            "2",
+            "--json",
+            str(json_path),
+        ],
+        env={"AMQP_URL": "memory://"},
+    )
+
+    # Assert
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(json_path.read_text())
+    assert outcome["action"] == "no_drift"
+    assert outcome["report"]["drift"]["reasons"] == []
+    assert outcome["report"]["drift"]["notes"]  # no live trading yet: judged on a replay
+
+    async def runs() -> list[str]:
+        store = Store(ledger)
+        try:
+            async with store.transaction() as unit:
+                return [
+                    run.summary["action"]
+                    for run in await ResearchRepository(unit.session).list_runs("daily")
+                ]
+        finally:
+            await store.close()
+
+    assert asyncio.run(runs()) == [outcome["action"]]
