@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from tai_bus.api import Binding, Handler, MessageBus, Subscription
 from tai_core.accounting import Account
@@ -68,15 +67,14 @@ class RiskApp:
         self.store = store
         self.telemetry = telemetry
         signer = ApprovalSigner.from_pem(settings.approval_private_key.get_secret_value())
-        market_factory = partial(
-            MarketHistory,
+        market = MarketHistory(
             max_bars=settings.market_history_bars,
             atr_period=settings.atr_period,
             atr_mean_bars=settings.atr_mean_bars,
         )
         self.context = RiskContext(
             engine=RiskEngine(settings.limits(), signer, clock),
-            portfolio=PortfolioState(equity=settings.initial_equity, market=market_factory()),
+            portfolio=PortfolioState(equity=settings.initial_equity, market=market),
             trading=TradingStateMachine(),
             account=Account.opened_with(settings.initial_equity),
             store=store,
@@ -87,7 +85,6 @@ class RiskApp:
             breakers=CircuitBreakers(settings.breakers(), peak_equity=settings.initial_equity),
             metrics=RiskMetrics.create(telemetry.registry),
             initial_equity=settings.initial_equity,
-            market_factory=market_factory,
         )
         self._sweeper = (
             OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)

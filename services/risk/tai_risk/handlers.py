@@ -10,7 +10,6 @@ consumer queues) decided meanwhile, so the state is rebuilt from the ledger firs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from tai_events.base import Message
 from tai_events.codec import Envelope, make_headers
 from tai_events.control import FlattenPositions, HaltTrading, ResumeTrading
 from tai_events.headers import MessageHeaders
-from tai_events.market import BarClosed
+from tai_events.market import BarClosed, Timeframe
 from tai_events.orders import (
     FillExecuted,
     OrderApproved,
@@ -44,7 +43,7 @@ from tai_risk.breakers import (
 )
 from tai_risk.engine import Decision, RiskEngine
 from tai_risk.metrics import RiskMetrics
-from tai_risk.state import MarketHistory, PortfolioState, TradingStateMachine
+from tai_risk.state import PortfolioState, TradingStateMachine
 from tai_store import Store, UnitOfWork
 from tai_store.models import OhlcvRow, ProcessedMessageRow
 from tai_store.outbox import OutboxRelay
@@ -72,7 +71,6 @@ class RiskContext:
     breakers: CircuitBreakers
     metrics: RiskMetrics
     initial_equity: float
-    market_factory: Callable[[], MarketHistory] = MarketHistory
     relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inbox_seen: int = 0
@@ -109,7 +107,8 @@ async def handled_count(unit: UnitOfWork) -> int:
 
 async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
     """Rebuild positions, equity, peak, daily P&L, limits' history and state from the ledger."""
-    portfolio = PortfolioState(equity=context.initial_equity, market=context.market_factory())
+    # market data is not ledger state: bars this process received stay, stored ones are merged
+    portfolio = PortfolioState(equity=context.initial_equity, market=context.portfolio.market)
     account = Account.opened_with(context.initial_equity)
     breakers = CircuitBreakers(context.breakers.settings, peak_equity=context.initial_equity)
     released: set[str] = set()
@@ -138,10 +137,16 @@ async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
     portfolio.last_prices.update(marks)
     series = select(OhlcvRow.symbol, OhlcvRow.timeframe).distinct()
     pairs = (await unit.session.execute(series)).all()
-    for symbol, timeframe in sorted(pairs):
+    finest: dict[str, Timeframe] = {}
+    for symbol, timeframe in pairs:
+        candidate = Timeframe(timeframe)
+        if symbol not in finest or candidate.duration < finest[symbol].duration:
+            finest[symbol] = candidate
+    for symbol, timeframe in sorted(finest.items()):
         for bar in await unit.ohlcv.latest(symbol, timeframe, limit=portfolio.market.max_bars):
             portfolio.market.on_bar(bar.to_event())
-            portfolio.last_prices[symbol] = bar.close
+    for symbol, market in portfolio.market.symbols.items():
+        portfolio.last_prices[symbol] = market.closes[-1][1]
     current = await unit.trading_state.current()
     trading = TradingStateMachine()
     if current is not None:
@@ -274,6 +279,18 @@ async def apply_trips(
     return changed
 
 
+async def _lift_session_state(
+    unit: UnitOfWork, context: RiskContext, cause: MessageHeaders | None
+) -> None:
+    """Return to ACTIVE: a new session lifts what a session breaker set."""
+    reason = "a new session started"
+    previous = context.trading.transition(TradingState.ACTIVE, reason)
+    if previous is not None:
+        await record_transition(
+            unit, context, previous, reason, "risk.session", cause, Severity.WARNING
+        )
+
+
 async def roll_session(
     unit: UnitOfWork, context: RiskContext, moment: datetime, cause: MessageHeaders | None
 ) -> bool:
@@ -281,17 +298,7 @@ async def roll_session(
     if not context.breakers.roll_session(moment, context.equity()):
         return False
     if context.trading.until_next_session and context.trading.state is not TradingState.ACTIVE:
-        previous = context.trading.transition(TradingState.ACTIVE, "a new session started")
-        assert previous is not None
-        await record_transition(
-            unit,
-            context,
-            previous,
-            "a new session started",
-            "risk.session",
-            cause,
-            Severity.WARNING,
-        )
+        await _lift_session_state(unit, context, cause)
         return True
     return False
 
@@ -393,25 +400,46 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
     await publish_outbox(context)
 
 
+def _observe_bar(context: RiskContext, bar: BarClosed) -> tuple[bool, list[Trip]]:
+    """Apply a bar in memory: return whether a new session lifts the state, and the trips."""
+    market = context.portfolio.market.on_bar(bar)
+    context.portfolio.last_prices[bar.symbol] = market.closes[-1][1]
+    new_session = context.breakers.roll_session(bar.closed_at, context.equity())
+    lifts = (
+        new_session
+        and context.trading.until_next_session
+        and context.trading.state is not TradingState.ACTIVE
+    )
+    trips = context.breakers.on_equity(context.equity())
+    if market.last_bar_at == bar.closed_at:
+        trips += context.breakers.on_volatility(bar.symbol, market.atr_value, market.atr_baseline)
+    return lifts, trips
+
+
 async def on_bar_closed(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Track prices and history; check the equity and volatility breakers; roll sessions."""
+    """Track prices and history; check the equity and volatility breakers; roll sessions.
+
+    Bars touch the ledger only when the trading state must change (bars are the busiest
+    stream); the transition is decided again on a refreshed state if another risk process
+    handled messages meanwhile.
+    """
     bar = envelope.message
     if not isinstance(bar, BarClosed):
         return
-    async with context.store.transaction() as unit:
-        await refresh_if_stale(unit, context)
-        market = context.portfolio.market.on_bar(bar)
-        context.portfolio.last_prices[bar.symbol] = market.closes[-1][1]
-        changed = await roll_session(unit, context, bar.closed_at, envelope.headers)
-        trips = context.breakers.on_equity(context.equity())
-        if market.last_bar_at == bar.closed_at:
-            trips += context.breakers.on_volatility(
-                bar.symbol, market.atr_value, market.atr_baseline
-            )
-        changed = await apply_trips(unit, context, trips, envelope.headers) or changed
-    context.observe()
-    if changed:
+    lifts, trips = _observe_bar(context, bar)
+    escalates = any(
+        context.trading.would_escalate(trip.target, until_next_session=trip.until_next_session)
+        for trip in trips
+    )
+    if lifts or escalates:
+        async with context.store.transaction() as unit:
+            if await refresh_if_stale(unit, context):
+                lifts, trips = _observe_bar(context, bar)
+            if lifts:
+                await _lift_session_state(unit, context, envelope.headers)
+            await apply_trips(unit, context, trips, envelope.headers)
         await publish_outbox(context)
+    context.observe()
 
 
 async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) -> None:

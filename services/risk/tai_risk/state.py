@@ -198,6 +198,12 @@ class TradingStateMachine:
         self.until_next_session = until_next_session
         return previous
 
+    def would_escalate(self, target: TradingState, *, until_next_session: bool = False) -> bool:
+        """Return True when :meth:`escalate` would change the state or pin it."""
+        if target is self.state:
+            return self.until_next_session and not until_next_session
+        return SEVERITY[target] > SEVERITY[self.state]
+
     def escalate(
         self, target: TradingState, reason: str, *, until_next_session: bool = False
     ) -> TradingState | None:
