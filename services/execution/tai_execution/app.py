@@ -221,6 +221,10 @@ class ExecutionApp:
     async def start(self) -> None:
         """Rebuild state, publish anything a crash left in the outbox, then consume."""
         await self.rebuild_state()
+        if self.context.metrics is not None:
+            self.context.metrics.open_positions.set(
+                sum(not position.is_flat for position in self.context.account.positions.values())
+            )
         await publish_outbox(self.context)
         await resolve_in_doubt(self.context)
         await reconcile_positions(self.context, audit_success=True)
