@@ -32,6 +32,8 @@ from tai_bus.api import MessageBus
 from tai_core.clock import Clock
 from tai_core.ids import deterministic_id
 from tai_events.alerts import AlertRaised, Severity
+from tai_events.base import Message
+from tai_events.control import ConfigureStrategy
 from tai_events.market import BarClosed, Timeframe
 from tai_events.strategies import StrategyParametersUpdated
 from tai_optimizer.backtest.costs import CostModel
@@ -384,9 +386,7 @@ class DailyOptimizer:
             reason="baseline: the production parameters before any optimisation",
         )
 
-    async def _decide(
-        self, now: datetime, run_id: str
-    ) -> tuple[DailyOutcome, list[StrategyParametersUpdated]]:
+    async def _decide(self, now: datetime, run_id: str) -> tuple[DailyOutcome, list[Message]]:
         settings = self.settings
         async with self.store.transaction() as unit:
             repository = ResearchRepository(unit.session)
@@ -509,7 +509,7 @@ class DailyOptimizer:
 
     async def _conclude(
         self, shadow: ParameterSet, production: ParameterSet, now: datetime, run_id: str
-    ) -> tuple[DailyOutcome, list[StrategyParametersUpdated]]:
+    ) -> tuple[DailyOutcome, list[Message]]:
         settings = self.settings
         started = shadow.shadow_started_at or shadow.created_at
         until = shadow.shadow_until or now
@@ -538,7 +538,7 @@ class DailyOptimizer:
             ShadowPolicy(settings.min_sharpe_improvement, settings.max_extra_drawdown_pct),
             len(bars),
         )
-        events: list[StrategyParametersUpdated] = []
+        events: list[Message] = []
         async with self.store.transaction() as unit:
             repository = ResearchRepository(unit.session)
             await repository.add_comparison(
@@ -568,15 +568,28 @@ class DailyOptimizer:
                     decided_at=now,
                     reason=f"replaced by {shadow.parameter_set_id}",
                 )
+                parameters = {
+                    key: value
+                    for key, value in shadow.parameters.items()
+                    if isinstance(value, int | float)
+                }
+                # The command makes the live strategy service switch (it re-primes its
+                # indicators and answers with its own event); the event records the decision.
+                events.append(
+                    ConfigureStrategy(
+                        strategy=settings.strategy,
+                        enabled=True,
+                        parameters=parameters,
+                        requested_by=f"{PRODUCER}:{run_id}",
+                        requested_at=now,
+                        reason=verdict.reason[:2000],
+                    )
+                )
                 events.append(
                     StrategyParametersUpdated(
                         strategy=settings.strategy,
                         enabled=True,
-                        parameters={
-                            key: value
-                            for key, value in shadow.parameters.items()
-                            if isinstance(value, int | float)
-                        },
+                        parameters=parameters,
                         updated_at=now,
                         updated_by=f"{PRODUCER}:{run_id}",
                     )

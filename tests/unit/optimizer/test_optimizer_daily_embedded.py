@@ -23,8 +23,10 @@ from tai_core.clock import FakeClock
 from tai_events.alerts import AlertRaised
 from tai_events.base import Message
 from tai_events.codec import Envelope
+from tai_events.control import ConfigureStrategy
 from tai_events.orders import OrderRequested
 from tai_events.strategies import StrategyParametersUpdated
+from tai_events.topics import CONTROL_EXCHANGE
 from tai_ingestion.replay import ReplayData
 from tai_optimizer.daily import DailyAction, DailyOptimizer, DailySettings, Gates
 from tai_store.research_repository import ResearchRepository
@@ -113,6 +115,7 @@ async def _run_daily_scenario(tmp_path: Path, shadow_period: float) -> Scenario:
                 Binding("strategy.params.updated"),
                 Binding("alert.*"),
                 Binding("order.requested"),
+                Binding("control.strategy", exchange=CONTROL_EXCHANGE),
             ],
             handler=record,
         )
@@ -183,9 +186,16 @@ async def test_daily_job_promotes_a_candidate_that_beats_production_in_the_shado
     # Assert
     assert scenario.actions == [DailyAction.SHADOW_STARTED, DailyAction.PROMOTED]
     assert scenario.promoted_parameter_set_id == scenario.candidate_parameter_set_id
+    commands = [item for item in scenario.published if isinstance(item, ConfigureStrategy)]
+    assert len(commands) == 1
+    chosen = (commands[0].parameters["fast"], commands[0].parameters["slow"])
+    assert chosen != (10, 30)
+    # The optimizer announces the decision and the live strategy service confirms the switch.
     updates = [item for item in scenario.published if isinstance(item, StrategyParametersUpdated)]
-    assert len(updates) == 1
-    assert (updates[0].parameters["fast"], updates[0].parameters["slow"]) != (10, 30)
+    assert len(updates) == 2
+    assert all(
+        (update.parameters["fast"], update.parameters["slow"]) == chosen for update in updates
+    )
     orders = [item for item in scenario.published if isinstance(item, OrderRequested)]
     # Every order on the bus is production's: the shadow's orders were simulated in-process.
     assert orders
