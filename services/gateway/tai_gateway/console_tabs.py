@@ -42,6 +42,7 @@ from tai_gateway.views import (
     monte_carlo_fan,
     open_orders,
     positions_view,
+    printable,
     probabilities_figure,
     regime_figure,
     table,
@@ -926,7 +927,7 @@ def _register_research(app: dash.Dash, context: GatewayContext, bridge: LoopBrid
         ]
         research = (
             [
-                html.Div([html.H3(name), table(frame_, f"research-{name}")])
+                html.Div([html.H3(name), table(printable(frame_), f"research-{name}")])
                 for name, frame_ in tables.items()
             ]
             if tables

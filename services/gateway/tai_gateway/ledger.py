@@ -34,6 +34,7 @@ ML_MODEL_COLUMNS = (
     "retraining_reason",
 )
 RESEARCH_TABLE_PREFIX = "research_"
+RESEARCH_HIDDEN_COLUMNS = frozenset({"report", "configuration"})
 """Tables of research runs (walk-forward, optimisation, Monte Carlo) share this prefix."""
 
 
@@ -331,8 +332,15 @@ class GatewayLedger:
         tables: dict[str, pd.DataFrame] = {}
         for name in names:
             table = Table(name, MetaData(), autoload_with=engine)
-            shown = [column for column in table.c if not _is_binary(column.type)]
+            # Full reports can be megabytes: the console shows the summary columns only.
+            shown = [
+                column
+                for column in table.c
+                if not _is_binary(column.type) and column.name not in RESEARCH_HIDDEN_COLUMNS
+            ]
             statement = select(*shown).limit(limit)
+            if "started_at" in table.c:
+                statement = statement.order_by(table.c.started_at.desc())
             with engine.connect() as connection:
                 result = connection.execute(statement)
                 tables[name] = pd.DataFrame.from_records(list(result), columns=list(result.keys()))

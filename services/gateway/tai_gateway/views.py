@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -39,6 +40,17 @@ def empty_figure(title: str, message: str, height: int = 320) -> go.Figure:
 def table(frame: pd.DataFrame, table_id: str) -> Any:
     """Return a compact striped table of a frame."""
     return dbc.Table.from_dataframe(frame, id=table_id, striped=True, size="sm", className="table")
+
+
+def printable(frame: pd.DataFrame, max_length: int = 200) -> pd.DataFrame:
+    """Return a copy whose dict and list cells are compact JSON text (tables show text only)."""
+
+    def text(value: Any) -> Any:
+        if isinstance(value, dict | list):
+            return json.dumps(value, default=str, separators=(", ", ": "))[:max_length]
+        return value
+
+    return frame.map(text) if not frame.empty else frame
 
 
 def table_or_empty(frame: pd.DataFrame, table_id: str, empty_message: str) -> Any:

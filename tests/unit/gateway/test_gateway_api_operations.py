@@ -273,3 +273,34 @@ async def test_bars_merge_the_ledger_and_the_bus(
     assert response.status_code == 200, response.text
     opened = [row["opened_at"] for row in response.json()]
     assert [json.dumps(value)[:14] for value in opened] == ['"2024-03-04T09', '"2024-03-04T10']
+
+
+async def test_research_tables_show_runs_without_their_full_reports(
+    store: Store, gateway: GatewayApp
+) -> None:
+    if not inspect(store.sync_engine()).has_table("research_runs"):
+        pytest.skip("the research tables are not part of this store")
+    table = Table("research_runs", MetaData(), autoload_with=store.sync_engine())
+    row = {
+        "run_id": "wf-1",
+        "kind": "walk_forward",
+        "strategy": "sma_cross",
+        "symbol": "EURUSD",
+        "status": "succeeded",
+        "started_at": T0,
+        "finished_at": T0,
+        "configuration": {"folds": 5},
+        "summary": {"sharpe": 1.1},
+        "report": {"huge": list(range(1000))},
+        "error": None,
+    }
+    known = {column.name for column in table.c}
+    async with store.transaction() as unit:
+        await unit.session.execute(
+            table.insert().values({key: value for key, value in row.items() if key in known})
+        )
+    tables = gateway.context.ledger.research_tables(10)
+    runs = tables["research_runs"]
+    assert list(runs["run_id"]) == ["wf-1"]
+    assert "report" not in runs.columns
+    assert "configuration" not in runs.columns

@@ -156,3 +156,13 @@ def test_candles_mark_signals_orders_and_fills_at_their_bars() -> None:
     assert list(traces["signal"].y) == [1.2]  # the close of the bar opened at 10:00
     assert list(traces["order"].y) == [1.3]
     assert list(traces["buy fill"].y) == [1.25]
+
+
+def test_printable_turns_json_cells_into_short_text() -> None:
+    from tai_gateway.views import printable  # noqa: PLC0415
+
+    frame = pd.DataFrame({"run": ["r1"], "summary": [{"sharpe": 1.2}], "folds": [[1, 2]]})
+    shown = printable(frame, max_length=12)
+    assert shown.loc[0, "summary"] == '{"sharpe": 1'
+    assert shown.loc[0, "folds"] == "[1, 2]"
+    assert shown.loc[0, "run"] == "r1"
