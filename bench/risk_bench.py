@@ -180,7 +180,7 @@ def run(iterations: int) -> dict[str, Any]:
     def new_bar_everywhere(_index: int) -> None:
         step = next(steps)
         for symbol, market in portfolio.market.symbols.items():
-            closes[symbol] = market.closes[-1][1] * float(1 + generator.normal(0, 0.001))
+            closes[symbol] = market.last_close * float(1 + generator.normal(0, 0.001))
             portfolio.market.on_bar(_bar(symbol, HISTORY_BARS + step, closes[symbol]))
 
     results["full check after a new bar, historical"] = _measure(

@@ -146,7 +146,7 @@ async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
         for bar in await unit.ohlcv.latest(symbol, timeframe, limit=portfolio.market.max_bars):
             portfolio.market.on_bar(bar.to_event())
     for symbol, market in portfolio.market.symbols.items():
-        portfolio.last_prices[symbol] = market.closes[-1][1]
+        portfolio.last_prices[symbol] = market.last_close
     current = await unit.trading_state.current()
     trading = TradingStateMachine()
     if current is not None:
@@ -403,7 +403,7 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
 def _observe_bar(context: RiskContext, bar: BarClosed) -> tuple[bool, list[Trip]]:
     """Apply a bar in memory: return whether a new session lifts the state, and the trips."""
     market = context.portfolio.market.on_bar(bar)
-    context.portfolio.last_prices[bar.symbol] = market.closes[-1][1]
+    context.portfolio.last_prices[bar.symbol] = market.last_close
     new_session = context.breakers.roll_session(bar.closed_at, context.equity())
     lifts = (
         new_session

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar, cast
 
+import numpy as np
 import pandas as pd
 
 from tai_events.market import BarClosed
@@ -27,11 +28,18 @@ class SymbolMarket:
 
     interval: timedelta
     last_bar_at: datetime
-    closes: deque[tuple[datetime, float]]
+    close_times: deque[int]
+    """Bar close times, nanoseconds since the epoch (cheap to turn into an array)."""
+    close_values: deque[float]
     atr: AverageTrueRange
     atr_history: deque[float]
     atr_baseline: float | None = None
     """Mean ATR over the window before the last bar (what a spike is measured against)."""
+
+    @property
+    def last_close(self) -> float:
+        """Return the close of the last bar."""
+        return self.close_values[-1]
 
     @property
     def atr_value(self) -> float | None:
@@ -68,15 +76,17 @@ class MarketHistory:
             market = SymbolMarket(
                 interval=bar.timeframe.duration,
                 last_bar_at=bar.closed_at,
-                closes=deque(maxlen=self.max_bars),
+                close_times=deque(maxlen=self.max_bars),
+                close_values=deque(maxlen=self.max_bars),
                 atr=AverageTrueRange(self.atr_period),
                 atr_history=deque(maxlen=self.atr_mean_bars),
             )
             self.symbols[bar.symbol] = market
-        elif market.closes and bar.closed_at <= market.closes[-1][0]:
+        elif market.close_values and bar.closed_at <= market.last_bar_at:
             return market
         market.last_bar_at = bar.closed_at
-        market.closes.append((bar.closed_at, bar.close))
+        market.close_times.append(pd.Timestamp(bar.closed_at).value)
+        market.close_values.append(bar.close)
         market.atr_baseline = market.atr_mean()
         value = market.atr.update(bar.high, bar.low, bar.close)
         if value is not None:
@@ -110,21 +120,27 @@ class MarketHistory:
     def returns(self, symbols: tuple[str, ...], since: datetime | None) -> pd.DataFrame:
         """Return simple per-bar returns, one column per symbol, rows aligned on bar close.
 
-        Only bars closed at or after ``since`` count; rows missing a symbol are dropped.
+        Only bars closed at or after ``since`` count; rows missing a symbol are dropped. The
+        index holds close times in nanoseconds since the epoch.
         """
         key = (self._version, symbols, since)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        start = None if since is None else pd.Timestamp(since).value
         columns = {}
         for symbol in symbols:
             market = self.symbols.get(symbol)
-            if market is None or len(market.closes) < 2:
+            if market is None:
                 continue
-            times, closes = zip(*market.closes, strict=True)
-            series = pd.Series(closes, index=pd.DatetimeIndex(times), dtype="float64")
-            if since is not None:
-                series = series[series.index >= since]
-            columns[symbol] = series.pct_change().iloc[1:]
+            count = len(market.close_values)
+            times = np.fromiter(market.close_times, dtype=np.int64, count=count)
+            closes = np.fromiter(market.close_values, dtype=np.float64, count=count)
+            if start is not None:
+                inside = times >= start
+                times, closes = times[inside], closes[inside]
+            if closes.shape[0] < 2:
+                continue
+            columns[symbol] = pd.Series(closes[1:] / closes[:-1] - 1.0, index=times[1:])
         frame = pd.DataFrame(columns).dropna() if columns else pd.DataFrame()
         self._cache = (key, frame)
         return frame
