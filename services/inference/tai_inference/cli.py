@@ -43,7 +43,13 @@ async def store_model(database_url: str, result: TrainingResult, *, promote: boo
 
 def metrics_table(result: TrainingResult) -> Table:
     """Return the validation and walk-forward metrics as a table."""
-    table = Table(title=f"model {result.record.model_id}")
+    table = Table(
+        title=f"model {result.record.model_id}",
+        caption=(
+            "validation: the final held-out slice (early stopping, then calibration); "
+            "walk-forward: purged, embargoed out-of-sample test blocks"
+        ),
+    )
     table.add_column("metric")
     sections = [name for name in ("validation", "walk_forward") if name in result.metrics]
     for section in sections:
