@@ -71,10 +71,6 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-.PHONY: bench
-bench: $(STAMP) ## Run every benchmark in bench/ (each prints a table and writes bench/results-*.json)
-	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
-
 .PHONY: bench-optimizer
 bench-optimizer: $(STAMP) ## Optuna trials per minute for a fixed study, beside a single backtest
 	$(BIN)/python bench/optimizer_bench.py
@@ -103,3 +99,17 @@ up: ## Build and start the stack with docker compose (secrets from $(COMPOSE_ENV
 down: ## Stop the compose stack (volumes are kept)
 	docker compose --env-file $(COMPOSE_ENV_FILE) down
 # ---- end of deployment and observability -------------------------------------------------
+
+# ---- proof under load, faults and attack (tests/chaos, tests/fuzz, tests/security, bench/) --
+.PHONY: bench
+bench: $(STAMP) services ## Run every benchmark; print tables; write bench/results.json
+	scripts/bench
+
+.PHONY: chaos
+chaos: $(STAMP) services ## Full chaos suite: 5,000 bars, every fault, ledger vs fault-free run
+	TAI_CHAOS_FULL=1 $(BIN)/python -m pytest tests/chaos $(PYTEST_FLAGS)
+
+.PHONY: chaos-short
+chaos-short: $(STAMP) services ## The short chaos form that `make test` also runs
+	$(BIN)/python -m pytest tests/chaos $(PYTEST_FLAGS)
+# ---- end of proof under load, faults and attack -----------------------------------------
