@@ -331,7 +331,10 @@ class ChaosRun:
         return time.monotonic() - fault_at
 
     def _wait_for_ingestion(self, processes: ServiceProcesses) -> None:
-        code = processes.wait_exit("ingestion", timeout=600)
+        # Under load the replay falls behind its pace: allow several times the nominal duration.
+        code = processes.wait_exit(
+            "ingestion", timeout=max(600.0, 4 * self.bars / self.bars_per_second)
+        )
         if code != 0:
             raise AssertionError(f"ingestion exited with {code}:\n{processes.log('ingestion')}")
 
