@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -183,6 +184,11 @@ class Store:
             await asyncio.to_thread(engine.dispose)
         self._sync_engines.clear()
         await self._engine.dispose()
+
+
+def migration_heads() -> set[str]:
+    """Return the schema's Alembic head revisions (one per area branch)."""
+    return set(ScriptDirectory.from_config(_alembic_config()).get_heads())
 
 
 def _upgrade_to_head(connection: Connection) -> None:
