@@ -105,7 +105,10 @@ def _live_tab() -> list[Any]:
                     children=[
                         html.Span("Symbol"),
                         dcc.Dropdown(
-                            id="candles-symbol", clearable=False, style={"minWidth": "10rem"}
+                            id="candles-symbol",
+                            clearable=False,
+                            placeholder="newest symbol",
+                            style={"minWidth": "10rem"},
                         ),
                     ],
                 ),
@@ -383,7 +386,8 @@ def _state_of(context: GatewayContext) -> str:
     if risk is not None:
         return risk.state.value
     stored = context.ledger.trading_state()
-    return stored.state if stored is not None else "UNKNOWN"
+    # Risk starts ACTIVE and records every transition: no transition means ACTIVE.
+    return stored.state if stored is not None else TradingState.ACTIVE.value
 
 
 def _fill_rows(store_fills: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
@@ -572,7 +576,7 @@ def _register_risk(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) 
         state = _state_of(context)
 
         def money(value: float | None) -> str:
-            return "n/a (too little history)" if value is None else f"{value:,.2f}"
+            return "n/a (too little history)" if value is None else f"{round(value, 2) + 0.0:,.2f}"
 
         cards = kpi_cards(
             [

@@ -127,7 +127,7 @@ def candles_figure(
     symbol_fills = fills[fills["symbol"] == symbol] if not fills.empty else fills
     if not symbol_fills.empty:
         times = pd.to_datetime(symbol_fills["filled_at"], utc=True)
-        keep = times >= start
+        keep = (times >= start) & (times <= _chart_end(bars))
         buys = symbol_fills[keep & (symbol_fills["side"].astype(str) == "BUY")]
         sells = symbol_fills[keep & (symbol_fills["side"].astype(str) == "SELL")]
         for frame, name, marker in (
@@ -144,7 +144,12 @@ def candles_figure(
                         marker=marker,
                     )
                 )
-    marked = [signal for signal in signals if signal.symbol == symbol]
+    end = _chart_end(bars)
+    marked = [
+        signal
+        for signal in signals
+        if signal.symbol == symbol and start <= pd.Timestamp(signal.bar_closed_at) <= end
+    ]
     if marked:
         signal_times = [pd.Timestamp(signal.bar_closed_at) for signal in marked]
         figure.add_trace(
@@ -157,7 +162,13 @@ def candles_figure(
                 marker={"symbol": "diamond-open", "color": "#174ea6", "size": 10},
             )
         )
-    working = [order for order in orders if order.symbol == symbol]
+    # Markers outside the charted bars would stretch the time axis (a replay's orders carry
+    # wall-clock times while its bars are historical): show only those inside it.
+    working = [
+        order
+        for order in orders
+        if order.symbol == symbol and start <= pd.Timestamp(order.changed_at) <= end
+    ]
     if working:
         order_times = [pd.Timestamp(order.changed_at) for order in working]
         figure.add_trace(
@@ -178,6 +189,13 @@ def candles_figure(
         legend={"orientation": "h", "y": -0.15},
     )
     return figure
+
+
+def _chart_end(bars: pd.DataFrame) -> pd.Timestamp:
+    """Return when the last charted bar closes (its open plus the typical bar spacing)."""
+    opened = pd.to_datetime(bars["opened_at"], utc=True)
+    spacing = opened.diff().median() if len(opened) > 1 else pd.Timedelta(0)
+    return pd.Timestamp(opened.max()) + (spacing if pd.notna(spacing) else pd.Timedelta(0))
 
 
 def _prices_at(bars: pd.DataFrame, times: Sequence[pd.Timestamp]) -> list[float]:

@@ -197,7 +197,7 @@ async def test_live_refresh_shows_fills_from_the_bus(
     assert response.status_code == 200
     assert "EURUSD" in text
     assert "7000.0" in text
-    assert "UNKNOWN" in text
+    assert "ACTIVE" in text  # no recorded transition: risk's starting state
     assert f'"version": {gateway.live.version}' in text or f'"version":{gateway.live.version}' in (
         text
     )

@@ -166,3 +166,31 @@ def test_printable_turns_json_cells_into_short_text() -> None:
     assert shown.loc[0, "summary"] == '{"sharpe": 1'
     assert shown.loc[0, "folds"] == "[1, 2]"
     assert shown.loc[0, "run"] == "r1"
+
+
+def test_markers_outside_the_charted_bars_are_left_out() -> None:
+    from tai_events.orders import OrderState, OrderStatusChanged  # noqa: PLC0415
+    from tai_gateway.views import candles_figure  # noqa: PLC0415
+
+    bars = pd.DataFrame(
+        {
+            "opened_at": pd.to_datetime([T0, T0 + timedelta(hours=1)]),
+            "open": [1.0, 1.1],
+            "high": [1.2, 1.3],
+            "low": [0.9, 1.0],
+            "close": [1.1, 1.2],
+        }
+    )
+    # a replay's order carries today's wall-clock time, years after its historical bars
+    late = OrderStatusChanged(
+        order_id="o-late",
+        symbol="EURUSD",
+        state=OrderState.SUBMITTED,
+        previous_state=OrderState.NEW,
+        filled_quantity=0.0,
+        remaining_quantity=1.0,
+        changed_at=T0 + timedelta(days=3650),
+    )
+    no_fills = pd.DataFrame(columns=["filled_at", "symbol", "side", "price"])
+    figure = candles_figure(bars, "EURUSD", no_fills, [], [late])
+    assert [trace.name for trace in figure.data] == ["EURUSD"]
