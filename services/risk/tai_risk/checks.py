@@ -247,7 +247,13 @@ def check_order_rate(
 def check_market_data(
     request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
 ) -> Verdict:
-    """Refuse new exposure when the symbol's bars stopped (no bar for N intervals)."""
+    """Refuse new exposure on stale market data (no bar for N intervals).
+
+    Measured in market time, on risk's own ordered bar stream, so a replay is judged like live
+    trading and a decision never depends on whether the order overtook its bar: a symbol is
+    stale when its last bar is N intervals older than the newest bar of any symbol, and an
+    order is stale when its signal is N intervals older than the symbol's last bar.
+    """
     if shrinks_exposure(request, portfolio):
         return Verdict("stale_market_data", True)
     market = portfolio.market.symbols.get(request.symbol)
@@ -260,21 +266,31 @@ def check_market_data(
                 {"symbol": request.symbol},
             )
         return Verdict("stale_market_data", True)
-    now = max(request.signal_time, portfolio.market.latest_time() or request.signal_time)
-    silence = now - market.last_bar_at
     allowed = market.interval * limits.stale_after_bars
+    market_time = portfolio.market.latest_time() or market.last_bar_at
+    values: dict[str, ScalarValue] = {
+        "last_bar_at": market.last_bar_at.isoformat(),
+        "market_time": market_time.isoformat(),
+        "signal_time": request.signal_time.isoformat(),
+        "limit_seconds": allowed.total_seconds(),
+    }
+    silence = market_time - market.last_bar_at
     if silence > allowed:
         return Verdict(
             "stale_market_data",
             False,
-            f"no {request.symbol} bar for {silence}; the limit is {limits.stale_after_bars} "
-            f"bars of {market.interval}",
-            {
-                "last_bar_at": market.last_bar_at.isoformat(),
-                "market_time": now.isoformat(),
-                "silence_seconds": silence.total_seconds(),
-                "limit_seconds": allowed.total_seconds(),
-            },
+            f"no {request.symbol} bar for {silence} while the market moved on; the limit is "
+            f"{limits.stale_after_bars} bars of {market.interval}",
+            values | {"silence_seconds": silence.total_seconds()},
+        )
+    age = market.last_bar_at - request.signal_time
+    if age > allowed:
+        return Verdict(
+            "stale_market_data",
+            False,
+            f"the signal is {age} older than the last {request.symbol} bar; the limit is "
+            f"{limits.stale_after_bars} bars of {market.interval}",
+            values | {"signal_age_seconds": age.total_seconds()},
         )
     return Verdict("stale_market_data", True)
 

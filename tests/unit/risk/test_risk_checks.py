@@ -342,12 +342,43 @@ def _bars_until_t0() -> PortfolioState:
         (timedelta(hours=3, seconds=1), False),
     ],
 )
-def test_stale_market_data_at_below_and_above_three_bars(silence: timedelta, passed: bool) -> None:
-    verdict = check_market_data(_request(signal_time=T0 + silence), _bars_until_t0(), RiskLimits())
+def test_a_symbol_silent_for_three_bars_while_the_market_moves_is_stale(
+    silence: timedelta, passed: bool
+) -> None:
+    # Arrange: EURUSD's last bar closed at T0; GBPUSD's bars go on
+    portfolio = _bars_until_t0()
+    portfolio.market.on_bar(make_bar(-1, 1.2, symbol="GBPUSD", start=T0 + silence))
+    # Act
+    verdict = check_market_data(_request(signal_time=T0), portfolio, RiskLimits())
+    # Assert
     assert verdict.passed is passed
     if not passed:
         assert verdict.rule == "stale_market_data"
         assert verdict.values["limit_seconds"] == 3 * Timeframe.H1.duration.total_seconds()
+        assert verdict.values["silence_seconds"] == silence.total_seconds()
+
+
+@pytest.mark.parametrize(
+    ("age", "passed"),
+    [
+        (timedelta(hours=2), True),
+        (timedelta(hours=3), True),
+        (timedelta(hours=3, seconds=1), False),
+    ],
+)
+def test_a_signal_three_bars_older_than_the_last_bar_is_stale(age: timedelta, passed: bool) -> None:
+    verdict = check_market_data(_request(signal_time=T0 - age), _bars_until_t0(), RiskLimits())
+    assert verdict.passed is passed
+    if not passed:
+        assert verdict.values["signal_age_seconds"] == age.total_seconds()
+
+
+def test_an_order_ahead_of_the_bars_risk_has_seen_is_not_stale() -> None:
+    # the order may overtake its bar on the way to risk: never a reason to refuse it
+    verdict = check_market_data(
+        _request(signal_time=T0 + timedelta(hours=5)), _bars_until_t0(), RiskLimits()
+    )
+    assert verdict.passed
 
 
 def test_stale_market_data_still_admits_an_order_that_reduces_exposure() -> None:
