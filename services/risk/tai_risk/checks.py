@@ -249,10 +249,11 @@ def check_market_data(
 ) -> Verdict:
     """Refuse new exposure on stale market data (no bar for N intervals).
 
-    Measured in market time, on risk's own ordered bar stream, so a replay is judged like live
-    trading and a decision never depends on whether the order overtook its bar: a symbol is
-    stale when its last bar is N intervals older than the newest bar of any symbol, and an
-    order is stale when its signal is N intervals older than the symbol's last bar.
+    Measured in market time, on risk's own ordered bar stream: a symbol is stale when its
+    last bar is N intervals older than the newest bar of any symbol. The order's signal time
+    is deliberately not compared with risk's bars: orders and bars travel on different queues,
+    so in a replay (faster than real time) either may overtake the other and the decision
+    would depend on timing. A feed that stops for every symbol stops the strategies too.
     """
     if shrinks_exposure(request, portfolio):
         return Verdict("stale_market_data", True)
@@ -282,15 +283,6 @@ def check_market_data(
             f"no {request.symbol} bar for {silence} while the market moved on; the limit is "
             f"{limits.stale_after_bars} bars of {market.interval}",
             values | {"silence_seconds": silence.total_seconds()},
-        )
-    age = market.last_bar_at - request.signal_time
-    if age > allowed:
-        return Verdict(
-            "stale_market_data",
-            False,
-            f"the signal is {age} older than the last {request.symbol} bar; the limit is "
-            f"{limits.stale_after_bars} bars of {market.interval}",
-            values | {"signal_age_seconds": age.total_seconds()},
         )
     return Verdict("stale_market_data", True)
 

@@ -358,19 +358,12 @@ def test_a_symbol_silent_for_three_bars_while_the_market_moves_is_stale(
         assert verdict.values["silence_seconds"] == silence.total_seconds()
 
 
-@pytest.mark.parametrize(
-    ("age", "passed"),
-    [
-        (timedelta(hours=2), True),
-        (timedelta(hours=3), True),
-        (timedelta(hours=3, seconds=1), False),
-    ],
-)
-def test_a_signal_three_bars_older_than_the_last_bar_is_stale(age: timedelta, passed: bool) -> None:
-    verdict = check_market_data(_request(signal_time=T0 - age), _bars_until_t0(), RiskLimits())
-    assert verdict.passed is passed
-    if not passed:
-        assert verdict.values["signal_age_seconds"] == age.total_seconds()
+def test_an_order_behind_the_bars_risk_has_seen_is_not_judged_on_timing() -> None:
+    # bars and orders travel on different queues: risk may be many bars ahead in a replay
+    verdict = check_market_data(
+        _request(signal_time=T0 - timedelta(hours=10)), _bars_until_t0(), RiskLimits()
+    )
+    assert verdict.passed
 
 
 def test_an_order_ahead_of_the_bars_risk_has_seen_is_not_stale() -> None:
