@@ -40,6 +40,7 @@ from tai_execution.ig import (
 from tai_execution.metrics import ExecutionMetrics
 from tai_execution.paper import PaperBroker, PaperBrokerConfig, bracket_legs
 from tai_execution.portfolio import CurrencyConverter
+from tai_execution.reconciliation import PositionMismatch
 from tai_store.database import Store
 from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
@@ -236,13 +237,18 @@ class ExecutionApp:
             self._reconciler = asyncio.create_task(self._reconcile_periodically())
         self._started = True
 
+    async def reconcile_once(self) -> list[PositionMismatch]:
+        """Settle orders in doubt, then compare broker and ledger positions (between updates)."""
+        async with self.context.book_lock:
+            await resolve_in_doubt(self.context)
+            return await reconcile_positions(self.context, audit_success=False)
+
     async def _reconcile_periodically(self) -> None:
         """Timer: settle orders in doubt, then compare broker and ledger positions."""
         while True:
             await asyncio.sleep(self.settings.reconcile_seconds)
             try:
-                await resolve_in_doubt(self.context)
-                await reconcile_positions(self.context, audit_success=False)
+                await self.reconcile_once()
             except Exception:  # the next tick retries; a broker outage must not stop the timer
                 _LOG.exception("reconciliation failed; retrying on the next tick")
 

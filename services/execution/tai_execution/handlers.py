@@ -80,6 +80,9 @@ class ExecutionContext:
     converter: CurrencyConverter = field(default_factory=lambda: CurrencyConverter("USD"))
     marks: dict[str, float] = field(default_factory=dict)
     relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    book_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the broker's book and the ledger may differ (a fill not yet recorded), so a
+    reconciliation never compares them mid-update."""
     in_flight: set[str] = field(default_factory=set)
 
     @property
@@ -280,12 +283,13 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
     _count(context, entered)
     await publish_outbox(context)
     order = entry_order_from(approval)
-    if context.live is not None:
-        await submit_live(context, order, envelope.headers)
-        return
-    results = context.broker.submit_all(order)
-    if results:
-        await record_results(context, results, envelope.headers)
+    async with context.book_lock:
+        if context.live is not None:
+            await submit_live(context, order, envelope.headers)
+            return
+        results = context.broker.submit_all(order)
+        if results:
+            await record_results(context, results, envelope.headers)
 
 
 async def submit_live(
@@ -479,9 +483,10 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
     if not isinstance(bar, BarClosed):
         return
     context.converter.observe(bar.symbol, bar.close)
-    results = context.broker.on_bar(bar) if context.live is None else []
-    if results:
-        await record_results(context, results, envelope.headers)
+    async with context.book_lock:
+        results = context.broker.on_bar(bar) if context.live is None else []
+        if results:
+            await record_results(context, results, envelope.headers)
     context.marks[bar.symbol] = bar.close
     _value_positions(context)
     async with context.store.transaction() as unit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,6 +19,8 @@ from tai_events.market import BarClosed, Timeframe
 from tai_execution.app import ExecutionApp, create_app
 from tai_execution.config import ExecutionSettings
 from tai_execution.handlers import reconcile_positions
+from tai_execution.paper import PaperResult
+from tai_execution.reconciliation import PositionMismatch
 from tai_store import Store
 from tai_store.outbox import OutboxRelay
 from tai_telemetry.metrics import Telemetry
@@ -318,3 +321,26 @@ async def test_unrealised_pnl_gauge_is_in_the_account_currency(tmp_path: Path) -
         await harness.execution.stop()
         await harness.bus.close()
         await harness.store.close()
+
+
+async def test_reconciliation_waits_for_a_fill_being_recorded(harness: Harness) -> None:
+    # Arrange: a reconciliation tick fires right after the broker fills, before the ledger has it
+    await _approve(harness, "ord-1")
+    context = harness.execution.context
+    original = context.broker.on_bar
+    ticks: list[asyncio.Task[list[PositionMismatch]]] = []
+
+    def fill_then_tick(item: BarClosed) -> list[PaperResult]:
+        results = original(item)
+        ticks.append(asyncio.create_task(harness.execution.reconcile_once()))
+        return results
+
+    context.broker.on_bar = fill_then_tick  # type: ignore[method-assign,assignment]
+    # Act
+    await _bar(harness, bar(1, 1.20, 1.21, 1.19, 1.20))
+    [tick] = ticks
+    mismatches = await tick
+    await harness.bus.drain()
+    # Assert: the tick compared the book only after the fill was recorded
+    assert mismatches == []
+    assert harness.alerts() == []
