@@ -78,6 +78,7 @@ class CircuitBreakers:
     session_start_equity: float = 0.0
     last_equity: float = 0.0
     consecutive_losses: int = 0
+    streak_session: datetime | None = None
     error_times: deque[datetime] = field(default_factory=deque)
 
     def session_of(self, moment: datetime) -> datetime:
@@ -94,7 +95,6 @@ class CircuitBreakers:
             return False
         self.session_start = session
         self.session_start_equity = equity
-        self.consecutive_losses = 0
         return True
 
     def drawdown_pct(self, equity: float) -> float:
@@ -147,8 +147,16 @@ class CircuitBreakers:
                 )
         return trips
 
-    def on_trade_closed(self, realized_pnl: float) -> list[Trip]:
-        """Count a closed trade towards the losing streak (gains reset it)."""
+    def on_trade_closed(self, realized_pnl: float, moment: datetime) -> list[Trip]:
+        """Count a trade closed at ``moment`` towards its session's losing streak.
+
+        The streak follows the trades' own sessions (fills arrive in order on their own
+        queue), not the bar stream's, so it is the same however far the bars run ahead.
+        """
+        session = self.session_of(moment)
+        if self.streak_session is None or session > self.streak_session:
+            self.streak_session = session
+            self.consecutive_losses = 0
         if realized_pnl < 0:
             self.consecutive_losses += 1
         elif realized_pnl > 0:

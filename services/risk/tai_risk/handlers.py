@@ -132,7 +132,7 @@ async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
         )
         marks[fill.symbol] = fill.price
         if realized:
-            breakers.on_trade_closed(realized)
+            breakers.on_trade_closed(realized, fill.filled_at)
         breakers.on_equity(account.equity(marks))
     portfolio.last_prices.update(marks)
     series = select(OhlcvRow.symbol, OhlcvRow.timeframe).distinct()
@@ -458,7 +458,7 @@ async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) ->
         )
         context.applied_fill_ids.add(fill.fill_id)
         context.portfolio.last_prices.setdefault(fill.symbol, fill.price)
-        trips = context.breakers.on_trade_closed(realized) if realized else []
+        trips = context.breakers.on_trade_closed(realized, fill.filled_at) if realized else []
         trips += context.breakers.on_equity(context.equity())
         changed = await apply_trips(unit, context, trips, envelope.headers) or changed
     context.observe()

@@ -76,7 +76,7 @@ def test_consecutive_losses_reduce_at_five(losses: int, tripped: bool) -> None:
     breakers = _breakers()
     trips = []
     for _ in range(losses):
-        trips = breakers.on_trade_closed(-10.0)
+        trips = breakers.on_trade_closed(-10.0, T0)
     assert bool(trips) is tripped
     if tripped:
         assert trips[0].target is TradingState.REDUCING
@@ -86,13 +86,24 @@ def test_consecutive_losses_reduce_at_five(losses: int, tripped: bool) -> None:
 def test_a_winning_trade_or_a_new_session_resets_the_losing_streak() -> None:
     breakers = _breakers()
     for _ in range(4):
-        breakers.on_trade_closed(-10.0)
-    breakers.on_trade_closed(5.0)
+        breakers.on_trade_closed(-10.0, T0)
+    breakers.on_trade_closed(5.0, T0)
     for _ in range(4):
-        breakers.on_trade_closed(-10.0)
-    breakers.roll_session(T0 + timedelta(days=1), 100_000.0)
-    assert breakers.on_trade_closed(-10.0) == []
+        breakers.on_trade_closed(-10.0, T0)
+    assert breakers.on_trade_closed(-10.0, T0 + timedelta(days=1)) == []
     assert breakers.consecutive_losses == 1
+
+
+def test_the_losing_streak_follows_the_trades_sessions_not_the_bars() -> None:
+    # Arrange: the bar stream already rolled two sessions ahead of the fills
+    breakers = _breakers()
+    breakers.roll_session(T0 + timedelta(days=2), 100_000.0)
+    # Act: three losses on day one, three on day two
+    trips = [breakers.on_trade_closed(-10.0, T0 + timedelta(hours=h)) for h in (1, 2, 3)]
+    trips += [breakers.on_trade_closed(-10.0, T0 + timedelta(days=1, hours=h)) for h in (1, 2, 3)]
+    # Assert
+    assert not any(trips)
+    assert breakers.consecutive_losses == 3
 
 
 @pytest.mark.parametrize(("atr", "tripped"), [(2.9, False), (3.0, False), (3.01, True)])
