@@ -82,6 +82,33 @@ class Ledger:
         ]
 
 
+def consistency_problems(ledger: Ledger) -> list[str]:
+    """Name what is lost or duplicated inside one ledger (independent of any other run).
+
+    Every order's filled quantity equals the sum of its fills, no order is filled beyond its
+    approval, and each position equals the signed sum of its symbol's fills.
+    """
+    problems = []
+    filled: dict[object, float] = {}
+    net: dict[object, float] = {}
+    for _fill_id, order_id, symbol, side, quantity, *_rest in ledger.fills:
+        filled[order_id] = filled.get(order_id, 0.0) + float(quantity)  # type: ignore[arg-type]
+        sign = 1.0 if side == "BUY" else -1.0
+        net[symbol] = net.get(symbol, 0.0) + sign * float(quantity)  # type: ignore[arg-type]
+    for order in ledger.orders:
+        order_id, approved, recorded = order[0], order[6], float(order[7])  # type: ignore[arg-type]
+        if abs(filled.get(order_id, 0.0) - recorded) > 1e-9:
+            problems.append(
+                f"order {order_id}: filled {recorded}, fills sum {filled.get(order_id)}"
+            )
+        if approved is not None and recorded > float(approved) + 1e-9:  # type: ignore[arg-type]
+            problems.append(f"order {order_id}: filled {recorded} beyond approved {approved}")
+    for _account, symbol, quantity, *_rest in ledger.positions:
+        if abs(float(quantity) - net.get(symbol, 0.0)) > 1e-9:  # type: ignore[arg-type]
+            problems.append(f"position {symbol}: {quantity}, fills net {net.get(symbol)}")
+    return problems
+
+
 @dataclass
 class RunResult:
     """What one run produced and what its fault cost."""
@@ -376,6 +403,24 @@ class ChaosRun:
         depths = self.servers.rabbitmq.queue_depths(self.vhost)
         ready, unacknowledged = depths.get(DEAD_LETTER_QUEUE, (0, 0))
         return ready + unacknowledged
+
+
+class ResultRegistry:
+    """The runs of one session, kept for the table printed at its end."""
+
+    def __init__(self) -> None:
+        self.results: list[RunResult] = []
+        self.baseline: Ledger | None = None
+
+    def record(self, result: RunResult, *, baseline: bool = False) -> None:
+        """Keep a run's result (the first baseline is the reference)."""
+        self.results.append(result)
+        if baseline and self.baseline is None:
+            self.baseline = result.ledger
+
+
+REGISTRY = ResultRegistry()
+"""One registry per process: conftest and the test module import this module under one name."""
 
 
 def format_table(results: list[RunResult], baseline: Ledger | None) -> str:

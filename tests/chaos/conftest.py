@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.chaos_harness import Ledger, RunResult, format_table, results_json
+from tests.chaos.chaos_harness import REGISTRY, format_table, results_json
 from tests.chaos.chaos_servers import ChaosServers, ServerUnavailableError
 from tests.factories import REPOSITORY_ROOT
 
 FULL = os.environ.get("TAI_CHAOS_FULL") == "1"
 """`make chaos` sets TAI_CHAOS_FULL=1: 5,000 bars and every fault; otherwise the short form."""
-
-_RESULTS: list[RunResult] = []
-_BASELINE: list[Ledger] = []
 
 
 @pytest.fixture(scope="session")
@@ -32,21 +29,14 @@ def chaos_servers() -> Iterator[ChaosServers]:
         servers.stop_all()
 
 
-def record(result: RunResult, *, baseline: bool = False) -> None:
-    """Keep a run's result for the table printed at the end of the session."""
-    _RESULTS.append(result)
-    if baseline:
-        _BASELINE.append(result.ledger)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def chaos_report(request: pytest.FixtureRequest) -> Iterator[None]:
     """After the runs, print the fault table and write test-artifacts/chaos-results.json."""
     yield
-    if not _RESULTS:
+    if not REGISTRY.results:
         return
-    baseline = _BASELINE[0] if _BASELINE else None
-    table = format_table(_RESULTS, baseline)
+    baseline = REGISTRY.baseline
+    table = format_table(REGISTRY.results, baseline)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("=", "chaos: every faulty run's ledger against the fault-free run")
@@ -54,6 +44,6 @@ def chaos_report(request: pytest.FixtureRequest) -> Iterator[None]:
     artifacts = Path(os.environ.get("TAI_TEST_ARTIFACTS", REPOSITORY_ROOT / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "chaos-results.json").write_text(
-        results_json(_RESULTS, baseline) + "\n", encoding="utf-8"
+        results_json(REGISTRY.results, baseline) + "\n", encoding="utf-8"
     )
     (artifacts / "chaos-results.txt").write_text(table + "\n", encoding="utf-8")
