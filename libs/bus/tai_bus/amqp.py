@@ -10,11 +10,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 
@@ -115,19 +117,35 @@ class AmqpBus:
         self._connection = await aio_pika.connect_robust(
             self._url, client_properties={"connection_name": self._connection_name}
         )
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)
-        for name in (EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE):
-            self._exchanges[name] = await self._publish_channel.declare_exchange(
-                name, aio_pika.ExchangeType.TOPIC, durable=True
-            )
-        dead_letter_queue = await self._publish_channel.declare_queue(
-            DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
-        )
-        await dead_letter_queue.bind(DEAD_LETTER_EXCHANGE, "#")
+        channel = await self._connection.channel(publisher_confirms=True)
+        try:
+            await self._declare_topology(channel)
+        except aiormq.exceptions.ChannelAccessRefused:
+            # A least-privileged service user (trading-ai broker-setup) may not configure the
+            # shared exchanges; they exist already, so look them up passively instead.
+            channel = await self._connection.channel(publisher_confirms=True)
+            await self._declare_topology(channel, passive=True)
+            self._logger.info("bus_topology_passive", connection_name=self._connection_name)
+        self._publish_channel = channel
         self._started = True
         for consumer in self._consumers.values():
             await consumer.start(self._connection)
         self._logger.info("bus_started", connection_name=self._connection_name)
+
+    async def _declare_topology(
+        self, channel: AbstractRobustChannel, *, passive: bool = False
+    ) -> None:
+        """Declare (or, passively, look up) the standard exchanges and the dead-letter queue."""
+        for name in (EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE):
+            self._exchanges[name] = await channel.declare_exchange(
+                name, aio_pika.ExchangeType.TOPIC, durable=True, passive=passive
+            )
+        if passive:
+            return
+        dead_letter_queue = await channel.declare_queue(
+            DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
+        )
+        await dead_letter_queue.bind(DEAD_LETTER_EXCHANGE, "#")
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Declare a durable quorum queue with its bindings and consume it (also after start)."""

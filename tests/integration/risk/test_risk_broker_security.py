@@ -11,6 +11,7 @@ import aio_pika
 import aiormq
 import pytest
 
+from tai_bus import Binding, Subscription
 from tai_bus.amqp import AmqpBus
 from tai_core.clock import SystemClock
 from tai_core.signing import (
@@ -18,13 +19,14 @@ from tai_core.signing import (
     generate_private_key_pem,
     public_key_pem,
 )
-from tai_events import OrderApproved, Side
-from tai_events.codec import encode, make_headers
+from tai_events import Message, OrderApproved, OrderRequested, Side
+from tai_events.codec import Envelope, encode, make_headers
 from tai_events.topics import EVENTS_EXCHANGE, ORDER_APPROVED, ORDER_REQUESTED
 from tai_execution.app import create_app as create_execution
 from tai_execution.config import ExecutionSettings
 from tai_store import Store
 from tai_telemetry.metrics import Telemetry
+from tests.factories import T0
 from tests.integration.risk.conftest import ProvisionedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -163,3 +165,41 @@ async def test_execution_over_rabbitmq_refuses_a_forged_approval_and_alerts(
         await observer.close()
         await execution.stop()
         await bus.close()
+
+
+async def test_services_run_on_the_bus_as_their_least_privileged_users(
+    provisioned_broker: ProvisionedBroker,
+) -> None:
+    # Arrange: the risk user may not configure the shared exchanges, only use them
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    async def record(envelope: Envelope[Message]) -> None:
+        assert isinstance(envelope.message, OrderRequested)
+        received.append(envelope.message.order_id)
+        arrived.set()
+
+    risk_bus = AmqpBus(provisioned_broker.url("risk"), "risk")
+    await risk_bus.subscribe(Subscription("tai.risk.orders", [Binding(ORDER_REQUESTED)], record))
+    strategy_bus = AmqpBus(provisioned_broker.url("strategy"), "strategy")
+    request = OrderRequested(
+        order_id="ord-least-privilege",
+        strategy="sma_cross",
+        symbol="EURUSD",
+        side=Side.BUY,
+        quantity=1.0,
+        reference_price=1.1,
+        signal_time=T0,
+        requested_at=T0,
+    )
+    # Act: both start (passively finding the exchanges) and a request flows between them
+    await risk_bus.start()
+    await strategy_bus.start()
+    try:
+        await strategy_bus.publish(request)
+        await asyncio.wait_for(arrived.wait(), timeout=30)
+    finally:
+        await strategy_bus.close()
+        await risk_bus.close()
+    # Assert
+    assert received == ["ord-least-privilege"]
