@@ -11,6 +11,7 @@ from typing import Any, Self
 
 import aio_pika
 import aiormq
+import tenacity
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -60,6 +61,14 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 """Set by quorum queues on a redelivery: how many times the message was delivered before."""
 
 
+_CONNECTION_ERRORS = (
+    ConnectionError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+)
+"""Failures of the connection, not of the message: worth a retry once reconnected."""
+
+
 class AmqpBus:
     """A message bus on RabbitMQ: at-least-once, acked after the handler returns.
 
@@ -77,6 +86,7 @@ class AmqpBus:
         telemetry: Telemetry | None = None,
         prefetch: int = DEFAULT_PREFETCH,
         connection_name: str | None = None,
+        publish_timeout: float = 120.0,
     ) -> None:
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
@@ -87,6 +97,7 @@ class AmqpBus:
         self._tracer = resolve_tracer(telemetry)
         self._prefetch = prefetch
         self._connection_name = connection_name or producer
+        self._publish_timeout = publish_timeout
         self._logger = get_logger("tai_bus.amqp", producer=producer)
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
@@ -232,7 +243,9 @@ class AmqpBus:
             app_id=self.producer,
             timestamp=headers.occurred_at,
         )
-        await exchange.publish(amqp_message, routing_key_for(message), mandatory=False)
+        await self._publish_through_outages(
+            exchange_for(message), amqp_message, routing_key_for(message)
+        )
         if self._telemetry is not None:
             self._telemetry.bus.published.labels(exchange.name, headers.type).inc()
         return headers
@@ -245,9 +258,8 @@ class AmqpBus:
         headers: dict[str, object],
     ) -> None:
         """Publish bytes as they are and wait for the broker's confirm."""
-        target = self._exchange(exchange)
-        await target.publish(
-            _raw_message(body, headers, app_id=self.producer), routing_key, mandatory=False
+        await self._publish_through_outages(
+            exchange, _raw_message(body, headers, app_id=self.producer), routing_key
         )
         if self._telemetry is not None:
             self._telemetry.bus.published.labels(exchange, message_type_label(headers)).inc()
@@ -257,6 +269,37 @@ class AmqpBus:
         target = self._exchange(DEAD_LETTER_EXCHANGE)
         message = _raw_message(dead_letter.body, dead_letter.wire_headers(), app_id=self.producer)
         await target.publish(message, dead_letter.routing_key, mandatory=False)
+
+    async def _publish_through_outages(
+        self, exchange: str, message: aio_pika.Message, routing_key: str
+    ) -> None:
+        """Publish and await the confirm, riding out a broker restart or a lost connection.
+
+        The robust connection reconnects by itself; a publish that failed meanwhile is sent
+        again once it is back (at-least-once: consumers de-duplicate on message_id). A
+        negative confirm (the broker refused the message) is not retried.
+        """
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(_CONNECTION_ERRORS),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
+            stop=tenacity.stop_after_delay(self._publish_timeout),
+            before_sleep=self._log_publish_retry,
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1 and self._connection is not None:
+                    await asyncio.wait_for(
+                        self._connection.connected.wait(), timeout=self._publish_timeout
+                    )
+                await self._exchange(exchange).publish(message, routing_key, mandatory=False)
+
+    def _log_publish_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        self._logger.warning(
+            "publish_retrying_after_connection_error",
+            attempt=state.attempt_number,
+            error=f"{type(error).__name__}: {error}",
+        )
 
     def _exchange(self, name: str) -> AbstractExchange:
         if self._closing or not self._started:
