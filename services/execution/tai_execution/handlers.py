@@ -81,6 +81,8 @@ class ExecutionContext:
     marks: dict[str, float] = field(default_factory=dict)
     relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     book_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    order_traces: dict[str, str] = field(default_factory=dict)
+    """W3C traceparent of each working order's approval: its fill continues that trace."""
     """Held while the broker's book and the ledger may differ (a fill not yet recorded), so a
     reconciliation never compares them mid-update."""
     in_flight: set[str] = field(default_factory=set)
@@ -92,14 +94,19 @@ class ExecutionContext:
 
 
 async def _outbox(
-    unit: UnitOfWork, context: ExecutionContext, message: Message, cause: MessageHeaders | None
+    unit: UnitOfWork,
+    context: ExecutionContext,
+    message: Message,
+    cause: MessageHeaders | None,
+    *,
+    traceparent: str | None = None,
 ) -> None:
     headers = make_headers(
         message,
         producer=CONSUMER,
         occurred_at=context.clock.now(),
         cause=cause,
-        traceparent=inject_traceparent(),
+        traceparent=traceparent or inject_traceparent(),
     )
     await unit.outbox.add(message, headers)
 
@@ -164,6 +171,7 @@ async def _record_transition(
     cause: MessageHeaders | None,
     entered: list[OrderState],
     average_fill_price: float | None = None,
+    traceparent: str | None = None,
 ) -> None:
     await unit.orders.set_state(
         event.order_id,
@@ -173,7 +181,7 @@ async def _record_transition(
         filled_quantity=event.filled_quantity,
         average_fill_price=average_fill_price,
     )
-    await _outbox(unit, context, event, cause)
+    await _outbox(unit, context, event, cause, traceparent=traceparent)
     entered.append(event.state)
 
 
@@ -283,6 +291,9 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
     _count(context, entered)
     await publish_outbox(context)
     order = entry_order_from(approval)
+    traceparent = inject_traceparent()
+    if traceparent is not None:
+        context.order_traces[order.order_id] = traceparent
     async with context.book_lock:
         if context.live is not None:
             await submit_live(context, order, envelope.headers)
@@ -560,7 +571,10 @@ async def record_results(
                 order.symbol, order.side.sign * quantity, result.price, result.commission
             )
             transition = status.fill(quantity, result.price, now)
-            await _outbox(unit, context, fill, cause)
+            # The fill continues the trace of the approval (and so of the bar that signalled
+            # it), not of the bar it happened to fill on.
+            trace = context.order_traces.get(order.parent_order_id or order.order_id)
+            await _outbox(unit, context, fill, cause, traceparent=trace)
             await _record_transition(
                 unit,
                 context,
@@ -568,7 +582,12 @@ async def record_results(
                 cause,
                 entered,
                 average_fill_price=transition.status.average_fill_price,
+                traceparent=trace,
             )
+            if transition.status.state.is_terminal and (
+                order.is_bracket_leg or (order.stop_loss is None and order.take_profit is None)
+            ):
+                context.order_traces.pop(order.parent_order_id or order.order_id, None)
             await unit.positions.upsert(
                 account=context.account_name,
                 symbol=order.symbol,
@@ -591,6 +610,7 @@ async def record_results(
                     updated_at=result.filled_at,
                 ),
                 cause,
+                traceparent=trace,
             )
     context.account = account
     _count(context, entered)

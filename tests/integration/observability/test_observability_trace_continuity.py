@@ -1,4 +1,4 @@
-"""Traces continue across the four services: bar → order request → approval, and bar → fill.
+"""One trace runs across the four services: bar → order request → approval → fill.
 
 The services run on the in-memory bus with SQLite and an in-memory span exporter; approvals and
 fills travel through the transactional outbox, so the traceparent must survive being stored in
@@ -96,14 +96,15 @@ async def test_approval_and_fill_spans_carry_the_trace_ids_of_the_bars_that_caus
             f"{CHAIN[0]} process",
             bar_roots[signal_trace].name,
         ]
-        # the paper broker fills on the next bar: the fill continues that bar's trace, through
-        # execution's market queue, into every consumer of the fill (risk's ledger here)
-        fill_trace = _trace_id(fill.headers.traceparent)
-        assert fill_trace in bar_roots
-        assert bar_roots[fill_trace].end_time >= bar_roots[signal_trace].end_time  # type: ignore[operator]
+        # the paper broker fills on the next bar, but the fill continues the trace of the
+        # approval that authorised it: one trace from the signalling bar to every consumer of
+        # the fill (risk's ledger here)
+        assert _trace_id(fill.headers.traceparent) == signal_trace
         consumed = _consumer_span(spans, CHAIN[3], fill.headers.message_id)
-        assert consumed.context.trace_id == fill_trace
+        assert consumed.context.trace_id == signal_trace
         assert _ancestors(consumed, by_id) == [
-            "tai.execution.market process",
-            bar_roots[fill_trace].name,
+            f"{CHAIN[2]} process",
+            f"{CHAIN[1]} process",
+            f"{CHAIN[0]} process",
+            bar_roots[signal_trace].name,
         ]
