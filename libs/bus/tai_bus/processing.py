@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
@@ -211,6 +212,9 @@ class MessageProcessor(_SpanningProcessor):
                 routing_key=delivery.routing_key,
                 redelivered=delivery.redelivered,
             )
+            if self._telemetry is not None:
+                lag = (datetime.now(UTC) - headers.occurred_at).total_seconds()
+                self._telemetry.bus.lag.labels(self._queue).observe(max(0.0, lag))
             started = time.perf_counter()
             try:
                 await self._handler(envelope)

@@ -33,6 +33,7 @@ class BusMetrics:
     failed: Counter
     dead_lettered: Counter
     handler_latency: Histogram
+    lag: Histogram
     redelivered: Counter
 
     @classmethod
@@ -68,6 +69,13 @@ class BusMetrics:
                 "Time spent in a message handler",
                 ["queue", "type"],
                 buckets=HANDLER_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            lag=Histogram(
+                "tai_message_lag_seconds",
+                "Queue lag: from a message's occurred_at to the start of its handling",
+                ["queue"],
+                buckets=(*HANDLER_LATENCY_BUCKETS, 5.0, 10.0, 30.0, 60.0, 300.0),
                 registry=registry,
             ),
             redelivered=Counter(

@@ -105,9 +105,7 @@ class IngestionApp:
             async with self.store.transaction() as unit:
                 await unit.ohlcv.upsert_many([bar])
             await self.bus.publish(bar)
-            self.metrics.bars_ingested.labels(
-                symbol=bar.symbol, timeframe=bar.timeframe.value, source=bar.source
-            ).inc()
+            self.metrics.record_published(bar)
             if after_bar is not None:
                 await after_bar(bar)
             if progress is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from tai_events.market import BarClosed
+
 SOURCE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -14,6 +16,7 @@ class IngestionMetrics:
     """Bars ingested, rows rejected or repaired by reason, source latency, failovers, cache."""
 
     bars_ingested: Counter
+    last_bar_time: Gauge
     rows_rejected: Counter
     rows_repaired: Counter
     rows_flagged: Counter
@@ -33,6 +36,12 @@ class IngestionMetrics:
                 "tai_ingestion_bars",
                 "Bars stored and published",
                 ["symbol", "timeframe", "source"],
+                registry=registry,
+            ),
+            last_bar_time=Gauge(
+                "tai_market_data_last_timestamp_seconds",
+                "Close time of the newest bar published, Unix seconds (stale-data alerts)",
+                ["symbol", "timeframe"],
                 registry=registry,
             ),
             rows_rejected=Counter(
@@ -87,6 +96,15 @@ class IngestionMetrics:
             cache_hit_ratio=Gauge(
                 "tai_ingestion_cache_hit_ratio", "Cache hits / reads", registry=registry
             ),
+        )
+
+    def record_published(self, bar: BarClosed) -> None:
+        """Count a published bar and remember how fresh the market data is."""
+        self.bars_ingested.labels(
+            symbol=bar.symbol, timeframe=bar.timeframe.value, source=bar.source
+        ).inc()
+        self.last_bar_time.labels(symbol=bar.symbol, timeframe=bar.timeframe.value).set(
+            bar.closed_at.timestamp()
         )
 
     def record_cache_read(self, *, found: bool, hit_ratio: float) -> None:

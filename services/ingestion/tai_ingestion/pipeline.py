@@ -93,9 +93,7 @@ class BarPipeline:
                 await self._cache.set_latest_bar(bar, self._bar_ttl)
             await self._bus.publish(bar)
             self._last[(bar.symbol, bar.timeframe)] = bar
-            self._metrics.bars_ingested.labels(
-                symbol=bar.symbol, timeframe=bar.timeframe.value, source=bar.source
-            ).inc()
+            self._metrics.record_published(bar)
             published.append(bar)
         return published
 

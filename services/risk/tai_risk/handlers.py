@@ -89,7 +89,12 @@ class RiskContext:
     def observe(self) -> None:
         """Refresh the gauges."""
         equity = self.equity()
-        self.metrics.observe(equity, self.breakers.drawdown_pct(equity), self.trading.state)
+        self.metrics.observe(
+            equity,
+            self.account.gross_exposure(self.portfolio.last_prices),
+            self.breakers.drawdown_pct(equity),
+            self.trading.state,
+        )
 
 
 # --- ledger: rebuild and freshness -----------------------------------------------------------

@@ -15,6 +15,7 @@ class RiskMetrics:
     """tai_equity, tai_drawdown_pct, tai_risk_trading_state and decision counts."""
 
     equity: Gauge
+    gross_exposure: Gauge
     drawdown_pct: Gauge
     trading_state: Gauge
     decisions: Counter
@@ -24,6 +25,11 @@ class RiskMetrics:
         """Register the risk metrics on ``registry``."""
         return cls(
             equity=Gauge("tai_equity", "Account equity at the last prices", registry=registry),
+            gross_exposure=Gauge(
+                "tai_gross_exposure",
+                "Sum of absolute position notionals at the last prices",
+                registry=registry,
+            ),
             drawdown_pct=Gauge(
                 "tai_drawdown_pct", "Drawdown from the equity peak, percent", registry=registry
             ),
@@ -40,8 +46,11 @@ class RiskMetrics:
             ),
         )
 
-    def observe(self, equity: float, drawdown_pct: float, state: TradingState) -> None:
+    def observe(
+        self, equity: float, gross_exposure: float, drawdown_pct: float, state: TradingState
+    ) -> None:
         """Set the gauges."""
         self.equity.set(equity)
+        self.gross_exposure.set(gross_exposure)
         self.drawdown_pct.set(drawdown_pct)
         self.trading_state.set(SEVERITY[state])

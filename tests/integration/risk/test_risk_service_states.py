@@ -164,6 +164,7 @@ async def test_daily_loss_of_three_percent_halts_until_the_next_session(risk: Ha
     # Act: the price falls 3.1 % within the session, then the next session opens
     await risk.send(make_bar(0, 0.969))
     equity_gauge = risk.gauge("tai_equity")
+    exposure_gauge = risk.gauge("tai_gross_exposure")
     await risk.send(_order("ord-during-halt", 1_000))
     await risk.send(make_bar(24, 0.969))
     # Assert
@@ -172,6 +173,7 @@ async def test_daily_loss_of_three_percent_halts_until_the_next_session(risk: Ha
         (TradingState.ACTIVE, "risk.session"),
     ]
     assert equity_gauge == pytest.approx(96_900)
+    assert exposure_gauge == pytest.approx(96_900)  # 100,000 units marked at 0.969
     assert risk.gauge("tai_drawdown_pct") == pytest.approx(3.1)
     assert _rejected_rules(risk) == ["trading_state"]
     halted = risk.of_type(RiskStateChanged)[0]

@@ -12,6 +12,7 @@ from tai_events.market import BarClosed, TickReceived, Timeframe
 from tai_ingestion.bars import BarBuilder, aggregate
 from tai_ingestion.calendar import align
 from tai_ingestion.metrics import IngestionMetrics
+from tai_telemetry.metrics import Telemetry
 
 T0 = datetime(2024, 1, 8, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -146,3 +147,35 @@ def test_ticks_to_1m_to_5m_equals_ticks_to_5m(raw_ticks: list[tuple[int, float]]
     assert [b.volume for b in five] == pytest.approx([b.volume for b in direct_bars])
     one = [b for b in layered_bars if b.timeframe is Timeframe.M1]
     assert len({b.opened_at for b in one}) == len(one)  # each bar published once
+
+
+def test_published_bar_records_market_data_freshness(telemetry: Telemetry) -> None:
+    # Arrange
+    metrics = IngestionMetrics.create(telemetry.registry)
+    opened_at = datetime(2024, 1, 2, 9, tzinfo=UTC)
+    bar = BarClosed(
+        symbol="EURUSD",
+        timeframe=Timeframe.H1,
+        opened_at=opened_at,
+        closed_at=opened_at + timedelta(hours=1),
+        open=1.1,
+        high=1.2,
+        low=1.0,
+        close=1.15,
+        volume=10.0,
+        source="test",
+    )
+    # Act
+    metrics.record_published(bar)
+    # Assert
+    labels = {"symbol": "EURUSD", "timeframe": "1h"}
+    assert (
+        telemetry.registry.get_sample_value("tai_market_data_last_timestamp_seconds", labels)
+        == bar.closed_at.timestamp()
+    )
+    assert (
+        telemetry.registry.get_sample_value(
+            "tai_ingestion_bars_total", {**labels, "source": "test"}
+        )
+        == 1.0
+    )
