@@ -79,7 +79,6 @@ class ExecutionContext:
     live: IgBroker | None = None
     converter: CurrencyConverter = field(default_factory=lambda: CurrencyConverter("USD"))
     marks: dict[str, float] = field(default_factory=dict)
-    relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     book_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     order_traces: dict[str, str] = field(default_factory=dict)
     """W3C traceparent of each working order's approval: its fill continues that trace."""
@@ -112,9 +111,8 @@ async def _outbox(
 
 
 async def publish_outbox(context: ExecutionContext) -> None:
-    """Publish what committed transactions left in the outbox (one relay at a time)."""
-    async with context.relay_lock:
-        await context.relay.publish_pending()
+    """Publish what committed transactions left in the outbox (the relay serialises calls)."""
+    await context.relay.publish_pending()
 
 
 def working_order_from(approval: OrderApproved) -> WorkingOrder:

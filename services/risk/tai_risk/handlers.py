@@ -71,7 +71,6 @@ class RiskContext:
     breakers: CircuitBreakers
     metrics: RiskMetrics
     initial_equity: float
-    relay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inbox_seen: int = 0
     applied_fill_ids: set[str] = field(default_factory=set)
@@ -205,9 +204,8 @@ async def _outbox(
 
 
 async def publish_outbox(context: RiskContext) -> None:
-    """Publish what committed transactions left in the outbox (one relay at a time)."""
-    async with context.relay_lock:
-        await context.relay.publish_pending()
+    """Publish what committed transactions left in the outbox (the relay serialises calls)."""
+    await context.relay.publish_pending()
 
 
 # --- trading state ---------------------------------------------------------------------------
