@@ -60,11 +60,17 @@ test-unit: $(STAMP) ## Run only the fast, pure unit tests
 	$(BIN)/python -m pytest tests/unit tests/contract $(PYTEST_FLAGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check, ruff format --check, mypy, import-linter
+lint: $(STAMP) ## ruff, mypy, import-linter, bandit; pip-audit (loudly skipped when offline)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -c pyproject.toml -r libs services -q
+	$(BIN)/python scripts/audit-dependencies --when-unreachable skip requirements.lock
+
+.PHONY: audit
+audit: $(STAMP) ## pip-audit requirements.lock; fails on a vulnerability or an unreachable service
+	$(BIN)/python scripts/audit-dependencies requirements.lock
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting

@@ -210,7 +210,8 @@ class AmqpBus:
             raise ValueError(f"queue {consumer.queue_name!r} already has a consumer on this bus")
         self._consumers[consumer.queue_name] = consumer
         if self._started:
-            assert self._connection is not None
+            if self._connection is None:
+                raise BusClosedError("the bus is started but has no connection")
             await consumer.start(self._connection)
 
     async def publish(

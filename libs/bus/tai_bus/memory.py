@@ -287,7 +287,8 @@ class InMemoryBus:
             self._settled.set()
 
     async def _deliver(self, queue: _Queue, pending: _Pending) -> None:
-        assert queue.processor is not None
+        if queue.processor is None:
+            raise RuntimeError(f"queue {queue.name!r} has a delivery but no consumer")
         pending.delivery_count += 1
         delivery = Delivery(
             queue=queue.name,

@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
+import subprocess  # nosec B404  # rabbitmqctl only: a fixed argv, never a shell
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -359,7 +359,7 @@ class RabbitmqctlAdministrator:
 
     def _run(self, *arguments: str, stdin: str | None = None) -> str:
         try:
-            result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            result = subprocess.run(  # noqa: S603  # nosec B603  # fixed argv, no shell
                 [self.executable, "-q", *arguments],
                 input=stdin,
                 capture_output=True,
@@ -393,6 +393,28 @@ class RabbitmqctlAdministrator:
         self._run("delete_user", user)
 
 
+_MANAGEMENT_SCHEMES = frozenset({"http", "https"})
+
+
+def _http_only_opener() -> urllib.request.OpenerDirector:
+    """Return an opener that speaks HTTP(S) only, directly, and follows no redirects.
+
+    ``urlopen``'s default opener also reads ``file:``/``ftp:``/``data:`` URLs, goes through
+    ``*_proxy`` from the environment and follows redirects with the Basic credentials; this one
+    answers any other scheme with "unknown url type" and a redirect with an HTTPError.
+    """
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.UnknownHandler(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
 @dataclass(frozen=True, slots=True)
 class ManagementApiAdministrator:
     """Administer a broker through the management plugin's HTTP API."""
@@ -403,12 +425,12 @@ class ManagementApiAdministrator:
     timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if urllib.parse.urlsplit(self.base_url).scheme not in {"http", "https"}:
+        if urllib.parse.urlsplit(self.base_url).scheme not in _MANAGEMENT_SCHEMES:
             raise ValueError(f"the management URL must be http(s), not {self.base_url!r}")
 
     def _request(self, method: str, path: str, body: object | None = None) -> bytes:
         data = None if body is None else json.dumps(body).encode("utf-8")
-        # the scheme is checked to be http(s) in __post_init__
+        # http(s) only: checked in __post_init__, and the opener has no other handlers
         request = urllib.request.Request(  # noqa: S310
             self.base_url.rstrip("/") + path, data=data, method=method
         )
@@ -416,9 +438,7 @@ class ManagementApiAdministrator:
         request.add_header("Authorization", f"Basic {token}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(  # noqa: S310 - http(s) only, see __post_init__
-                request, timeout=self.timeout_seconds
-            ) as response:
+            with _http_only_opener().open(request, timeout=self.timeout_seconds) as response:
                 return bytes(response.read())
         except (urllib.error.URLError, OSError) as error:
             raise BrokerAdministrationError(f"{method} {path}: {error}") from error

@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     redis_url: str = infrastructure_field(
         "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for hot state"
     )
+    ops_host: str = infrastructure_field(
+        "OPS_HOST", "127.0.0.1", "interface of the ops port; containers set 0.0.0.0 for probes"
+    )
     ops_port: int = Field(
         default=8080, ge=0, le=65535, description="port of /health, /ready, /metrics; 0 disables"
     )

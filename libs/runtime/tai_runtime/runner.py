@@ -80,10 +80,11 @@ async def serve(
     await bus.start()
     app = factory(settings, bus=bus, store=store, clock=clock, telemetry=telemetry)
     await app.start()
-    ops = OpsServer(telemetry, app.ready, "0.0.0.0", ops_port) if ops_port else None  # noqa: S104
+    # Loopback unless OPS_HOST says otherwise (compose and Kubernetes: 0.0.0.0, for the probes).
+    ops = OpsServer(telemetry, app.ready, settings.ops_host, ops_port) if ops_port else None
     if ops is not None:
         await ops.start()
-    log.info("service started", ops_port=ops_port)
+    log.info("service started", ops_host=settings.ops_host, ops_port=ops_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

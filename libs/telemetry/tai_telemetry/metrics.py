@@ -103,7 +103,8 @@ class Telemetry:
 
     def tracer(self) -> trace.Tracer:
         """Return this service's tracer."""
-        assert self.tracer_provider is not None
+        if self.tracer_provider is None:
+            raise RuntimeError("telemetry has no tracer provider")
         return self.tracer_provider.get_tracer(f"tai.{self.service}")
 
     def render_metrics(self) -> bytes:

@@ -184,7 +184,7 @@ def keys_generate(
 
 
 @app.command("broker-setup")
-def broker_setup(
+def broker_setup(  # nosec B107  # the empty password default means "unset: use rabbitmqctl"
     vhost: Annotated[str, typer.Option(help="virtual host to create")] = "tai",
     user_prefix: Annotated[str, typer.Option(help="prefix of the per-service users")] = "tai-",
     secrets_file: Annotated[

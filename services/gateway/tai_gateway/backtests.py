@@ -113,7 +113,8 @@ class BacktestRunner:
         for key, _value in request.parameters:
             if not NAME_PATTERN.fullmatch(key):
                 raise BacktestRequestError(f"parameter name {key!r} is not a lower-case name")
-        assert self.data_directory is not None  # data_files() was not empty
+        if self.data_directory is None:  # unreachable: data_files() was not empty
+            raise BacktestRequestError("no research data directory is configured")
         return self.data_directory / request.data_file
 
     def _command(self, request: BacktestRequest, data: Path, report: Path) -> list[str]:
