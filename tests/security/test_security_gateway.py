@@ -1,7 +1,7 @@
 """Unauthenticated, forged-token and under-privileged API and console calls: all refused.
 
 The gateway runs with an in-memory bus and a SQLite store; control refusals must reach the
-append-only audit log, and a refused control action should raise an alert.
+append-only audit log and raise an alert (one per caller and action a minute; the rest counted).
 """
 
 from __future__ import annotations
@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from flask.testing import FlaskClient
 
 from tai_bus import Binding, InMemoryBus, Subscription
 from tai_core.clock import FakeClock
 from tai_events import AlertRaised, Envelope, Message
+from tai_events.alerts import Severity
 from tai_events.topics import ALL_ALERTS, ALL_CONTROL, CONTROL_EXCHANGE
 from tai_gateway.app import GatewayApp, create_app
 from tai_gateway.auth import PasswordHashing, Principal, Role, TokenSigner
+from tai_gateway.console import CALLBACK_PATH, CSRF_COOKIE, CSRF_HEADER
 from tai_store import Store
 from tai_telemetry import Telemetry
 from tests.unit.gateway.gateway_support import (
@@ -211,12 +215,184 @@ async def test_console_without_a_session_sends_to_login(gateway: Gateway) -> Non
     assert update.status_code in {401, 403}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gateway audits refused control calls but publishes no AlertRaised for them",
-)
 async def test_refused_control_call_raises_an_alert(gateway: Gateway) -> None:
     token = await token_for(gateway.client, "victor", VIEWER_PASSWORD)
     await gateway.client.post("/api/control/halt", json={}, headers=bearer(token))
     await gateway.bus.drain()
-    assert [alert.code for alert in gateway.alerts] != []
+    assert [(alert.code, alert.source, alert.severity) for alert in gateway.alerts] == [
+        ("control_denied", "gateway", Severity.WARNING)
+    ]
+    assert gateway.alerts[0].details["caller"] == "victor"
+    assert gateway.alerts[0].details["action"] == "halt_trading"
+    assert gateway.alerts[0].details["role"] == "viewer"
+
+
+@pytest.mark.parametrize("path", list(CONTROL))
+async def test_unauthenticated_control_is_audited_and_alerted(gateway: Gateway, path: str) -> None:
+    body, action = CONTROL[path]
+    response = await gateway.client.post(path, json=body)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert await _audit(gateway, action) == [("anonymous", "unauthenticated")]
+    assert [(alert.code, alert.details["action"]) for alert in gateway.alerts] == [
+        ("control_unauthenticated", action)
+    ]
+
+
+async def test_forged_token_control_is_audited_and_alerted(gateway: Gateway) -> None:
+    token = TokenSigner(b"k" * 48, FakeClock(T0), timedelta(hours=1)).issue(
+        Principal("alice", Role.ADMIN)
+    )
+    response = await gateway.client.post(
+        "/api/control/halt", json={"reason": "forged"}, headers=bearer(token.token)
+    )
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert gateway.commands == []
+    assert await _audit(gateway, "halt_trading") == [("anonymous", "unauthenticated")]
+    assert [alert.code for alert in gateway.alerts] == ["control_unauthenticated"]
+    assert "signature" in gateway.alerts[0].details["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "action"),
+    [
+        ("/api/control/strategies/sma_cross", {"enabled": False}, "configure_strategy"),
+        ("/api/control/models/m-1/promote", {}, "promote_model"),
+        ("/api/control/models/rollback?symbol=EURUSD&timeframe=1h", {}, "rollback_model"),
+    ],
+)
+async def test_every_control_route_audits_and_alerts_when_unauthenticated(
+    gateway: Gateway, path: str, body: dict[str, object], action: str
+) -> None:
+    response = await gateway.client.post(path, json=body)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert await _audit(gateway, action) == [("anonymous", "unauthenticated")]
+    assert [alert.details["action"] for alert in gateway.alerts] == [action]
+
+
+async def test_a_viewer_changing_a_strategy_is_refused_audited_and_alerted(
+    gateway: Gateway,
+) -> None:
+    token = await token_for(gateway.client, "victor", VIEWER_PASSWORD)
+    response = await gateway.client.post(
+        "/api/control/strategies/sma_cross",
+        json={"parameters": {"fast": 3}},
+        headers=bearer(token),
+    )
+    await gateway.bus.drain()
+    assert response.status_code == 403
+    assert gateway.commands == []
+    assert await _audit(gateway, "configure_strategy") == [("victor", "denied")]
+    assert [alert.code for alert in gateway.alerts] == ["control_denied"]
+
+
+async def test_a_flood_of_refused_calls_raises_one_alert_and_counts_the_rest(
+    gateway: Gateway,
+) -> None:
+    token = await token_for(gateway.client, "victor", VIEWER_PASSWORD)
+    for _ in range(20):
+        response = await gateway.client.post("/api/control/halt", json={}, headers=bearer(token))
+        assert response.status_code == 403
+    await gateway.bus.drain()
+    assert len(gateway.alerts) == 1
+    assert len(await _audit(gateway, "halt_trading")) == 20  # every refusal is still audited
+    registry = gateway.app.context.telemetry.registry
+    labels = {"code": "control_denied"}
+    assert (
+        registry.get_sample_value(
+            "tai_gateway_refusal_alerts_total", {**labels, "outcome": "raised"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "tai_gateway_refusal_alerts_total", {**labels, "outcome": "suppressed"}
+        )
+        == 19
+    )
+
+
+# ---- the console: the same refusals through Dash callbacks --------------------------------
+
+HALT_CLICK = {
+    "output": "halt-feedback.children",
+    "outputs": {"id": "halt-feedback", "property": "children"},
+    "inputs": [{"id": "halt-button", "property": "n_clicks", "value": 1}],
+    "changedPropIds": ["halt-button.n_clicks"],
+    "state": [{"id": "control-reason", "property": "value", "value": "attack"}],
+}
+REFRESH_TICK = {
+    "output": "live-refresh-target.children",
+    "outputs": {"id": "live-refresh-target", "property": "children"},
+    "inputs": [{"id": "live-refresh", "property": "n_intervals", "value": 7}],
+    "changedPropIds": ["live-refresh.n_intervals"],
+}
+
+
+async def _console_login(client: FlaskClient, username: str, password: str) -> None:
+    page = await asyncio.to_thread(client.get, "/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert match is not None
+    form = {"csrf_token": match.group(1), "username": username, "password": password}
+    response = await asyncio.to_thread(client.post, "/login", data=form)
+    assert response.status_code == 302
+
+
+def _csrf(client: FlaskClient) -> dict[str, str]:
+    cookie = client.get_cookie(CSRF_COOKIE)
+    assert cookie is not None
+    return {CSRF_HEADER: cookie.value}
+
+
+async def test_console_control_click_without_a_session_is_audited_and_alerted(
+    gateway: Gateway,
+) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    response = await asyncio.to_thread(client.post, CALLBACK_PATH, json=HALT_CLICK)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert gateway.commands == []
+    assert await _audit(gateway, "halt_trading") == [("anonymous", "unauthenticated")]
+    assert [(alert.code, alert.details["channel"]) for alert in gateway.alerts] == [
+        ("control_unauthenticated", "console")
+    ]
+
+
+async def test_an_expired_tab_polling_is_refused_without_an_alert(gateway: Gateway) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    response = await asyncio.to_thread(client.post, CALLBACK_PATH, json=REFRESH_TICK)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert gateway.alerts == []
+
+
+async def test_console_control_click_without_the_csrf_token_is_audited_and_alerted(
+    gateway: Gateway,
+) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    await _console_login(client, "alice", ADMIN_PASSWORD)
+    response = await asyncio.to_thread(client.post, CALLBACK_PATH, json=HALT_CLICK)
+    await gateway.bus.drain()
+    assert response.status_code == 403
+    assert gateway.commands == []
+    assert await _audit(gateway, "halt_trading") == [("anonymous", "unauthenticated")]
+    assert [alert.details["error"] for alert in gateway.alerts] == ["missing or invalid CSRF token"]
+
+
+async def test_console_viewer_halt_click_is_refused_audited_and_alerted(
+    gateway: Gateway,
+) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    await _console_login(client, "victor", VIEWER_PASSWORD)
+    response = await asyncio.to_thread(
+        client.post, CALLBACK_PATH, json=HALT_CLICK, headers=_csrf(client)
+    )
+    await gateway.bus.drain()
+    assert response.status_code == 403
+    assert gateway.commands == []
+    assert await _audit(gateway, "halt_trading") == [("victor", "denied")]
+    assert [(alert.code, alert.details["channel"]) for alert in gateway.alerts] == [
+        ("control_denied", "console")
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -155,6 +155,52 @@ def current_principal(context: Context, token: Annotated[str, Depends(_bearer)])
 
 
 Authenticated = Annotated[Principal, Depends(current_principal)]
+_optional_bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
+
+
+def control_caller(
+    action: ControlAction,
+) -> Callable[[GatewayContext, Request, str | None], Awaitable[Principal]]:
+    """Return a dependency like ``current_principal`` that also audits and alerts on a 401.
+
+    A control call without valid credentials is an attack signal, not a stale page: the
+    refusal is written to the audit log and raises a (rate-limited) alert. The caller's
+    address is rate limited first, so refusals cannot flood the audit table either.
+    """
+
+    async def caller(
+        context: Context,
+        request: Request,
+        token: Annotated[str | None, Depends(_optional_bearer)],
+    ) -> Principal:
+        try:
+            if not token:
+                raise InvalidTokenError("no bearer token")
+            principal = context.tokens.verify(token)
+        except InvalidTokenError as error:
+            source = _client_address(request)
+            enforce_rate_limit(context, f"ip:{source}")
+            context.metrics.control_requests.labels(action.value, "unauthenticated").inc()
+            await context.control.record_unauthenticated(
+                action, channel=API_CHANNEL, source=source, error=str(error)
+            )
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail=f"invalid bearer token: {error}",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        enforce_rate_limit(context, f"user:{principal.username}")
+        return principal
+
+    return caller
+
+
+HaltCaller = Annotated[Principal, Depends(control_caller(ControlAction.HALT))]
+ResumeCaller = Annotated[Principal, Depends(control_caller(ControlAction.RESUME))]
+FlattenCaller = Annotated[Principal, Depends(control_caller(ControlAction.FLATTEN))]
+StrategyCaller = Annotated[Principal, Depends(control_caller(ControlAction.CONFIGURE_STRATEGY))]
+PromoteCaller = Annotated[Principal, Depends(control_caller(ControlAction.PROMOTE_MODEL))]
+RollbackCaller = Annotated[Principal, Depends(control_caller(ControlAction.ROLLBACK_MODEL))]
 
 
 def require_admin(principal: Authenticated) -> Principal:
@@ -393,21 +439,21 @@ def _control_router() -> APIRouter:
 
     @router.post("/halt", status_code=accepted)
     async def halt(
-        context: Context, principal: Authenticated, body: ControlRequest
+        context: Context, principal: HaltCaller, body: ControlRequest
     ) -> ControlResponse:
         """Halt trading (kill switch); admins only."""
         return await _control(context, principal, ControlAction.HALT, body.reason)
 
     @router.post("/resume", status_code=accepted)
     async def resume(
-        context: Context, principal: Authenticated, body: ControlRequest
+        context: Context, principal: ResumeCaller, body: ControlRequest
     ) -> ControlResponse:
         """Resume trading; admins only."""
         return await _control(context, principal, ControlAction.RESUME, body.reason)
 
     @router.post("/flatten", status_code=accepted)
     async def flatten(
-        context: Context, principal: Authenticated, body: FlattenRequest
+        context: Context, principal: FlattenCaller, body: FlattenRequest
     ) -> ControlResponse:
         """Close one symbol's position or every position; admins only."""
         return await _control(context, principal, ControlAction.FLATTEN, body.reason, body.symbol)
@@ -415,7 +461,7 @@ def _control_router() -> APIRouter:
     @router.post("/strategies/{strategy}", status_code=accepted)
     async def configure_strategy(
         context: Context,
-        principal: Authenticated,
+        principal: StrategyCaller,
         strategy: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
         body: StrategyConfiguration,
     ) -> ControlResponse:
@@ -436,7 +482,7 @@ def _control_router() -> APIRouter:
     @router.post("/models/{model_id}/promote", status_code=accepted)
     async def promote_model(
         context: Context,
-        principal: Authenticated,
+        principal: PromoteCaller,
         model_id: Annotated[str, Path(min_length=1, max_length=128)],
         body: ControlRequest,
     ) -> ControlResponse:
@@ -452,7 +498,7 @@ def _control_router() -> APIRouter:
     @router.post("/models/rollback", status_code=accepted)
     async def rollback_model(
         context: Context,
-        principal: Authenticated,
+        principal: RollbackCaller,
         symbol: Annotated[Symbol, Query()],
         timeframe: Annotated[Timeframe, Query()],
         body: ControlRequest,

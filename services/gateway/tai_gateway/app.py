@@ -18,6 +18,7 @@ from tai_bus import InMemoryBus
 from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.topics import EVENTS_EXCHANGE, EVERYTHING, queue_name
+from tai_gateway.alerts import RefusalAlerts
 from tai_gateway.api import create_api
 from tai_gateway.auth import LockoutPolicy, PasswordHashing, TokenSigner
 from tai_gateway.backtests import BacktestRunner
@@ -76,11 +77,12 @@ class GatewayApp:
             if isinstance(bus, InMemoryBus)
             else AmqpOperations(settings.amqp_url)
         )
+        metrics = GatewayMetrics.create(telemetry)
         self.context = GatewayContext(
             settings=settings,
             clock=clock,
             telemetry=telemetry,
-            metrics=GatewayMetrics.create(telemetry),
+            metrics=metrics,
             ledger=ledger,
             live=self.live,
             login=login,
@@ -91,6 +93,7 @@ class GatewayApp:
                 ledger,
                 clock,
                 settle=bus.drain if isinstance(bus, InMemoryBus) and bus.deterministic else None,
+                alerts=RefusalAlerts(bus, clock, metrics.refusal_alerts),
             ),
             readiness=self._readiness,
             operations=self._operations,

@@ -21,6 +21,7 @@ from tai_gateway.bridge import LoopBridge
 from tai_gateway.config import GatewaySettings
 from tai_gateway.console_tabs import layout, register_callbacks
 from tai_gateway.context import GatewayContext
+from tai_gateway.control import ControlAction
 from tai_gateway.login import LoginOutcome
 from tai_gateway.session import CONSOLE_CHANNEL, session_user
 from tai_telemetry.logging import get_logger
@@ -38,6 +39,36 @@ PUBLIC_PREFIXES = (
     "/favicon.ico",
 )
 ASSETS_FOLDER = str(Path(__file__).with_name("assets"))
+CONTROL_TRIGGERS = {
+    "halt-button.n_clicks": ControlAction.HALT,
+    "resume-button.n_clicks": ControlAction.RESUME,
+    "flatten-button.n_clicks": ControlAction.FLATTEN,
+    "flatten-confirm.submit_n_clicks": ControlAction.FLATTEN,
+    "promote-button.n_clicks": ControlAction.PROMOTE_MODEL,
+    "rollback-button.n_clicks": ControlAction.ROLLBACK_MODEL,
+    "enable-strategy-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
+    "disable-strategy-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
+    "apply-parameters-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
+}
+"""Callback inputs (``component.property``) whose change is a control request."""
+
+
+def requested_control(payload: object) -> ControlAction | None:
+    """Return the control action a Dash callback request was triggered for, if any.
+
+    A refresh timer firing after the session expired is not an attack; a click on a control
+    button without a session (or without the session's CSRF token) is treated as one.
+    """
+    if not isinstance(payload, dict):
+        return None
+    changed = payload.get("changedPropIds")
+    if not isinstance(changed, list):
+        return None
+    for prop in changed:
+        action = CONTROL_TRIGGERS.get(prop) if isinstance(prop, str) else None
+        if action is not None:
+            return action
+    return None
 
 
 def _login_page(csrf: str, message: str = "", *, error: bool = False) -> str:
@@ -72,7 +103,7 @@ def create_console(context: GatewayContext, bridge: LoopBridge) -> dash.Dash:
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
 
-    _register_guards(server, context)
+    _register_guards(server, context, bridge)
     _register_auth_routes(server, context, bridge)
     app = dash.Dash(
         "tai_gateway.console",
@@ -101,8 +132,32 @@ def _set_csrf_cookie(response: flask.Response, token: str, settings: GatewaySett
     )
 
 
-def _register_guards(server: flask.Flask, context: GatewayContext) -> None:
+def _register_guards(server: flask.Flask, context: GatewayContext, bridge: LoopBridge) -> None:
     logger = get_logger("tai_gateway.console")
+
+    def refuse_control(error: str, status: int) -> Any:
+        """Refuse a request; audit and alert when it asked for a control action."""
+        refused = flask.jsonify({"error": error}), status
+        if flask.request.path != CALLBACK_PATH or flask.request.method != "POST":
+            return refused
+        action = requested_control(flask.request.get_json(silent=True))
+        if action is None:
+            return refused
+        source = flask.request.remote_addr or "unknown"
+        if not context.limiter.allow(f"ip:{source}").allowed:
+            context.metrics.rate_limited.inc()
+            return flask.jsonify({"error": "rate limit exceeded"}), 429
+        context.metrics.control_requests.labels(action.value, "unauthenticated").inc()
+        try:
+            bridge.run(
+                context.control.record_unauthenticated(
+                    action, channel=CONSOLE_CHANNEL, source=source, error=error
+                )
+            )
+        except Exception:
+            # The refusal stands even when the audit log cannot be written.
+            logger.exception("control_refusal_not_recorded", action=action.value)
+        return refused
 
     @server.before_request
     def guard() -> Any:
@@ -113,12 +168,12 @@ def _register_guards(server: flask.Flask, context: GatewayContext) -> None:
         if user is None:
             if path == "/" and flask.request.method == "GET":
                 return flask.redirect("/login")
-            return flask.jsonify({"error": "not signed in"}), 401
+            return refuse_control("not signed in", 401)
         if flask.request.method != "GET":
             sent = flask.request.headers.get(CSRF_HEADER) or flask.request.form.get("csrf_token")
             if not sent or not hmac.compare_digest(sent, user.csrf):
                 logger.warning("csrf_refused", path=path, user=user.principal.username)
-                return flask.jsonify({"error": "missing or invalid CSRF token"}), 403
+                return refuse_control("missing or invalid CSRF token", 403)
         return None
 
     @server.after_request

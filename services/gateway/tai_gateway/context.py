@@ -29,6 +29,7 @@ class GatewayMetrics:
     logins: Counter
     control_requests: Counter
     rate_limited: Counter
+    refusal_alerts: Counter
 
     @classmethod
     def create(cls, telemetry: Telemetry) -> GatewayMetrics:
@@ -49,6 +50,12 @@ class GatewayMetrics:
             rate_limited=Counter(
                 "tai_gateway_rate_limited",
                 "API requests refused by the rate limiter",
+                registry=telemetry.registry,
+            ),
+            refusal_alerts=Counter(
+                "tai_gateway_refusal_alerts",
+                "Alerts for refused control calls by code and outcome (raised, suppressed, failed)",
+                ["code", "outcome"],
                 registry=telemetry.registry,
             ),
         )

@@ -1,4 +1,7 @@
-"""Control commands (halt, resume, flatten): admin only, published on the bus, audited."""
+"""Control commands (halt, resume, flatten): admin only, published on the bus, audited.
+
+Refusals are audited too and raise a (rate-limited) alert: see :mod:`tai_gateway.alerts`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from tai_events.base import ScalarValue
 from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
 from tai_events.market import Timeframe
 from tai_events.ml import ModelPromoted
+from tai_gateway.alerts import DENIED_CODE, UNAUTHENTICATED_CODE, RefusalAlerts
 from tai_gateway.auth import Principal, Role
 from tai_gateway.ledger import GatewayLedger
 
@@ -31,6 +35,9 @@ class ControlAction(StrEnum):
     PROMOTE_MODEL = "promote_model"
     ROLLBACK_MODEL = "rollback_model"
 
+
+ANONYMOUS = "anonymous"
+"""The audit actor of a control call made without valid credentials."""
 
 ACTION_ROLES = {
     ControlAction.HALT: CONTROL_ROLE,
@@ -69,12 +76,15 @@ class ControlService:
         ledger: GatewayLedger,
         clock: Clock,
         settle: Callable[[], Awaitable[None]] | None = None,
+        alerts: RefusalAlerts | None = None,
     ) -> None:
         self._bus = bus
         self._ledger = ledger
         self._clock = clock
         self._settle = settle
         """Deliver what was published (the embedded, deterministic bus delivers only on drain)."""
+        self._alerts = alerts
+        """Raise an alert for each refusal (rate limited); None: audit only."""
 
     async def request(
         self,
@@ -213,11 +223,41 @@ class ControlService:
     async def record_denial(
         self, principal: Principal, action: ControlAction, *, channel: str, subject: str = "all"
     ) -> None:
-        """Audit a refused control request."""
+        """Audit a request refused for the principal's role, and raise an alert."""
+        details = {"channel": channel, "role": principal.role.value}
         await self._ledger.audit(
             actor=principal.username,
             action=action.value,
             subject=subject,
             outcome="denied",
-            details={"channel": channel, "role": principal.role.value},
+            details=details,
         )
+        if self._alerts is not None:
+            await self._alerts.refused(
+                code=DENIED_CODE,
+                caller=principal.username,
+                action=action.value,
+                channel=channel,
+                details={"role": principal.role.value, "subject": subject},
+            )
+
+    async def record_unauthenticated(
+        self, action: ControlAction, *, channel: str, source: str, error: str
+    ) -> None:
+        """Audit a request made without valid credentials (none, forged, expired); alert."""
+        details = {"channel": channel, "source": source[:200], "error": error[:200]}
+        await self._ledger.audit(
+            actor=ANONYMOUS,
+            action=action.value,
+            subject="all",
+            outcome="unauthenticated",
+            details=details,
+        )
+        if self._alerts is not None:
+            await self._alerts.refused(
+                code=UNAUTHENTICATED_CODE,
+                caller=f"{ANONYMOUS}@{source[:200]}",
+                action=action.value,
+                channel=channel,
+                details={"source": details["source"], "error": details["error"]},
+            )
