@@ -525,6 +525,28 @@ class SnapshotRepository(_Repository):
         )
         return await _rowcount(self._session, statement) == 1
 
+    async def put(self, account: str, taken_at: datetime, cash: float, equity: float) -> None:
+        """Store a snapshot, replacing one at the same moment (the account changed since)."""
+        insert = _insert(self._dialect, AccountSnapshotRow)
+        statement = insert.values(
+            account=account, taken_at=taken_at, cash=cash, equity=equity
+        ).on_conflict_do_update(
+            index_elements=["account", "taken_at"],
+            set_={"cash": insert.excluded.cash, "equity": insert.excluded.equity},
+        )
+        await self._session.execute(statement)
+
+    async def latest(self, account: str) -> AccountSnapshot | None:
+        """Return the newest snapshot of an account, or None."""
+        statement = (
+            select(AccountSnapshotRow)
+            .where(AccountSnapshotRow.account == account)
+            .order_by(AccountSnapshotRow.taken_at.desc())
+            .limit(1)
+        )
+        row = (await self._session.scalars(statement)).first()
+        return None if row is None else _record(AccountSnapshot, row)
+
     async def list(
         self, account: str, start: datetime | None = None, end: datetime | None = None
     ) -> builtins.list[AccountSnapshot]:
@@ -666,11 +688,31 @@ class OhlcvRepository(_Repository):
         rows = (await self._session.scalars(statement.order_by(OhlcvRow.opened_at))).all()
         return [_record(StoredBar, row) for row in rows]
 
+    async def symbols(self, timeframe: Timeframe | str) -> builtins.list[str]:
+        """Return the symbols with stored bars of a timeframe, sorted."""
+        statement = (
+            select(OhlcvRow.symbol)
+            .where(OhlcvRow.timeframe == Timeframe(timeframe).value)
+            .distinct()
+            .order_by(OhlcvRow.symbol)
+        )
+        return builtins.list((await self._session.scalars(statement)).all())
+
     async def latest(
-        self, symbol: str, timeframe: Timeframe | str, limit: int = 1
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        limit: int = 1,
+        *,
+        closed_by: datetime | None = None,
     ) -> builtins.list[StoredBar]:
-        """Return the newest ``limit`` bars, oldest first (ready to warm up indicators)."""
-        statement = self._select(symbol, timeframe).order_by(OhlcvRow.opened_at.desc()).limit(limit)
+        """Return the newest ``limit`` bars (closed by ``closed_by`` if given), oldest first."""
+        statement = self._select(symbol, timeframe)
+        if closed_by is not None:
+            statement = statement.where(
+                OhlcvRow.opened_at <= closed_by - Timeframe(timeframe).duration
+            )
+        statement = statement.order_by(OhlcvRow.opened_at.desc()).limit(limit)
         rows = (await self._session.scalars(statement)).all()
         return [_record(StoredBar, row) for row in reversed(rows)]
 

@@ -38,7 +38,12 @@ from tai_execution.ig import (
     SlidingWindowLimiter,
 )
 from tai_execution.metrics import ExecutionMetrics
-from tai_execution.paper import PaperBroker, PaperBrokerConfig, bracket_legs
+from tai_execution.paper import (
+    RECENT_BARS_KEPT,
+    PaperBroker,
+    PaperBrokerConfig,
+    bracket_legs,
+)
 from tai_execution.portfolio import CurrencyConverter
 from tai_execution.reconciliation import PositionMismatch
 from tai_store.database import Store
@@ -179,10 +184,17 @@ class ExecutionApp:
             fill_counts = {
                 order_id: len(await unit.fills.for_order(order_id)) for order_id in wanted
             }
-            symbols = sorted({order.symbol for order in working})
+            # Bars up to the last one this account was snapshotted at were handled before the
+            # restart (later ones come back from the queue): an approval still in flight fills
+            # at the bar after its signal, as it would have without the restart.
+            snapshot = await unit.snapshots.latest(context.account_name)
+            handled_until = None if snapshot is None else snapshot.taken_at
+            timeframe = self.settings.timeframe.value
             recent = {
-                symbol: await unit.ohlcv.latest(symbol, self.settings.timeframe.value, 64)
-                for symbol in symbols
+                symbol: await unit.ohlcv.latest(
+                    symbol, timeframe, RECENT_BARS_KEPT, closed_by=handled_until
+                )
+                for symbol in await unit.ohlcv.symbols(timeframe)
             }
         for fill in fills:
             context.account, _position, _realized = context.account.apply_fill(
@@ -195,8 +207,9 @@ class ExecutionApp:
             context.broker.restore_position(symbol, position.quantity)
         for bars in recent.values():
             for bar in sorted(bars, key=lambda item: item.opened_at):
-                context.broker.remember_bar(bar.to_event())
-                context.converter.observe(bar.symbol, bar.close)
+                event = bar.to_event()
+                context.broker.remember_bar(event)
+                context.observe_bar(event)
         results = []
         for order_id, row in approvals.items():
             if row is None:

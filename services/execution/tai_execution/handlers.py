@@ -79,12 +79,21 @@ class ExecutionContext:
     live: IgBroker | None = None
     converter: CurrencyConverter = field(default_factory=lambda: CurrencyConverter("USD"))
     marks: dict[str, float] = field(default_factory=dict)
+    market_time: datetime | None = None
+    """Close of the newest bar handled: the moment the account is snapshotted at."""
     book_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    order_traces: dict[str, str] = field(default_factory=dict)
-    """W3C traceparent of each working order's approval: its fill continues that trace."""
     """Held while the broker's book and the ledger may differ (a fill not yet recorded), so a
     reconciliation never compares them mid-update."""
+    order_traces: dict[str, str] = field(default_factory=dict)
+    """W3C traceparent of each working order's approval: its fill continues that trace."""
     in_flight: set[str] = field(default_factory=set)
+
+    def observe_bar(self, bar: BarClosed) -> None:
+        """Mark the account to a bar's close and advance market time."""
+        self.converter.observe(bar.symbol, bar.close)
+        self.marks[bar.symbol] = bar.close
+        if self.market_time is None or bar.closed_at > self.market_time:
+            self.market_time = bar.closed_at
 
     @property
     def broker_name(self) -> str:
@@ -491,12 +500,11 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
     bar = envelope.message
     if not isinstance(bar, BarClosed):
         return
-    context.converter.observe(bar.symbol, bar.close)
+    context.observe_bar(bar)
     async with context.book_lock:
         results = context.broker.on_bar(bar) if context.live is None else []
         if results:
             await record_results(context, results, envelope.headers)
-    context.marks[bar.symbol] = bar.close
     _value_positions(context)
     async with context.store.transaction() as unit:
         await unit.snapshots.add(
@@ -533,6 +541,7 @@ async def record_results(
     now = context.clock.now()
     account = context.account
     entered: list[OrderState] = []
+    filled = False
     async with context.store.transaction() as unit:
         for result in results:
             order = result.order if not isinstance(result, PaperBracketArmed) else result.entry
@@ -568,6 +577,7 @@ async def record_results(
             account, position, _realized = account.apply_fill(
                 order.symbol, order.side.sign * quantity, result.price, result.commission
             )
+            filled = True
             transition = status.fill(quantity, result.price, now)
             # The fill continues the trace of the approval (and so of the bar that signalled
             # it), not of the bar it happened to fill on.
@@ -609,6 +619,15 @@ async def record_results(
                 ),
                 cause,
                 traceparent=trace,
+            )
+        if filled and context.market_time is not None:
+            # A fill can be recorded after its bar's snapshot (an approval that arrived late
+            # fills at a bar already handled): the snapshot at market time must include it.
+            await unit.snapshots.put(
+                context.account_name,
+                context.market_time,
+                account.cash,
+                account.equity(context.marks),
             )
     context.account = account
     _count(context, entered)

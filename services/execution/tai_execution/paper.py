@@ -288,7 +288,14 @@ class PaperBroker:
         return results
 
     def on_bar(self, bar: BarClosed) -> list[PaperResult]:
-        """Fill the bar's due orders at its open, then let its range trigger bracket legs."""
+        """Fill the bar's due orders at its open, then let its range trigger bracket legs.
+
+        A bar older than the newest one seen for its symbol (a redelivery after a restart) was
+        applied already: replaying it could trigger a bracket armed later, so it is ignored.
+        """
+        seen = self._recent_bars.get(bar.symbol)
+        if seen and bar.opened_at < seen[-1].opened_at:
+            return []
         self.remember_bar(bar)
         due = [
             order

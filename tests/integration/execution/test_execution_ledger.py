@@ -344,3 +344,45 @@ async def test_reconciliation_waits_for_a_fill_being_recorded(harness: Harness) 
     # Assert: the tick compared the book only after the fill was recorded
     assert mismatches == []
     assert harness.alerts() == []
+
+
+async def test_approval_filling_at_an_already_handled_bar_updates_the_latest_snapshot(
+    harness: Harness,
+) -> None:
+    # Arrange: bars 1 and 2 are handled (and snapshotted) before the approval for bar 1 arrives
+    await _bar(harness, bar(1, 1.20, 1.21, 1.19, 1.20))
+    await _bar(harness, bar(2, 1.22, 1.23, 1.21, 1.22))
+    initial = harness.settings.initial_cash
+    # Act: it fills at bar 1's open, a bar whose snapshot was written already
+    await _approve(harness, "ord-1")
+    # Assert: the newest snapshot includes the fill, marked at bar 2's close
+    async with harness.store.transaction() as unit:
+        latest = await unit.snapshots.latest(harness.settings.account)
+        [fill] = await unit.fills.list()
+    assert fill.price == 1.20
+    assert latest is not None
+    assert latest.taken_at == bar(2, 1.22, 1.23, 1.21, 1.22).closed_at
+    assert latest.cash == pytest.approx(initial - 1000 * 1.20)
+    assert latest.equity == pytest.approx(initial + 1000 * (1.22 - 1.20))
+
+
+async def test_after_a_restart_a_late_approval_fills_at_the_bar_after_its_signal(
+    harness: Harness,
+) -> None:
+    # Arrange: bars 1-3 were stored by ingestion and handled before the restart, nothing working
+    bars = [bar(index, 1.20 + index / 100, 1.25, 1.15, 1.20) for index in (1, 2, 3)]
+    async with harness.store.transaction() as unit:
+        await unit.ohlcv.upsert_many(bars)
+    for item in bars:
+        await _bar(harness, item)
+    await harness.restart()
+    # Act: the approval for the signal at bar 1's open arrives only now
+    await _approve(harness, "ord-1")
+    # Assert: it fills at bar 1's open (as without the restart), not at a later bar
+    async with harness.store.transaction() as unit:
+        [fill] = await unit.fills.list()
+        latest = await unit.snapshots.latest(harness.settings.account)
+    assert fill.price == pytest.approx(1.21)
+    assert latest is not None
+    assert latest.taken_at == bars[-1].closed_at
+    assert latest.cash == pytest.approx(harness.settings.initial_cash - 1000 * 1.21)

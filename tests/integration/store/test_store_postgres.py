@@ -67,6 +67,21 @@ async def test_timestamps_are_aware_utc_even_when_the_session_zone_is_not(
     assert snapshot.taken_at.hour == 16
 
 
+async def test_snapshot_put_replaces_the_one_at_the_same_moment(
+    pg_store: Store, unique: Callable[[str], str]
+) -> None:
+    account = unique("account")
+    async with pg_store.transaction() as unit:
+        await unit.snapshots.add(account, T0, cash=100.0, equity=110.0)
+    async with pg_store.transaction() as unit:
+        await unit.snapshots.put(account, T0, cash=80.0, equity=109.0)
+        curve = await unit.snapshots.list(account)
+        latest = await unit.snapshots.latest(account)
+    assert [(point.cash, point.equity) for point in curve] == [(80.0, 109.0)]
+    assert latest is not None
+    assert latest.cash == 80.0
+
+
 async def test_two_concurrent_claims_of_one_message_let_exactly_one_through(
     pg_store: Store, unique: Callable[[str], str]
 ) -> None:

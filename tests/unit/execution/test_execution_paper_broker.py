@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from tai_core.clock import FakeClock
 from tai_core.signing import ApprovalSigner, ApprovalVerifier
 from tai_events import OrderApproved, OrderRequested, Side, TradingState
 from tai_execution.paper import (
+    PaperBracketArmed,
     PaperBroker,
     PaperBrokerConfig,
     PaperFill,
@@ -63,6 +65,24 @@ def test_approval_arriving_after_the_next_bar_fills_at_that_bar_not_a_later_one(
     # Assert
     assert isinstance(result, PaperFill)
     assert result.price == 1.11
+
+
+def test_redelivered_older_bar_cannot_trigger_a_bracket_armed_after_it() -> None:
+    # Arrange: a bracketed entry fills at bar 2 (its stop at 1.05) after bars 0-2 were seen
+    broker = PaperBroker()
+    for index in range(3):
+        broker.on_bar(make_bar(index, 1.1))
+    entry = replace(_order(1), stop_loss=1.05, take_profit=1.30)
+    [fill, armed] = broker.submit_all(entry)
+    assert isinstance(fill, PaperFill)
+    assert isinstance(armed, PaperBracketArmed)
+    # Act: bar 1 comes back (a redelivery after a restart) with a low through the stop
+    crash = make_bar(1, 1.0, open_=1.1)
+    results = broker.on_bar(crash)
+    # Assert: the old bar is ignored; the bracket still protects the position
+    assert results == []
+    assert len(broker.armed_brackets()) == 1
+    assert broker.positions() == {"EURUSD": 1000}
 
 
 def test_fill_outside_the_approved_band_is_rejected() -> None:

@@ -281,6 +281,25 @@ async def test_snapshot_is_idempotent_on_account_and_time(store: Store) -> None:
     assert [point.taken_at for point in window] == [T0 + timedelta(hours=1)]
 
 
+async def test_snapshot_put_replaces_the_one_at_the_same_moment(store: Store) -> None:
+    # Arrange: the bar's snapshot, then a fill recorded after it at the same market time
+    async with store.transaction() as unit:
+        await unit.snapshots.add("paper", T0, cash=100.0, equity=110.0)
+        await unit.snapshots.add("other", T0 + timedelta(hours=2), cash=1.0, equity=1.0)
+    # Act
+    async with store.transaction() as unit:
+        await unit.snapshots.put("paper", T0, cash=80.0, equity=109.0)
+        await unit.snapshots.put("paper", T0 + timedelta(hours=1), cash=80.0, equity=111.0)
+        curve = await unit.snapshots.list("paper")
+        latest = await unit.snapshots.latest("paper")
+        missing = await unit.snapshots.latest("nobody")
+    # Assert
+    assert [(point.cash, point.equity) for point in curve] == [(80.0, 109.0), (80.0, 111.0)]
+    assert latest is not None
+    assert (latest.taken_at, latest.equity) == (T0 + timedelta(hours=1), 111.0)
+    assert missing is None
+
+
 async def test_current_trading_state_is_the_last_recorded(store: Store) -> None:
     async with store.transaction() as unit:
         assert await unit.trading_state.current() is None
