@@ -53,3 +53,15 @@ class UnsupportedRequestError(SourceError):
     """The source cannot serve this instrument or timeframe."""
 
     reason = "unsupported"
+
+
+class StreamDisconnectedError(SourceError):
+    """A live stream was refused or cut off by the server, or ended on its own."""
+
+    reason = "disconnected"
+
+
+class StreamStalledError(SourceError):
+    """A live stream went silent while the market was open."""
+
+    reason = "stalled"

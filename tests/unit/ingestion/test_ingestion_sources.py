@@ -26,7 +26,12 @@ from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.sources.alphavantage import AlphaVantageSource
 from tai_ingestion.sources.base import JsonHttpClient
 from tai_ingestion.sources.ig import IgRestClient, IgSource
-from tai_ingestion.sources.ig_stream import IgTickStream, UpdateCallback, parse_tick
+from tai_ingestion.sources.ig_stream import (
+    FailureCallback,
+    IgTickStream,
+    UpdateCallback,
+    parse_tick,
+)
 from tai_ingestion.sources.yahoo import YFinanceSource
 
 T0 = datetime(2024, 1, 8, 10, 0, tzinfo=UTC)
@@ -376,6 +381,7 @@ class FakeConnector:
     def __init__(self) -> None:
         self.arguments: dict[str, object] = {}
         self.push: UpdateCallback | None = None
+        self.fail: FailureCallback | None = None
         self.disconnected = False
 
     def connect(
@@ -387,6 +393,7 @@ class FakeConnector:
         items: list[str],
         fields: tuple[str, ...],
         on_update: UpdateCallback,
+        on_failure: FailureCallback,
     ) -> FakeConnector:
         self.arguments = {
             "endpoint": endpoint,
@@ -396,6 +403,7 @@ class FakeConnector:
             "fields": fields,
         }
         self.push = on_update
+        self.fail = on_failure
         return self
 
     def disconnect(self) -> None:

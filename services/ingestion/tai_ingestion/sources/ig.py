@@ -74,6 +74,10 @@ class IgRestClient:
             self._session = await self._login()
         return self._session
 
+    def forget_session(self) -> None:
+        """Drop the session tokens, so the next call logs in again."""
+        self._session = None
+
     async def _login(self) -> IgSession:
         response = await self._http.post(
             "/session",

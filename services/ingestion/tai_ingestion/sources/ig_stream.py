@@ -5,7 +5,9 @@ After a REST login, the stream authenticates as user ``<account id>`` with passw
 in DISTINCT mode to ``CHART:<epic>:TICK`` with fields BID, OFR, LTP, LTV and UTM (the
 update time in epoch milliseconds, UTC): every tick arrives, with an unambiguous time.
 The library calls listeners on its own thread; updates are handed to the event loop with
-``call_soon_threadsafe`` and parsed there.
+``call_soon_threadsafe`` and parsed there. A server error (refused credentials, session
+closed by the server) or a refused subscription ends the ``ticks`` iteration with
+``StreamDisconnectedError``; the library itself retries transient network losses.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from tai_events.market import TickReceived
+from tai_ingestion.errors import StreamDisconnectedError
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.sources.ig import IgRestClient
 from tai_telemetry.logging import get_logger
@@ -25,6 +28,7 @@ from tai_telemetry.logging import get_logger
 TICK_FIELDS = ("BID", "OFR", "LTP", "LTV", "UTM")
 
 UpdateCallback = Callable[[str, Mapping[str, str | None]], None]
+FailureCallback = Callable[[str], None]
 
 
 class StreamHandle(Protocol):
@@ -47,8 +51,9 @@ class StreamConnector(Protocol):
         items: list[str],
         fields: tuple[str, ...],
         on_update: UpdateCallback,
+        on_failure: FailureCallback,
     ) -> StreamHandle:
-        """Connect, subscribe to ``items`` and call ``on_update`` for each update."""
+        """Connect, subscribe to ``items``; call ``on_update`` per update, ``on_failure`` once."""
         ...
 
 
@@ -92,9 +97,11 @@ class LightstreamerConnector:
         items: list[str],
         fields: tuple[str, ...],
         on_update: UpdateCallback,
+        on_failure: FailureCallback,
     ) -> StreamHandle:
         """Connect to ``endpoint`` and subscribe to ``items`` in DISTINCT mode."""
         from lightstreamer.client import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            ClientListener,
             LightstreamerClient,
             Subscription,
             SubscriptionListener,
@@ -107,9 +114,18 @@ class LightstreamerConnector:
                     {name: update.getValue(name) for name in fields},
                 )
 
+            def onSubscriptionError(self, code: int, message: str) -> None:  # noqa: N802
+                on_failure(f"subscription refused ({code}): {message}")
+
+        class _ConnectionListener(ClientListener):  # type: ignore[misc]
+            def onServerError(self, code: int, message: str) -> None:  # noqa: N802
+                # Only called when the server refused or closed the session for good.
+                on_failure(f"server error ({code}): {message}")
+
         client = LightstreamerClient(endpoint, None)
         client.connectionDetails.setUser(user)
         client.connectionDetails.setPassword(password)
+        client.addListener(_ConnectionListener())
         client.connect()
         subscription = Subscription("DISTINCT", items, list(fields))
         subscription.addListener(_Listener())
@@ -143,7 +159,10 @@ class IgTickStream:
         self._client = client
         self._instruments = instruments
         self._connector: StreamConnector = connector or LightstreamerConnector()
-        self._queue: asyncio.Queue[TickReceived | None] = asyncio.Queue(maxsize=max_queued)
+        self._queue: asyncio.Queue[TickReceived | StreamDisconnectedError | None] = asyncio.Queue(
+            maxsize=max_queued
+        )
+        self._failure: StreamDisconnectedError | None = None
         self._handle: StreamHandle | None = None
         self._dropped_updates = 0
         self._log = get_logger("ingestion.ig_stream")
@@ -154,7 +173,7 @@ class IgTickStream:
         return self._dropped_updates
 
     async def ticks(self, symbols: list[str]) -> AsyncIterator[TickReceived]:
-        """Yield quotes for ``symbols`` until ``close()``."""
+        """Yield quotes for ``symbols`` until ``close()``; raise when the stream fails."""
         session = await self._client.session()
         by_item: dict[str, str] = {}
         for symbol in symbols:
@@ -166,6 +185,9 @@ class IgTickStream:
         def deliver(item: str, fields: Mapping[str, str | None]) -> None:
             loop.call_soon_threadsafe(self._accept, by_item.get(item), dict(fields))
 
+        def fail(message: str) -> None:
+            loop.call_soon_threadsafe(self._fail, message)
+
         self._handle = self._connector.connect(
             session.lightstreamer_endpoint,
             user=session.account_id,
@@ -173,9 +195,24 @@ class IgTickStream:
             items=list(by_item),
             fields=TICK_FIELDS,
             on_update=deliver,
+            on_failure=fail,
         )
-        while (tick := await self._queue.get()) is not None:
-            yield tick
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, StreamDisconnectedError):
+                raise item
+            yield item
+            if self._failure is not None:
+                raise self._failure
+
+    def _fail(self, message: str) -> None:
+        self._log.warning("stream failed", reason=message)
+        # The tokens may be what the server refused: log in afresh on the next connection.
+        self._client.forget_session()
+        failure = StreamDisconnectedError(self.name, message)
+        try:
+            self._queue.put_nowait(failure)
+        except asyncio.QueueFull:
+            self._failure = failure  # seen after the next tick the consumer takes
 
     def _accept(self, symbol: str | None, fields: dict[str, str | None]) -> None:
         tick = parse_tick(symbol, fields, source="ig") if symbol is not None else None
@@ -190,8 +227,10 @@ class IgTickStream:
             self._log.error("tick queue full; update dropped", symbol=symbol)
 
     async def close(self) -> None:
-        """Disconnect and end the ``ticks`` iteration."""
+        """Disconnect and end the ``ticks`` iteration (ticks not yet taken are dropped)."""
         if self._handle is not None:
             self._handle.disconnect()
             self._handle = None
-        await self._queue.put(None)
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
