@@ -27,6 +27,7 @@ class IngestionMetrics:
     cache_hits: Counter
     cache_misses: Counter
     cache_hit_ratio: Gauge
+    cache_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestionMetrics:
@@ -95,6 +96,12 @@ class IngestionMetrics:
             ),
             cache_hit_ratio=Gauge(
                 "tai_ingestion_cache_hit_ratio", "Cache hits / reads", registry=registry
+            ),
+            cache_errors=Counter(
+                "tai_ingestion_cache_errors",
+                "Cache reads or writes that failed (the cache is best effort)",
+                ["operation"],
+                registry=registry,
             ),
         )
 

@@ -2,7 +2,8 @@
 
 The pipeline keeps, per symbol and timeframe, the newest bar it has published (its
 high-water mark, recovered from the cache or the store on first use), so a bar that two
-sources both deliver, or one source delivers twice, is published once.
+sources both deliver, or one source delivers twice, is published once. The cache is best
+effort: when it fails, the failure is logged and counted and the bar still goes out.
 """
 
 from __future__ import annotations
@@ -56,12 +57,16 @@ class BarPipeline:
 
     async def _recover(self, symbol: str, timeframe: Timeframe) -> BarClosed | None:
         if self._cache is not None:
-            cached = await self._cache.latest_bar(symbol, timeframe)
-            self._metrics.record_cache_read(
-                found=cached is not None, hit_ratio=self._cache.stats.hit_ratio
-            )
-            if cached is not None:
-                return cached
+            try:
+                cached = await self._cache.latest_bar(symbol, timeframe)
+            except Exception as error:  # the store still knows; a cache outage must not stop data
+                self._cache_failed("read", error)
+            else:
+                self._metrics.record_cache_read(
+                    found=cached is not None, hit_ratio=self._cache.stats.hit_ratio
+                )
+                if cached is not None:
+                    return cached
         async with self._store.transaction() as unit:
             stored = await unit.ohlcv.latest(symbol, timeframe)
         if not stored:
@@ -90,7 +95,10 @@ class BarPipeline:
             async with self._store.transaction() as unit:
                 await unit.ohlcv.upsert_many([bar])
             if self._cache is not None:
-                await self._cache.set_latest_bar(bar, self._bar_ttl)
+                try:
+                    await self._cache.set_latest_bar(bar, self._bar_ttl)
+                except Exception as error:  # best effort: the bar is stored and still published
+                    self._cache_failed("write", error)
             await self._bus.publish(bar)
             self._last[(bar.symbol, bar.timeframe)] = bar
             self._metrics.record_published(bar)
@@ -100,10 +108,17 @@ class BarPipeline:
     async def publish_tick(self, tick: TickReceived) -> None:
         """Cache a quote as its symbol's latest and publish it."""
         if self._cache is not None:
-            await self._cache.set_json(
-                quote_key(tick.symbol), tick.model_dump(mode="json"), self._quote_ttl
-            )
+            try:
+                await self._cache.set_json(
+                    quote_key(tick.symbol), tick.model_dump(mode="json"), self._quote_ttl
+                )
+            except Exception as error:  # best effort: the quote is still published
+                self._cache_failed("write", error)
         await self._bus.publish(tick)
+
+    def _cache_failed(self, operation: str, error: Exception) -> None:
+        self._metrics.cache_errors.labels(operation=operation).inc()
+        self._log.warning("cache unavailable", operation=operation, error=repr(error))
 
 
 class BarPoller:
@@ -126,8 +141,13 @@ class BarPoller:
         self._clock = clock
         self._lookback = lookback_bars
 
-    async def on_timer(self, now: datetime | None = None) -> list[BarClosed]:
-        """Poll once (the clock's timer calls this at each bar close); return what was published."""
+    async def on_timer(
+        self, now: datetime | None = None, *, before: datetime | None = None
+    ) -> list[BarClosed]:
+        """Poll once (the clock's timer calls this at each bar close); return what was published.
+
+        With ``before``, only bars opened before it are published (the rest come from elsewhere).
+        """
         moment = now or self._clock.now()
         last = await self._pipeline.last_published(self.symbol, self.timeframe)
         since = (
@@ -136,4 +156,5 @@ class BarPoller:
             else moment - self.timeframe.duration * self._lookback
         )
         sourced = await self._source.poll_recent(self.symbol, self.timeframe, last, since)
-        return await self._pipeline.publish(sourced.bars)
+        bars = [bar for bar in sourced.bars if before is None or bar.opened_at < before]
+        return await self._pipeline.publish(bars)
