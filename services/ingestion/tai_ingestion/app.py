@@ -10,15 +10,17 @@ from datetime import timedelta
 from tai_bus.api import MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.market import BarClosed
-from tai_ingestion.calendar import align, calendar_for
+from tai_ingestion.calendar import calendar_for
 from tai_ingestion.config import IngestionSettings
-from tai_ingestion.factory import build_sources
+from tai_ingestion.factory import Connectors, Sources, build_sources
 from tai_ingestion.failover import FailoverSource
 from tai_ingestion.instruments import InstrumentMap
+from tai_ingestion.live import LivePoller, Sleep, StreamFeed
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.pipeline import BarPipeline, BarPoller
 from tai_ingestion.replay import ReplayData, load_bars
 from tai_ingestion.validation import Validator
+from tai_store.cache import Cache, RedisCache
 from tai_store.database import Store
 from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
@@ -35,7 +37,11 @@ class ReplayReport:
 
 
 class IngestionApp:
-    """Replays a file, or polls the sources on each bar close; stores, then publishes bars."""
+    """Replays a file, streams live ticks into bars, or polls the sources at each bar close.
+
+    Bars are stored, cached, then published, each once. The app owns the HTTP clients of
+    the sources and the Redis cache it opens, and closes them on ``stop``.
+    """
 
     name = "ingestion"
 
@@ -47,6 +53,9 @@ class IngestionApp:
         store: Store,
         clock: Clock,
         telemetry: Telemetry,
+        cache: Cache | None = None,
+        connectors: Connectors | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -63,11 +72,19 @@ class IngestionApp:
             if settings.symbol in self.instruments
             else None
         )
+        self.calendar = calendar
         self.validator = Validator(settings.validation, calendar=calendar, metrics=self.metrics)
-        self._poll_task: asyncio.Task[None] | None = None
+        self.cache: Cache | None = cache
+        self.sources: Sources | None = None
+        self._owned_cache: RedisCache | None = None
+        self._connectors = connectors
+        self._sleep = sleep
+        self._pipeline: BarPipeline | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._live_task: asyncio.Task[None] | None = None
 
     def subscriptions(self) -> list[Subscription]:
-        """Ingestion consumes nothing in replay mode."""
+        """Ingestion consumes nothing: it is the way market data enters."""
         return []
 
     def load(self) -> ReplayData:
@@ -116,17 +133,53 @@ class IngestionApp:
         return ReplayReport(published=total, rejected_by_rule=data.rejected_by_rule())
 
     async def start(self) -> None:
-        """Start replaying the configured file, or polling the sources, in the background."""
+        """Start replaying the file, streaming, or polling the sources, in the background."""
         self._started = True
         if self.settings.replay_file is not None:
             self._task = asyncio.create_task(self._replay_then_signal(), name="replay")
+        elif self.settings.stream_enabled:
+            self._live_task = asyncio.create_task(self.create_stream_feed().run(), name="stream")
         elif self.settings.poll_enabled:
-            self._poll_task = asyncio.create_task(self._poll_on_bar_close(), name="poll")
+            poller = self.create_live_poller()
+            if poller is None:
+                raise ValueError("INGESTION_POLL_ENABLED is set but no source is usable")
+            self._live_task = asyncio.create_task(poller.run(), name="poll")
 
-    def create_poller(self) -> BarPoller:
-        """Build the poller of the configured symbol over the configured sources."""
-        sources = build_sources(self.settings, self.instruments, self.clock, self.metrics)
-        failover = FailoverSource(
+    def open_sources(self) -> Sources:
+        """Return the configured sources, building them once; ``stop`` closes their clients."""
+        if self.sources is None:
+            self.sources = build_sources(
+                self.settings, self.instruments, self.clock, self.metrics, self._connectors
+            )
+        return self.sources
+
+    def open_cache(self) -> Cache | None:
+        """Return the cache of latest bars and quotes: the injected one, else Redis if set."""
+        if self.cache is None and self.settings.redis_url:
+            self.cache = self._owned_cache = RedisCache(
+                self.settings.redis_url, prefix=self.settings.cache_prefix
+            )
+        return self.cache
+
+    def create_pipeline(self) -> BarPipeline:
+        """Return the one pipeline live bars go through (store, cache, publish, once each)."""
+        if self._pipeline is None:
+            self._pipeline = BarPipeline(
+                store=self.store,
+                bus=self.bus,
+                cache=self.open_cache(),
+                metrics=self.metrics,
+                bar_ttl_seconds=self.settings.bar_cache_ttl_seconds,
+                quote_ttl_seconds=self.settings.quote_cache_ttl_seconds,
+            )
+        return self._pipeline
+
+    def create_failover(self) -> FailoverSource | None:
+        """Return the polling sources behind failover, or None when none is usable."""
+        sources = self.open_sources().polling
+        if not sources:
+            return None
+        return FailoverSource(
             sources,
             validator=self.validator,
             bus=self.bus,
@@ -135,34 +188,60 @@ class IngestionApp:
             cooldown=timedelta(seconds=self.settings.failover_cooldown_seconds),
             max_rejected_fraction=self.settings.max_rejected_fraction,
         )
-        pipeline = BarPipeline(
-            store=self.store,
-            bus=self.bus,
-            cache=None,
-            metrics=self.metrics,
-            bar_ttl_seconds=self.settings.bar_cache_ttl_seconds,
-            quote_ttl_seconds=self.settings.quote_cache_ttl_seconds,
-        )
+
+    def create_poller(self) -> BarPoller:
+        """Build the poller of the configured symbol and timeframe over the configured sources."""
+        failover = self.create_failover()
+        if failover is None:
+            raise ValueError("no usable source (check INGESTION_SOURCES and credentials)")
         return BarPoller(
             failover,
-            pipeline,
+            self.create_pipeline(),
             symbol=self.settings.symbol,
             timeframe=self.settings.timeframe,
             clock=self.clock,
         )
 
-    async def _poll_on_bar_close(self) -> None:
-        # A timer, not a polling loop: wake once per bar close of the configured timeframe.
-        poller = self.create_poller()
-        timeframe = self.settings.timeframe
-        while True:
-            now = self.clock.now()
-            next_close = align(now, timeframe) + timeframe.duration
-            await asyncio.sleep((next_close - now).total_seconds())
-            try:
-                await poller.on_timer(self.clock.now())
-            except Exception as error:
-                self.log.error("poll failed", error=str(error))
+    def create_live_poller(self) -> LivePoller | None:
+        """Build the poller of every live timeframe, or None when no source is usable."""
+        failover = self.create_failover()
+        if failover is None:
+            return None
+        return LivePoller(
+            failover,
+            self.create_pipeline(),
+            symbol=self.settings.symbol,
+            timeframes=self.settings.live_timeframes,
+            clock=self.clock,
+            sleep=self._sleep,
+        )
+
+    def create_stream_feed(self) -> StreamFeed:
+        """Build the live tick stream feed, with the polling sources as its fallback."""
+        open_stream = self.open_sources().open_stream
+        if open_stream is None:
+            raise ValueError("INGESTION_STREAM_ENABLED needs the IG credentials")
+        fallback = self.create_live_poller()
+        if fallback is None:
+            self.log.warning("no polling source: nothing covers while the stream is down")
+        settings = self.settings
+        return StreamFeed(
+            open_stream,
+            self.create_pipeline(),
+            symbol=settings.symbol,
+            timeframes=settings.live_timeframes,
+            fallback=fallback,
+            bus=self.bus,
+            clock=self.clock,
+            metrics=self.metrics,
+            calendar=self.calendar,
+            sleep=self._sleep,
+            grace=timedelta(seconds=settings.late_tick_grace_seconds),
+            publish_ticks=settings.publish_ticks,
+            retry=timedelta(seconds=settings.stream_retry_seconds),
+            max_retry=timedelta(seconds=settings.stream_max_retry_seconds),
+            idle_timeout=timedelta(seconds=settings.stream_idle_timeout_seconds),
+        )
 
     async def _replay_then_signal(self) -> None:
         try:
@@ -171,10 +250,19 @@ class IngestionApp:
             self.done.set()
 
     async def stop(self) -> None:
-        """Stop a replay in progress."""
-        for task in (getattr(self, "_task", None), self._poll_task):
-            if task is not None and not task.done():
-                task.cancel()
+        """Stop the work in progress, then close the clients and cache the app opened."""
+        tasks = [task for task in (self._task, self._live_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._live_task = None
+        if self.sources is not None:
+            await self.sources.aclose()
+            self.sources = None
+        if self._owned_cache is not None:
+            await self._owned_cache.close()
+            self.cache = self._owned_cache = None
+        self._pipeline = None
         self._started = False
 
     def ready(self) -> bool:
@@ -189,6 +277,22 @@ def create_app(
     store: Store,
     clock: Clock,
     telemetry: Telemetry,
+    cache: Cache | None = None,
+    connectors: Connectors | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> IngestionApp:
-    """Build the ingestion service from its settings and injected infrastructure."""
-    return IngestionApp(settings, bus=bus, store=store, clock=clock, telemetry=telemetry)
+    """Build the ingestion service from its settings and injected infrastructure.
+
+    ``cache`` replaces the Redis cache (the caller closes it); ``connectors`` are the seams
+    through which sources reach the network; ``sleep`` is the timer the live loops wait on.
+    """
+    return IngestionApp(
+        settings,
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
+        cache=cache,
+        connectors=connectors,
+        sleep=sleep,
+    )

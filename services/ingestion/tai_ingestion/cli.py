@@ -79,33 +79,33 @@ async def _backfill(
     metrics = IngestionMetrics.create(Telemetry("ingestion-cli").registry)
     instruments = InstrumentMap.with_overrides(settings.instruments)
     calendar = calendar_for(instruments.get(settings.symbol))
-    sources = build_sources(settings, instruments, clock, metrics)
-    if not sources:
-        raise typer.BadParameter("no usable source (check credentials and --source)")
-    store = Store(settings.database_url)
-    try:
-        await store.migrate()
-        async with InMemoryBus("ingestion-cli", clock=clock) as bus:
-            failover = FailoverSource(
-                sources,
-                validator=Validator(settings.validation, calendar=calendar, metrics=metrics),
-                bus=bus,
-                clock=clock,
-                metrics=metrics,
-                cooldown=timedelta(seconds=settings.failover_cooldown_seconds),
-                max_rejected_fraction=settings.max_rejected_fraction,
-            )
-            with _progress(console) as progress:
-                task = progress.add_task(f"backfill {settings.symbol}", total=None)
-
-                def advance(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                return await Backfiller(failover, store, calendar).run(
-                    settings.symbol, settings.timeframe, start, end, progress=advance
+    async with build_sources(settings, instruments, clock, metrics) as sources:
+        if not sources.polling:
+            raise typer.BadParameter("no usable source (check credentials and --source)")
+        store = Store(settings.database_url)
+        try:
+            await store.migrate()
+            async with InMemoryBus("ingestion-cli", clock=clock) as bus:
+                failover = FailoverSource(
+                    sources.polling,
+                    validator=Validator(settings.validation, calendar=calendar, metrics=metrics),
+                    bus=bus,
+                    clock=clock,
+                    metrics=metrics,
+                    cooldown=timedelta(seconds=settings.failover_cooldown_seconds),
+                    max_rejected_fraction=settings.max_rejected_fraction,
                 )
-    finally:
-        await store.close()
+                with _progress(console) as progress:
+                    task = progress.add_task(f"backfill {settings.symbol}", total=None)
+
+                    def advance(done: int, total: int) -> None:
+                        progress.update(task, completed=done, total=total)
+
+                    return await Backfiller(failover, store, calendar).run(
+                        settings.symbol, settings.timeframe, start, end, progress=advance
+                    )
+        finally:
+            await store.close()
 
 
 @data_app.command("import")

@@ -1,17 +1,62 @@
-"""Build the configured sources, in priority order, from settings."""
+"""Build the configured sources, in priority order, from settings; own the clients they use."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import httpx
 
 from tai_core.clock import Clock
 from tai_ingestion.config import IngestionSettings, SourceName
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.sources.alphavantage import AlphaVantageSource
-from tai_ingestion.sources.base import JsonHttpClient, MarketDataSource
+from tai_ingestion.sources.base import JsonHttpClient, MarketDataSource, TickStream
 from tai_ingestion.sources.ig import IgRestClient, IgSource
+from tai_ingestion.sources.ig_stream import IgTickStream, StreamConnector
 from tai_ingestion.sources.replay import FileSource
-from tai_ingestion.sources.yahoo import YFinanceSource
+from tai_ingestion.sources.yahoo import HistoryFunction, YFinanceSource, yfinance_history
 from tai_telemetry.logging import get_logger
+
+
+@dataclass(frozen=True, slots=True)
+class Connectors:
+    """How the sources reach their services; tests swap in stubs and recorded responses."""
+
+    http_transport: httpx.AsyncBaseTransport | None = None
+    stream_connector: StreamConnector | None = None
+    yfinance_history: HistoryFunction = yfinance_history
+
+
+@dataclass
+class Sources:
+    """The polling sources in priority order, the live stream if any, and their HTTP clients.
+
+    Whoever builds it closes it (``aclose`` or ``async with``): that closes every HTTP client.
+    """
+
+    polling: list[MarketDataSource] = field(default_factory=list)
+    open_stream: Callable[[], TickStream] | None = None
+    http_clients: list[JsonHttpClient] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close every HTTP client the sources use."""
+        for client in self.http_clients:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def build_sources(
@@ -19,31 +64,52 @@ def build_sources(
     instruments: InstrumentMap,
     clock: Clock,
     metrics: IngestionMetrics,
-) -> list[MarketDataSource]:
-    """Return the configured sources in priority order; those lacking credentials are left out."""
+    connectors: Connectors | None = None,
+) -> Sources:
+    """Return the configured sources in priority order; those lacking credentials are left out.
+
+    The IG tick stream is built when ``stream_enabled`` is set; it shares the IG REST login.
+    """
     log = get_logger("ingestion.sources")
-    sources: list[MarketDataSource] = []
+    seams = connectors or Connectors()
+    built = Sources()
 
     def http(name: str, base_url: str) -> JsonHttpClient:
-        return JsonHttpClient(
+        client = JsonHttpClient(
             name,
             base_url,
             timeout_seconds=settings.http_timeout_seconds,
             retries=settings.http_retries,
             backoff_seconds=settings.http_backoff_seconds,
             metrics=metrics,
+            transport=seams.http_transport,
         )
+        built.http_clients.append(client)
+        return client
 
+    ig_client: IgRestClient | None = None
+    wants_ig = SourceName.IG in settings.sources or settings.stream_enabled
+    if wants_ig and settings.ig_api_key and settings.ig_identifier and settings.ig_password:
+        ig_client = IgRestClient(
+            http("ig", settings.ig_url),
+            settings.ig_api_key,
+            settings.ig_identifier,
+            settings.ig_password,
+        )
     for name in settings.sources:
         if name is SourceName.YFINANCE:
-            sources.append(
-                YFinanceSource(instruments, timeout_seconds=settings.http_timeout_seconds * 3)
+            built.polling.append(
+                YFinanceSource(
+                    instruments,
+                    history=seams.yfinance_history,
+                    timeout_seconds=settings.http_timeout_seconds * 3,
+                )
             )
         elif name is SourceName.ALPHA_VANTAGE:
             if settings.alpha_vantage_api_key is None:
                 log.warning("alpha_vantage skipped: no API key configured")
                 continue
-            sources.append(
+            built.polling.append(
                 AlphaVantageSource(
                     http("alpha_vantage", settings.alpha_vantage_base_url),
                     settings.alpha_vantage_api_key.get_secret_value(),
@@ -54,20 +120,21 @@ def build_sources(
                 )
             )
         elif name is SourceName.IG:
-            if not (settings.ig_api_key and settings.ig_identifier and settings.ig_password):
+            if ig_client is None:
                 log.warning("ig skipped: INGESTION_IG_API_KEY/IDENTIFIER/PASSWORD not all set")
                 continue
-            client = IgRestClient(
-                http("ig", settings.ig_url),
-                settings.ig_api_key,
-                settings.ig_identifier,
-                settings.ig_password,
-            )
-            sources.append(IgSource(client, instruments))
+            built.polling.append(IgSource(ig_client, instruments))
         elif settings.replay_file is not None:
-            sources.append(
+            built.polling.append(
                 FileSource(
                     settings.replay_file, symbol=settings.symbol, timeframe=settings.timeframe
                 )
             )
-    return sources
+    if settings.stream_enabled and ig_client is not None:
+        stream_client = ig_client
+
+        def open_stream() -> TickStream:
+            return IgTickStream(stream_client, instruments, seams.stream_connector)
+
+        built.open_stream = open_stream
+    return built

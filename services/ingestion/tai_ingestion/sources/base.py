@@ -230,6 +230,11 @@ class JsonHttpClient:
             self._metrics.source_errors.labels(source=self.source, reason=error.reason).inc()
         return error
 
+    @property
+    def is_closed(self) -> bool:
+        """Return True once the connection pool is closed."""
+        return self._client.is_closed
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
