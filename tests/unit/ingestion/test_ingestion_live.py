@@ -396,3 +396,46 @@ async def test_polling_app_publishes_each_timeframe_at_its_bar_close(
     # Assert
     assert bars_of(bars_seen, Timeframe.M1) == [(TEN + n * MINUTE, "ig") for n in range(5)]
     assert bars_of(bars_seen, Timeframe.M5) == [(TEN, "ig")]
+
+
+async def test_bars_still_go_out_when_redis_is_unreachable(
+    store: Store,
+    bus: InMemoryBus,
+    clock: FakeClock,
+    telemetry: Telemetry,
+    bars_seen: Recorder,
+) -> None:
+    # Arrange: nothing listens on the configured Redis port
+    async with store.transaction() as unit:
+        await unit.ohlcv.upsert_many([stored_bar(TEN - MINUTE, Timeframe.M1)])
+    timer = ManualTimer(clock)
+    clock.set(TEN)
+    app = create_app(
+        live_settings(
+            stream_enabled=False,
+            poll_enabled=True,
+            timeframes=[],
+            redis_url="redis://127.0.0.1:1/0",
+        ),
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
+        connectors=Connectors(http_transport=httpx.MockTransport(IgRestStub())),
+        sleep=timer.sleep,
+    )
+    await app.start()
+
+    # Act
+    await eventually(lambda: bool(timer.deadlines()))
+    timer.advance_to(TEN + MINUTE)
+    await eventually(lambda: len(bars_seen.messages) == 1)
+    await app.stop()
+
+    # Assert: the high-water mark came from the store, the bar went out, both failures counted
+    assert bars_of(bars_seen, Timeframe.M1) == [(TEN, "ig")]
+    errors = app.metrics.cache_errors
+    assert (
+        errors.labels(operation="read")._value.get(),
+        errors.labels(operation="write")._value.get(),
+    ) == (1, 1)
