@@ -139,7 +139,9 @@ async def test_polled_bars_and_quotes_are_cached_in_redis_and_a_restart_resumes_
     bar_ttl = await inspector.ttl_seconds("bar:latest:1m:EURUSD")
     assert bar_ttl is not None
     assert 3500 < bar_ttl <= 3600
-    assert (await inspector.get_json(quote_key("EURUSD")))["bid"] == pytest.approx(1.1)
+    cached_quote = await inspector.get_json(quote_key("EURUSD"))
+    assert cached_quote is not None
+    assert cached_quote["bid"] == pytest.approx(1.1)
     quote_ttl = await inspector.ttl_seconds(quote_key("EURUSD"))
     assert quote_ttl is not None
     assert 0 < quote_ttl <= 30
