@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from tai_ingestion.errors import (
     RateLimitedError,
     SourceTimeoutError,
     SourceUnavailableError,
+    StreamDisconnectedError,
 )
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.metrics import IngestionMetrics
@@ -33,6 +35,7 @@ from tai_ingestion.sources.ig_stream import (
     parse_tick,
 )
 from tai_ingestion.sources.yahoo import YFinanceSource
+from tai_telemetry.metrics import Telemetry
 
 T0 = datetime(2024, 1, 8, 10, 0, tzinfo=UTC)
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -467,3 +470,102 @@ async def test_ig_stream_parses_tick_updates_and_they_aggregate_into_bars() -> N
 def test_parse_tick_refuses_crossed_or_incomplete_quotes() -> None:
     assert parse_tick("EURUSD", {"BID": "1.1", "OFR": "1.0", "UTM": "1704708000000"}) is None
     assert parse_tick("EURUSD", {"BID": "1.1", "OFR": "1.2"}) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (httpx.Response(429, headers={"Retry-After": "30"}), RateLimitedError),
+        (httpx.Response(500), SourceUnavailableError),
+        (httpx.Response(200, content=b"<html>maintenance</html>"), InvalidDataError),
+        (httpx.ReadTimeout("slow"), SourceTimeoutError),
+    ],
+    ids=["429", "500", "malformed", "timeout"],
+)
+async def test_ig_prices_failures_map_to_source_errors(
+    answer: httpx.Response | Exception, error: type[Exception]
+) -> None:
+    # Arrange: the login works; the prices endpoint answers badly
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/session"):
+            return httpx.Response(200, headers={"CST": "c", "X-SECURITY-TOKEN": "x"}, json={})
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    source, _ = ig_source(handler)
+
+    # Act / Assert
+    with pytest.raises(error):
+        await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
+
+
+async def test_ig_empty_prices_give_no_rows() -> None:
+    # Arrange
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/session"):
+            return httpx.Response(200, headers={"CST": "c", "X-SECURITY-TOKEN": "x"}, json={})
+        return httpx.Response(200, json={"prices": [], "metadata": {"pageData": {}}})
+
+    source, _ = ig_source(handler)
+
+    # Act
+    rows = await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
+
+    # Assert: an empty answer is the failover's to judge (it refuses it for history)
+    assert rows == []
+
+
+async def test_yfinance_call_that_hangs_times_out() -> None:
+    # Arrange: the library call outlives the source's time-out
+    def hang(*_: object) -> pd.DataFrame:
+        time.sleep(0.5)
+        return pd.DataFrame()
+
+    source = YFinanceSource(InstrumentMap.with_overrides(), history=hang, timeout_seconds=0.05)
+
+    # Act / Assert
+    with pytest.raises(SourceTimeoutError):
+        await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
+
+
+async def test_source_latency_is_observed_per_request(
+    clock: FakeClock, metrics: IngestionMetrics, telemetry: Telemetry
+) -> None:
+    # Arrange
+    source = alpha_vantage(lambda _: httpx.Response(200, json=FX_INTRADAY), clock, metrics)
+
+    # Act
+    await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=3))
+
+    # Assert
+    count = telemetry.registry.get_sample_value(
+        "tai_ingestion_source_latency_seconds_count",
+        {"source": "alpha_vantage", "operation": "GET"},
+    )
+    assert count == 1
+
+
+async def test_stream_failure_ends_the_ticks_after_those_already_received() -> None:
+    # Arrange
+    connector = FakeConnector()
+    stub = IgStub()
+    _, client = ig_source(stub)
+    stream = IgTickStream(client, InstrumentMap.with_overrides(), connector)
+    iterator = stream.ticks(["EURUSD"])
+    first = asyncio.ensure_future(iterator.__anext__())
+    await asyncio.sleep(0)
+    assert connector.push is not None
+    assert connector.fail is not None
+
+    # Act: one tick, then the server closes the session
+    update = {"BID": "1.0950", "OFR": "1.0952", "LTP": None, "LTV": None, "UTM": millis(T0)}
+    connector.push("CHART:CS.D.EURUSD.MINI.IP:TICK", update)
+    connector.fail("server error (41): session closed")
+
+    # Assert: the tick comes out, then the failure; the next connection logs in again
+    assert (await first).bid == 1.095
+    with pytest.raises(StreamDisconnectedError):
+        await iterator.__anext__()
+    await client.session()
+    assert stub.logins == 2
