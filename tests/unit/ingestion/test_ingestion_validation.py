@@ -149,6 +149,25 @@ def test_rejections_are_counted_by_rule_in_metrics(metrics: IngestionMetrics) ->
     assert metrics.rows_rejected.labels(rule="timestamp")._value.get() == 1
 
 
+def test_repaired_and_flagged_rows_are_counted_by_rule_in_metrics(
+    metrics: IngestionMetrics,
+) -> None:
+    # Arrange: a duplicate to repair and an outlier to flag
+    rows = [row(1, T0, 1.10), row(2, T0, 1.10), row(3, T0 + HOUR, 1.60, high=1.61)]
+    validator = Validator(
+        ValidationConfig(policies={Rule.DUPLICATE: Policy.REPAIR}), metrics=metrics
+    )
+
+    # Act
+    result = validator.validate(rows, symbol="EURUSD", timeframe=Timeframe.H1, source="t")
+
+    # Assert: the report and the metrics agree, rule by rule
+    assert result.report.repaired_by_rule() == {"duplicate": 1}
+    assert metrics.rows_repaired.labels(rule="duplicate")._value.get() == 1
+    assert result.report.flagged_by_rule() == {"outlier": 1}
+    assert metrics.rows_flagged.labels(rule="outlier")._value.get() == 1
+
+
 prices = st.floats(min_value=0.5, max_value=2.0, allow_nan=False)
 
 
