@@ -310,15 +310,22 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
             await record_results(context, results, envelope.headers)
 
 
+def _live_broker(context: ExecutionContext) -> IgBroker:
+    """Return the live broker; paper trading never reaches the live-only paths."""
+    if context.live is None:
+        raise RuntimeError("this path needs the live broker, and execution runs the paper one")
+    return context.live
+
+
 async def submit_live(
     context: ExecutionContext, order: WorkingOrder, cause: MessageHeaders | None
 ) -> None:
     """Send an order to the live broker and record its confirmation (or leave it in doubt)."""
-    assert context.live is not None
+    live = _live_broker(context)
     context.in_flight.add(order.order_id)
     try:
         try:
-            confirmation = await context.live.open_position(order)
+            confirmation = await live.open_position(order)
         except IgRequestRejectedError as error:
             await record_results(context, [PaperRejection(order, str(error))], cause)
             return
@@ -345,7 +352,7 @@ async def record_confirmation(
     cause: MessageHeaders | None,
 ) -> None:
     """Record IG's verdict on an order: a fill at the dealt level, or a rejection."""
-    assert context.live is not None
+    live = _live_broker(context)
     if confirmation.accepted and order.order_type is not OrderType.MARKET:
         # A resting LIMIT/STOP order accepted by IG is working there, not filled: it stays
         # SUBMITTED and reconciliation compares the positions it opens once it triggers.
@@ -370,7 +377,7 @@ async def record_confirmation(
     quantity = (
         order.quantity
         if confirmation.size is None
-        else context.live.quantity(order.symbol, confirmation.size)
+        else live.quantity(order.symbol, confirmation.size)
     )
     fill = PaperFill(
         fill_id=deterministic_id("fill", order.order_id, 1),

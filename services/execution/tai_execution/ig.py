@@ -282,7 +282,8 @@ class IgClient:
         for attempt in range(2):
             if self._tokens is None:
                 await self.login()
-            assert self._tokens is not None
+            if self._tokens is None:
+                raise IgAuthenticationError("login", "IG answered the login without session tokens")
             cst, token = self._tokens
             await (self._trading if trading else self._non_trading).acquire()
             headers = {**self._headers(version), "CST": cst, "X-SECURITY-TOKEN": token}
@@ -447,8 +448,7 @@ class IgBroker:
                     return confirmation
                 continue
             return await self.await_confirmation(reference)
-        assert last_error is not None
-        raise last_error
+        raise last_error or IgUnavailableError("deal", f"no attempt was made for {order_id}")
 
     async def confirmation(self, reference: str) -> DealConfirmation | None:
         """Return IG's confirmation of a deal, or None when IG has never seen it."""
