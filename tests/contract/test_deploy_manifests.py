@@ -349,3 +349,74 @@ def test_grafana_dashboards_query_the_system_metrics() -> None:
     for dashboard, metrics in expected.items():
         for metric in metrics:
             assert metric in queries[dashboard], f"{dashboard} lacks {metric}"
+
+
+def _gateway_serves() -> dict[int, set[str]]:
+    """Return the paths the gateway process serves per default port (ops server, API, console)."""
+    from starlette.routing import Route  # noqa: PLC0415
+
+    from tai_gateway.config import GatewaySettings  # noqa: PLC0415
+    from tai_telemetry.metrics import Telemetry  # noqa: PLC0415
+    from tai_telemetry.ops import create_ops_app  # noqa: PLC0415
+
+    fields = GatewaySettings.model_fields
+    ops_paths = {
+        route.path
+        for route in create_ops_app(Telemetry(service="gateway"), lambda: True).routes
+        if isinstance(route, Route)
+    }
+    return {
+        int(fields["ops_port"].default): ops_paths,
+        int(fields["api_port"].default): {"/health", "/ready", "/metrics"},
+        int(fields["console_port"].default): {"/login"},
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_probes_ask_what_the_gateway_serves_and_it_listens_beyond_loopback(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    # Arrange
+    serves = _gateway_serves()
+    gateway = next(
+        d for d in _of_kind(rendered[overlay], "Deployment") if d["metadata"]["name"] == "gateway"
+    )
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    environment = {item["name"]: item.get("value") for item in container["env"]}
+    config = next(
+        d for d in _of_kind(rendered[overlay], "ConfigMap") if d["metadata"]["name"] == "tai-config"
+    )
+    service = next(
+        d for d in _of_kind(rendered[overlay], "Service") if d["metadata"]["name"] == "gateway"
+    )
+    # Assert: every probe asks a port and path the gateway process really serves
+    assert container["args"] == ["service", "gateway"]  # runs through run_service: ops server
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        check = container[probe]["httpGet"]
+        assert check["path"] in serves[ports[check["port"]]], (probe, check)
+    assert set(ports.values()) == set(serves)
+    assert {port["targetPort"] for port in service["spec"]["ports"]} <= set(ports)
+    # the API, the console and the ops port listen on the pod IP, not on loopback
+    assert environment["GATEWAY_API_HOST"] == "0.0.0.0"
+    assert environment["GATEWAY_CONSOLE_HOST"] == "0.0.0.0"
+    assert config["data"]["OPS_HOST"] == "0.0.0.0"
+
+
+def test_compose_gateway_health_check_and_ports_reach_the_gateway() -> None:
+    serves = _gateway_serves()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    gateway = compose["services"]["gateway"]
+    environment = gateway["environment"]
+    health = re.search(
+        r"http://127\.0\.0\.1:(\d+)(/[a-z]+)", " ".join(gateway["healthcheck"]["test"])
+    )
+    assert health is not None
+    assert health.group(2) in serves[int(health.group(1))]
+    published = {int(mapping.rsplit(":", 1)[1]) for mapping in gateway["ports"]}
+    assert published <= set(serves)
+    assert all(mapping.startswith("127.0.0.1:") for mapping in gateway["ports"])
+    assert environment["GATEWAY_API_HOST"] == "0.0.0.0"
+    assert environment["GATEWAY_CONSOLE_HOST"] == "0.0.0.0"
+    assert environment["OPS_HOST"] == "0.0.0.0"
+    assert gateway["command"] == ["service", "gateway"]
