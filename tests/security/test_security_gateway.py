@@ -396,3 +396,160 @@ async def test_console_viewer_halt_click_is_refused_audited_and_alerted(
     assert [(alert.code, alert.details["channel"]) for alert in gateway.alerts] == [
         ("control_denied", "console")
     ]
+
+
+# ---- dead letters and backtests: refusals take the same audit + alert path ----------------
+
+PRIVILEGED = {
+    "/api/system/dead-letters/poison-1/requeue": ({}, "dead_letter_requeue", "poison-1"),
+    "/api/system/dead-letters/poison-1/discard": ({}, "dead_letter_discard", "poison-1"),
+    "/api/backtests": ({"data_file": "EURUSD.csv"}, "run_backtest", "EURUSD.csv"),
+}
+"""Privileged non-control routes: (body, audit action, audit subject)."""
+ADMIN_ONLY_USERS = [("victor", VIEWER_PASSWORD), ("tom", TRADER_PASSWORD)]
+
+
+async def _audit_subjects(gateway: Gateway, action: str) -> list[tuple[str, str, str]]:
+    async with gateway.store.transaction() as unit:
+        entries = await unit.audit.list(action=action)
+    return [(entry.actor, entry.outcome, entry.subject) for entry in entries]
+
+
+@pytest.mark.parametrize(
+    ("path", "user"),
+    [
+        *((path, user) for path in list(PRIVILEGED)[:2] for user in ADMIN_ONLY_USERS),
+        ("/api/backtests", ("victor", VIEWER_PASSWORD)),
+    ],
+)
+async def test_an_under_privileged_dead_letter_or_backtest_call_is_audited_and_alerted(
+    gateway: Gateway, path: str, user: tuple[str, str]
+) -> None:
+    # Arrange
+    name, password = user
+    token = await token_for(gateway.client, name, password)
+    body, action, subject = PRIVILEGED[path]
+    # Act
+    response = await gateway.client.post(path, json=body, headers=bearer(token))
+    await gateway.bus.drain()
+    # Assert
+    assert response.status_code == 403
+    assert await _audit_subjects(gateway, action) == [(name, "denied", subject)]
+    assert [
+        (alert.code, alert.details["action"], alert.details["caller"], alert.details["channel"])
+        for alert in gateway.alerts
+    ] == [("control_denied", action, name, "api")]
+    assert gateway.app.context.backtests.list() == []
+
+
+@pytest.mark.parametrize("path", list(PRIVILEGED))
+async def test_an_unauthenticated_dead_letter_or_backtest_call_is_audited_and_alerted(
+    gateway: Gateway, path: str
+) -> None:
+    body, action, _subject = PRIVILEGED[path]
+    response = await gateway.client.post(path, json=body)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert await _audit(gateway, action) == [("anonymous", "unauthenticated")]
+    assert [(alert.code, alert.details["action"]) for alert in gateway.alerts] == [
+        ("control_unauthenticated", action)
+    ]
+
+
+async def test_a_flood_of_refused_dead_letter_calls_raises_one_alert(gateway: Gateway) -> None:
+    token = await token_for(gateway.client, "tom", TRADER_PASSWORD)
+    for _ in range(5):
+        response = await gateway.client.post(
+            "/api/system/dead-letters/poison-1/discard", headers=bearer(token)
+        )
+        assert response.status_code == 403
+    await gateway.bus.drain()
+    assert len(await _audit(gateway, "dead_letter_discard")) == 5
+    assert len(gateway.alerts) == 1
+
+
+async def test_an_admin_may_still_settle_and_a_trader_start_a_backtest(gateway: Gateway) -> None:
+    # the authorisation passes for the right roles: no denial, no alert, the operation runs
+    admin = await token_for(gateway.client, "alice", ADMIN_PASSWORD)
+    trader = await token_for(gateway.client, "tom", TRADER_PASSWORD)
+    missing = await gateway.client.post(
+        "/api/system/dead-letters/nothing-here/discard", headers=bearer(admin)
+    )
+    started = await gateway.client.post(
+        "/api/backtests", json={"data_file": "EURUSD.csv"}, headers=bearer(trader)
+    )
+    await gateway.bus.drain()
+    assert missing.status_code == 404  # authorised; there is just no such letter
+    assert started.status_code == 422  # authorised; research data is not configured here
+    assert await _audit(gateway, "dead_letter_discard") == []
+    assert await _audit(gateway, "run_backtest") == []
+    assert gateway.alerts == []
+
+
+def _click(output: str, button: str, state: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "output": output,
+        "outputs": {"id": output.partition(".")[0], "property": "children"},
+        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+        "changedPropIds": [f"{button}.n_clicks"],
+        "state": state,
+    }
+
+
+REQUEUE_CLICK = {
+    **_click(
+        "dead-letter-feedback.children",
+        "requeue-button",
+        [{"id": "dead-letter-id", "property": "value", "value": "poison-1"}],
+    ),
+    "inputs": [
+        {"id": "requeue-button", "property": "n_clicks", "value": 1},
+        {"id": "discard-button", "property": "n_clicks", "value": None},
+    ],
+}
+BACKTEST_CLICK = _click(
+    "backtest-feedback.children",
+    "run-backtest-button",
+    [
+        {"id": "backtest-data", "property": "value", "value": "EURUSD.csv"},
+        {"id": "backtest-strategy", "property": "value", "value": "sma_cross"},
+        {"id": "backtest-parameters", "property": "value", "value": ""},
+        {"id": "backtest-cash", "property": "value", "value": 1000},
+    ],
+)
+CONSOLE_PRIVILEGED = [
+    (REQUEUE_CLICK, "dead_letter_requeue", ("tom", TRADER_PASSWORD)),
+    (BACKTEST_CLICK, "run_backtest", ("victor", VIEWER_PASSWORD)),
+]
+
+
+@pytest.mark.parametrize(("click", "action", "user"), CONSOLE_PRIVILEGED)
+async def test_console_under_privileged_dead_letter_or_backtest_click_is_audited_and_alerted(
+    gateway: Gateway, click: dict[str, object], action: str, user: tuple[str, str]
+) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    await _console_login(client, *user)
+    response = await asyncio.to_thread(
+        client.post, CALLBACK_PATH, json=click, headers=_csrf(client)
+    )
+    await gateway.bus.drain()
+    assert response.status_code == 403
+    assert await _audit(gateway, action) == [(user[0], "denied")]
+    assert [(alert.code, alert.details["channel"]) for alert in gateway.alerts] == [
+        ("control_denied", "console")
+    ]
+    assert gateway.app.context.backtests.list() == []
+
+
+@pytest.mark.parametrize(("click", "action", "_user"), CONSOLE_PRIVILEGED)
+async def test_console_dead_letter_or_backtest_click_without_a_session_is_audited_and_alerted(
+    gateway: Gateway, click: dict[str, object], action: str, _user: tuple[str, str]
+) -> None:
+    client = gateway.app.dash_app.server.test_client()
+    response = await asyncio.to_thread(client.post, CALLBACK_PATH, json=click)
+    await gateway.bus.drain()
+    assert response.status_code == 401
+    assert await _audit(gateway, action) == [("anonymous", "unauthenticated")]
+    assert [(alert.code, alert.details["action"]) for alert in gateway.alerts] == [
+        ("control_unauthenticated", action)
+    ]

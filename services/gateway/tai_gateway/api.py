@@ -201,6 +201,20 @@ FlattenCaller = Annotated[Principal, Depends(control_caller(ControlAction.FLATTE
 StrategyCaller = Annotated[Principal, Depends(control_caller(ControlAction.CONFIGURE_STRATEGY))]
 PromoteCaller = Annotated[Principal, Depends(control_caller(ControlAction.PROMOTE_MODEL))]
 RollbackCaller = Annotated[Principal, Depends(control_caller(ControlAction.ROLLBACK_MODEL))]
+RequeueCaller = Annotated[Principal, Depends(control_caller(ControlAction.REQUEUE_DEAD_LETTER))]
+DiscardCaller = Annotated[Principal, Depends(control_caller(ControlAction.DISCARD_DEAD_LETTER))]
+BacktestCaller = Annotated[Principal, Depends(control_caller(ControlAction.RUN_BACKTEST))]
+
+
+async def authorize(
+    context: GatewayContext, principal: Principal, action: ControlAction, subject: str
+) -> None:
+    """Raise 403 unless the role allows ``action``; a refusal is audited and alerted."""
+    try:
+        await context.control.authorize(principal, action, channel=API_CHANNEL, subject=subject)
+    except ControlDeniedError as error:
+        context.metrics.control_requests.labels(action.value, "denied").inc()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
 
 
 def require_admin(principal: Authenticated) -> Principal:
@@ -556,11 +570,10 @@ def _research_router() -> APIRouter:
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED)
     async def run_backtest(
-        context: Context, principal: Authenticated, body: BacktestRunRequest
+        context: Context, principal: BacktestCaller, body: BacktestRunRequest
     ) -> dict[str, Any]:
         """Start ``trading-ai backtest`` on a research data file; traders and admins."""
-        if not principal.role.allows(Role.TRADER):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs the trader role")
+        await authorize(context, principal, ControlAction.RUN_BACKTEST, body.data_file)
         request = BacktestRequest(
             strategy=body.strategy,
             data_file=body.data_file,
@@ -630,31 +643,51 @@ def _system_router() -> APIRouter:
             ) from None
         return [asdict(letter) for letter in letters]
 
-    @router.post("/dead-letters/{message_id}/{verdict}")
-    async def settle_dead_letter(
+    @router.post("/dead-letters/{message_id}/requeue")
+    async def requeue_dead_letter(
         context: Context,
-        principal: AdminPrincipal,
+        principal: RequeueCaller,
         message_id: Annotated[str, Path(min_length=1, max_length=128)],
-        verdict: Annotated[str, Path(pattern="^(requeue|discard)$")],
     ) -> dict[str, Any]:
-        """Requeue a dead letter to its original exchange, or discard it (admins only)."""
-        operation = (
-            context.operations.requeue if verdict == "requeue" else context.operations.discard
-        )
-        try:
-            letter = await operation(message_id)
-        except DeadLetterNotFoundError:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such dead letter") from None
-        await context.ledger.audit(
-            actor=principal.username,
-            action=f"dead_letter_{verdict}",
-            subject=message_id,
-            outcome="done",
-            details={"channel": API_CHANNEL, "reason": letter.reason[:500]},
-        )
-        return asdict(letter)
+        """Requeue a dead letter to its original exchange (admins only)."""
+        action = ControlAction.REQUEUE_DEAD_LETTER
+        await authorize(context, principal, action, message_id)
+        return await _settle(context, principal, action, message_id)
+
+    @router.post("/dead-letters/{message_id}/discard")
+    async def discard_dead_letter(
+        context: Context,
+        principal: DiscardCaller,
+        message_id: Annotated[str, Path(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        """Discard a dead letter for good (admins only)."""
+        action = ControlAction.DISCARD_DEAD_LETTER
+        await authorize(context, principal, action, message_id)
+        return await _settle(context, principal, action, message_id)
 
     return router
+
+
+async def _settle(
+    context: GatewayContext, principal: Principal, action: ControlAction, message_id: str
+) -> dict[str, Any]:
+    operation = (
+        context.operations.requeue
+        if action is ControlAction.REQUEUE_DEAD_LETTER
+        else context.operations.discard
+    )
+    try:
+        letter = await operation(message_id)
+    except DeadLetterNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such dead letter") from None
+    await context.ledger.audit(
+        actor=principal.username,
+        action=action.value,
+        subject=message_id,
+        outcome="done",
+        details={"channel": API_CHANNEL, "reason": letter.reason[:500]},
+    )
+    return asdict(letter)
 
 
 def create_api(context: GatewayContext) -> FastAPI:

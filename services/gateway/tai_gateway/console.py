@@ -49,6 +49,9 @@ CONTROL_TRIGGERS = {
     "enable-strategy-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
     "disable-strategy-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
     "apply-parameters-button.n_clicks": ControlAction.CONFIGURE_STRATEGY,
+    "requeue-button.n_clicks": ControlAction.REQUEUE_DEAD_LETTER,
+    "discard-button.n_clicks": ControlAction.DISCARD_DEAD_LETTER,
+    "run-backtest-button.n_clicks": ControlAction.RUN_BACKTEST,
 }
 """Callback inputs (``component.property``) whose change is a control request."""
 

@@ -18,7 +18,7 @@ from dash import dcc, html
 from dash.exceptions import PreventUpdate
 
 from tai_events.risk import TradingState
-from tai_gateway.auth import Role
+from tai_gateway.auth import Principal, Role
 from tai_gateway.backtests import BacktestBusyError, BacktestRequest, BacktestRequestError
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.context import GatewayContext
@@ -541,6 +541,38 @@ def _control_feedback(
     )
 
 
+DEAD_LETTER_ACTIONS = {
+    "requeue-button": ControlAction.REQUEUE_DEAD_LETTER,
+    "discard-button": ControlAction.DISCARD_DEAD_LETTER,
+}
+"""The System tab's dead-letter buttons and the action each asks for."""
+
+
+def _authorized(
+    context: GatewayContext, bridge: LoopBridge, action: ControlAction, subject: str
+) -> Principal:
+    """Return the session's principal when its role allows ``action``; else 401/403.
+
+    A refusal for the role is audited and raises a (rate-limited) alert, like a control call.
+    """
+    user = session_user(context)
+    if user is None:
+        flask.abort(401)
+    try:
+        bridge.run(
+            context.control.authorize(
+                user.principal, action, channel=CONSOLE_CHANNEL, subject=subject
+            )
+        )
+    except ControlDeniedError:
+        context.metrics.control_requests.labels(action.value, "denied").inc()
+        get_logger("tai_gateway.console").warning(
+            "control_denied", action=action.value, user=user.principal.username
+        )
+        flask.abort(403)
+    return user.principal
+
+
 def _register_risk(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
     logger = get_logger("tai_gateway.console")
 
@@ -992,9 +1024,10 @@ def _register_research(app: dash.Dash, context: GatewayContext, bridge: LoopBrid
         parameters_text: str | None,
         cash: float | None,
     ) -> Any:
-        principal = require_principal(context, Role.TRADER)
+        require_principal(context, Role.VIEWER)
         if not clicks:
             raise PreventUpdate
+        principal = _authorized(context, bridge, ControlAction.RUN_BACKTEST, data_file or "")
         try:
             request = BacktestRequest(
                 strategy=(strategy or "").strip(),
@@ -1119,15 +1152,17 @@ def _register_system(app: dash.Dash, context: GatewayContext, bridge: LoopBridge
     def settle_dead_letter(
         _requeue: int | None, _discard: int | None, message_id: str | None
     ) -> Any:
-        principal = require_principal(context, Role.ADMIN)
-        trigger = dash.ctx.triggered_id
-        if trigger not in {"requeue-button", "discard-button"}:
+        require_principal(context, Role.VIEWER)
+        action = DEAD_LETTER_ACTIONS.get(str(dash.ctx.triggered_id))
+        if action is None:
             raise PreventUpdate
+        principal = _authorized(context, bridge, action, (message_id or "").strip()[:128])
         if not message_id:
             return error_alert("Enter the message id of a dead letter.")
-        verdict = "requeue" if trigger == "requeue-button" else "discard"
         operation = (
-            context.operations.requeue if verdict == "requeue" else context.operations.discard
+            context.operations.requeue
+            if action is ControlAction.REQUEUE_DEAD_LETTER
+            else context.operations.discard
         )
         try:
             letter = bridge.run(operation(message_id.strip()))
@@ -1138,12 +1173,13 @@ def _register_system(app: dash.Dash, context: GatewayContext, bridge: LoopBridge
         bridge.run(
             context.ledger.audit(
                 actor=principal.username,
-                action=f"dead_letter_{verdict}",
+                action=action.value,
                 subject=letter.message_id,
                 outcome="done",
                 details={"channel": CONSOLE_CHANNEL, "reason": letter.reason[:500]},
             )
         )
         return html.Div(
-            f"Dead letter {letter.message_id}: {verdict}d.", className="alert alert-success"
+            f"Dead letter {letter.message_id}: {action.value.removeprefix('dead_letter_')}d.",
+            className="alert alert-success",
         )

@@ -1,6 +1,9 @@
 """Control commands (halt, resume, flatten): admin only, published on the bus, audited.
 
 Refusals are audited too and raise a (rate-limited) alert: see :mod:`tai_gateway.alerts`.
+The other privileged operations (dead-letter requeue/discard, starting a backtest) are
+authorised here as well (:meth:`ControlService.authorize`), so that their refusals take the
+same audit + alert path.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ STRATEGY_ROLE = Role.TRADER
 
 
 class ControlAction(StrEnum):
-    """The control actions the gateway offers; the value is the audit action name."""
+    """The privileged actions the gateway offers; the value is the audit action name."""
 
     HALT = "halt_trading"
     RESUME = "resume_trading"
@@ -34,6 +37,9 @@ class ControlAction(StrEnum):
     CONFIGURE_STRATEGY = "configure_strategy"
     PROMOTE_MODEL = "promote_model"
     ROLLBACK_MODEL = "rollback_model"
+    REQUEUE_DEAD_LETTER = "dead_letter_requeue"
+    DISCARD_DEAD_LETTER = "dead_letter_discard"
+    RUN_BACKTEST = "run_backtest"
 
 
 ANONYMOUS = "anonymous"
@@ -46,6 +52,9 @@ ACTION_ROLES = {
     ControlAction.CONFIGURE_STRATEGY: STRATEGY_ROLE,
     ControlAction.PROMOTE_MODEL: CONTROL_ROLE,
     ControlAction.ROLLBACK_MODEL: CONTROL_ROLE,
+    ControlAction.REQUEUE_DEAD_LETTER: CONTROL_ROLE,
+    ControlAction.DISCARD_DEAD_LETTER: CONTROL_ROLE,
+    ControlAction.RUN_BACKTEST: STRATEGY_ROLE,
 }
 """The least role each action needs."""
 
@@ -116,6 +125,12 @@ class ControlService:
             case _:
                 raise ValueError(f"{action.value} is not a trading-state command")
         return await self._publish(principal, action, command, subject, channel, reason)
+
+    async def authorize(
+        self, principal: Principal, action: ControlAction, *, channel: str, subject: str
+    ) -> None:
+        """Raise ControlDeniedError (audited, alerted) unless the role allows ``action``."""
+        await self._check_role(principal, action, channel=channel, subject=subject)
 
     async def _check_role(
         self, principal: Principal, action: ControlAction, *, channel: str, subject: str
