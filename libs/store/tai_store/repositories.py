@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -525,6 +526,19 @@ class SnapshotRepository(_Repository):
         )
         return await _rowcount(self._session, statement) == 1
 
+    async def add_many(self, account: str, points: Mapping[datetime, tuple[float, float]]) -> None:
+        """Store ``{taken_at: (cash, equity)}`` in one statement; existing moments are kept."""
+        if not points:
+            return
+        statement = _insert(self._dialect, AccountSnapshotRow).on_conflict_do_nothing(
+            index_elements=["account", "taken_at"]
+        )
+        rows = [
+            {"account": account, "taken_at": taken_at, "cash": cash, "equity": equity}
+            for taken_at, (cash, equity) in sorted(points.items())
+        ]
+        await self._session.execute(statement, rows)
+
     async def put(self, account: str, taken_at: datetime, cash: float, equity: float) -> None:
         """Store a snapshot, replacing one at the same moment (the account changed since)."""
         insert = _insert(self._dialect, AccountSnapshotRow)
@@ -632,6 +646,19 @@ class AuditRepository(_Repository):
         return [_record(AuditEntry, row) for row in rows]
 
 
+@functools.cache
+def _ohlcv_upsert(dialect: str) -> Any:
+    """Return the dialect's bar upsert, built once (executed with many parameter sets)."""
+    insert = _insert(dialect, OhlcvRow)
+    return insert.on_conflict_do_update(
+        index_elements=["symbol", "timeframe", "opened_at"],
+        set_={
+            name: insert.excluded[name]
+            for name in ("open", "high", "low", "close", "volume", "source")
+        },
+    )
+
+
 class OhlcvRepository(_Repository):
     """Stored bars, unique on (symbol, timeframe, opened_at); writes are upserts."""
 
@@ -655,16 +682,11 @@ class OhlcvRepository(_Repository):
                 "source": bar.source,
             }
         rows = builtins.list(unique.values())
+        statement = _ohlcv_upsert(self._dialect)
         for start in range(0, len(rows), UPSERT_CHUNK):
-            insert = _insert(self._dialect, OhlcvRow)
-            statement = insert.values(rows[start : start + UPSERT_CHUNK]).on_conflict_do_update(
-                index_elements=["symbol", "timeframe", "opened_at"],
-                set_={
-                    name: insert.excluded[name]
-                    for name in ("open", "high", "low", "close", "volume", "source")
-                },
-            )
-            await self._session.execute(statement)
+            # One statement with many parameter sets: compiled once and cached, not per call
+            # (ingestion stores every bar before publishing it).
+            await self._session.execute(statement, rows[start : start + UPSERT_CHUNK])
         return len(rows)
 
     def _select(self, symbol: str, timeframe: Timeframe | str) -> Select[OhlcvRow]:
@@ -699,20 +721,10 @@ class OhlcvRepository(_Repository):
         return builtins.list((await self._session.scalars(statement)).all())
 
     async def latest(
-        self,
-        symbol: str,
-        timeframe: Timeframe | str,
-        limit: int = 1,
-        *,
-        closed_by: datetime | None = None,
+        self, symbol: str, timeframe: Timeframe | str, limit: int = 1
     ) -> builtins.list[StoredBar]:
-        """Return the newest ``limit`` bars (closed by ``closed_by`` if given), oldest first."""
-        statement = self._select(symbol, timeframe)
-        if closed_by is not None:
-            statement = statement.where(
-                OhlcvRow.opened_at <= closed_by - Timeframe(timeframe).duration
-            )
-        statement = statement.order_by(OhlcvRow.opened_at.desc()).limit(limit)
+        """Return the newest ``limit`` bars, oldest first (ready to warm up indicators)."""
+        statement = self._select(symbol, timeframe).order_by(OhlcvRow.opened_at.desc()).limit(limit)
         rows = (await self._session.scalars(statement)).all()
         return [_record(StoredBar, row) for row in reversed(rows)]
 

@@ -22,6 +22,7 @@ from tai_execution.config import ExecutionSettings
 from tai_execution.handlers import (
     ExecutionContext,
     entry_order_from,
+    flush_snapshots,
     on_bar_closed,
     on_order_approved,
     publish_outbox,
@@ -104,7 +105,9 @@ class ExecutionApp:
                 settings.account_currency, dict(settings.instrument_currencies)
             ),
         )
+        self.context.snapshot_batching = settings.snapshot_flush_seconds > 0
         self._reconciler: asyncio.Task[None] | None = None
+        self._snapshot_flusher: asyncio.Task[None] | None = None
         self._sweeper = (
             OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
             if settings.outbox_sweep_seconds > 0
@@ -184,16 +187,12 @@ class ExecutionApp:
             fill_counts = {
                 order_id: len(await unit.fills.for_order(order_id)) for order_id in wanted
             }
-            # Bars up to the last one this account was snapshotted at were handled before the
-            # restart (later ones come back from the queue): an approval still in flight fills
-            # at the bar after its signal, as it would have without the restart.
-            snapshot = await unit.snapshots.latest(context.account_name)
-            handled_until = None if snapshot is None else snapshot.taken_at
+            # Every symbol's stored bars (ingestion stores a bar before publishing it), so an
+            # approval still in flight fills at the bar after its signal, as it would have
+            # without the restart, even if that bar was handled before it.
             timeframe = self.settings.timeframe.value
             recent = {
-                symbol: await unit.ohlcv.latest(
-                    symbol, timeframe, RECENT_BARS_KEPT, closed_by=handled_until
-                )
+                symbol: await unit.ohlcv.latest(symbol, timeframe, RECENT_BARS_KEPT)
                 for symbol in await unit.ohlcv.symbols(timeframe)
             }
         for fill in fills:
@@ -248,6 +247,8 @@ class ExecutionApp:
             self._sweeper.start()
         if self.settings.reconcile_seconds > 0:
             self._reconciler = asyncio.create_task(self._reconcile_periodically())
+        if self.context.snapshot_batching:
+            self._snapshot_flusher = asyncio.create_task(self._flush_snapshots_periodically())
         self._started = True
 
     async def reconcile_once(self) -> list[PositionMismatch]:
@@ -265,14 +266,28 @@ class ExecutionApp:
             except Exception:  # the next tick retries; a broker outage must not stop the timer
                 _LOG.exception("reconciliation failed; retrying on the next tick")
 
+    async def _flush_snapshots_periodically(self) -> None:
+        """Timer: write the equity snapshots gathered since the last flush."""
+        while True:
+            await asyncio.sleep(self.settings.snapshot_flush_seconds)
+            try:
+                await flush_snapshots(self.context)
+            except Exception:  # kept in memory; the next tick retries
+                _LOG.exception("writing the equity snapshots failed; retrying on the next tick")
+
     async def stop(self) -> None:
-        """Stop the outbox sweeper (the runtime closes the bus)."""
+        """Stop the timers and write the last snapshots (the runtime closes the bus)."""
         if self._sweeper is not None:
             await self._sweeper.stop()
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
+        for timer in (self._reconciler, self._snapshot_flusher):
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+        try:
+            await flush_snapshots(self.context)
+        except Exception:  # the ledger is down: the curve misses these points, nothing else
+            _LOG.exception("writing the last equity snapshots failed")
         if self._http is not None:
             await self._http.aclose()
         self._started = False

@@ -40,6 +40,12 @@ class ExecutionSettings(ServiceSettings):
     reconcile_seconds: float = Field(
         default=60.0, ge=0, description="timer comparing broker and ledger positions; 0 disables"
     )
+    snapshot_flush_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="the per-bar equity snapshots are written in one batch this often; "
+        "0 writes each bar's at once",
+    )
     ig_environment: Literal["demo", "live"] = "demo"
     ig_base_url: str | None = Field(
         default=None, description="overrides the demo/live endpoint (a local stub in tests)"

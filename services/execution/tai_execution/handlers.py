@@ -81,6 +81,10 @@ class ExecutionContext:
     marks: dict[str, float] = field(default_factory=dict)
     market_time: datetime | None = None
     """Close of the newest bar handled: the moment the account is snapshotted at."""
+    pending_snapshots: dict[datetime, tuple[float, float]] = field(default_factory=dict)
+    """Per-bar (cash, equity) points not yet written (the equity curve is written in batches:
+    it is derived data, and one commit per bar would cap the throughput)."""
+    snapshot_batching: bool = False
     book_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the broker's book and the ledger may differ (a fill not yet recorded), so a
     reconciliation never compares them mid-update."""
@@ -513,13 +517,27 @@ async def on_bar_closed(envelope: Envelope[Message], context: ExecutionContext) 
         if results:
             await record_results(context, results, envelope.headers)
     _value_positions(context)
+    context.pending_snapshots.setdefault(
+        bar.closed_at, (context.account.cash, context.account.equity(context.marks))
+    )
+    if not context.snapshot_batching:
+        await flush_snapshots(context)
+
+
+async def flush_snapshots(context: ExecutionContext) -> None:
+    """Write the pending equity snapshots in one transaction."""
+    if not context.pending_snapshots:
+        return
+    points = dict(context.pending_snapshots)
     async with context.store.transaction() as unit:
-        await unit.snapshots.add(
-            context.account_name,
-            bar.closed_at,
-            context.account.cash,
-            context.account.equity(context.marks),
-        )
+        await unit.snapshots.add_many(context.account_name, points)
+    _forget_written(context, points)
+
+
+def _forget_written(context: ExecutionContext, points: dict[datetime, tuple[float, float]]) -> None:
+    """Drop the pending snapshots a committed transaction wrote (a failed one leaves them)."""
+    for taken_at in points:
+        context.pending_snapshots.pop(taken_at, None)
 
 
 def _value_positions(context: ExecutionContext) -> None:
@@ -549,6 +567,7 @@ async def record_results(
     account = context.account
     entered: list[OrderState] = []
     filled = False
+    written: dict[datetime, tuple[float, float]] = {}
     async with context.store.transaction() as unit:
         for result in results:
             order = result.order if not isinstance(result, PaperBracketArmed) else result.entry
@@ -630,6 +649,9 @@ async def record_results(
         if filled and context.market_time is not None:
             # A fill can be recorded after its bar's snapshot (an approval that arrived late
             # fills at a bar already handled): the snapshot at market time must include it.
+            # The pending points go first, so the put replaces the one at market time.
+            written = dict(context.pending_snapshots)
+            await unit.snapshots.add_many(context.account_name, written)
             await unit.snapshots.put(
                 context.account_name,
                 context.market_time,
@@ -637,6 +659,7 @@ async def record_results(
                 account.equity(context.marks),
             )
     context.account = account
+    _forget_written(context, written)
     _count(context, entered)
     await publish_outbox(context)
 

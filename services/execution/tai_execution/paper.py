@@ -206,6 +206,8 @@ class PaperBroker:
         self._filled: dict[str, float] = {}
         self._fill_counts: dict[str, int] = {}
         self._brackets: dict[str, Bracket] = {}
+        self._bracket_checked: dict[str, datetime] = {}
+        """Per entry id, the open time of the last bar its bracket was checked against."""
         self._net: dict[str, float] = {}
 
     # -- queries -----------------------------------------------------------------------------
@@ -290,12 +292,9 @@ class PaperBroker:
     def on_bar(self, bar: BarClosed) -> list[PaperResult]:
         """Fill the bar's due orders at its open, then let its range trigger bracket legs.
 
-        A bar older than the newest one seen for its symbol (a redelivery after a restart) was
-        applied already: replaying it could trigger a bracket armed later, so it is ignored.
+        Each bracket sees each bar once, in time order: a bar redelivered after a restart
+        cannot trigger a bracket armed at a later bar.
         """
-        seen = self._recent_bars.get(bar.symbol)
-        if seen and bar.opened_at < seen[-1].opened_at:
-            return []
         self.remember_bar(bar)
         due = [
             order
@@ -352,6 +351,7 @@ class PaperBroker:
         for bracket in list(self._brackets.values()):
             if bracket.entry.symbol == order.symbol and bracket.entry.side is not order.side:
                 del self._brackets[bracket.entry.order_id]
+                self._bracket_checked.pop(bracket.entry.order_id, None)
                 results.extend(
                     PaperCancellation(leg, f"position closed by order {order.order_id}")
                     for leg in bracket.legs
@@ -433,11 +433,17 @@ class PaperBroker:
         )
 
     def _check_bracket(self, bracket: Bracket, bar: BarClosed) -> list[PaperResult]:
+        entry_id = bracket.entry.order_id
+        checked = self._bracket_checked.get(entry_id)
+        if checked is not None and bar.opened_at <= checked:
+            return []
+        self._bracket_checked[entry_id] = bar.opened_at
         triggered = self._bracket_trigger(bracket, bar)
         if triggered is None:
             return []
         leg, price = triggered
-        del self._brackets[bracket.entry.order_id]
+        del self._brackets[entry_id]
+        self._bracket_checked.pop(entry_id, None)
         quantity = bracket.protected_quantity
         sequence = self._fill_counts.get(leg.order_id, 0) + 1
         fill = PaperFill(
@@ -459,7 +465,6 @@ class PaperBroker:
         )
         if leg.quantity - quantity >= QUANTITY_EPSILON:
             results.append(PaperCancellation(leg, "rest cancelled: the entry filled only in part"))
-        entry_id = bracket.entry.order_id
         if entry_id in self._working:
             entry = self._working.pop(entry_id)
             self._forget(entry_id)

@@ -18,7 +18,7 @@ from tai_events.codec import Envelope
 from tai_events.market import BarClosed, Timeframe
 from tai_execution.app import ExecutionApp, create_app
 from tai_execution.config import ExecutionSettings
-from tai_execution.handlers import reconcile_positions
+from tai_execution.handlers import flush_snapshots, reconcile_positions
 from tai_execution.paper import PaperResult
 from tai_execution.reconciliation import PositionMismatch
 from tai_store import Store
@@ -386,3 +386,56 @@ async def test_after_a_restart_a_late_approval_fills_at_the_bar_after_its_signal
     assert latest is not None
     assert latest.taken_at == bars[-1].closed_at
     assert latest.cash == pytest.approx(harness.settings.initial_cash - 1000 * 1.21)
+
+
+async def test_equity_snapshots_are_written_in_one_batch_and_on_stop(harness: Harness) -> None:
+    # Arrange: three bars handled with snapshot batching on (the default)
+    bars = [bar(index, 1.20, 1.21, 1.19, 1.20) for index in (1, 2, 3)]
+    for item in bars:
+        await _bar(harness, item)
+    async with harness.store.transaction() as unit:
+        before = await unit.snapshots.list(harness.settings.account)
+    # Act
+    await harness.execution.stop()
+    # Assert: nothing was written per bar; stopping wrote every point
+    async with harness.store.transaction() as unit:
+        after = await unit.snapshots.list(harness.settings.account)
+    assert before == []
+    assert [point.taken_at for point in after] == [item.closed_at for item in bars]
+    assert harness.execution.context.pending_snapshots == {}
+
+
+async def test_snapshots_that_failed_to_write_stay_pending(harness: Harness) -> None:
+    # Arrange: a bar handled, then the ledger refuses the flush
+    await _bar(harness, bar(1, 1.20, 1.21, 1.19, 1.20))
+    context = harness.execution.context
+    working_store = context.store
+
+    class RefusingStore:
+        def transaction(self) -> object:
+            raise ConnectionError("ledger unavailable")
+
+    context.store = RefusingStore()  # type: ignore[assignment]
+    # Act
+    with pytest.raises(ConnectionError):
+        await flush_snapshots(context)
+    context.store = working_store
+    await flush_snapshots(context)
+    # Assert
+    async with harness.store.transaction() as unit:
+        [point] = await unit.snapshots.list(harness.settings.account)
+    assert point.equity == pytest.approx(harness.settings.initial_cash)
+    assert context.pending_snapshots == {}
+
+
+async def test_each_bar_is_snapshotted_at_once_when_batching_is_off(tmp_path: Path) -> None:
+    harness = await _harness(tmp_path, snapshot_flush_seconds=0)
+    try:
+        await _bar(harness, bar(1, 1.20, 1.21, 1.19, 1.20))
+        async with harness.store.transaction() as unit:
+            points = await unit.snapshots.list(harness.settings.account)
+        assert len(points) == 1
+    finally:
+        await harness.execution.stop()
+        await harness.bus.close()
+        await harness.store.close()
