@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tai_events.base import ScalarValue
-from tai_events.orders import OrderRequested
+from tai_events.orders import OrderRequested, Side
 from tai_events.risk import TradingState
 from tai_quant.risk import (
     RiskEstimate,
@@ -35,6 +35,7 @@ from tai_quant.risk import (
 from tai_risk.state import PortfolioState
 
 _EPSILON = 1e-9
+_BUY = Side.BUY  # a module constant: enum attribute lookups are slow on Python 3.11
 
 
 class RiskLimits(BaseModel):
@@ -130,6 +131,21 @@ class Verdict:
     values: dict[str, ScalarValue] = field(default_factory=dict)
 
 
+_PASSED: dict[str, Verdict] = {}
+
+
+def passed(rule: str) -> Verdict:
+    """Return the verdict of a rule that passed without remarks (one shared instance per rule).
+
+    Every order collects a verdict from each rule; sharing the plain passes spares a dozen
+    allocations per order. Verdicts are frozen and nothing writes to their values.
+    """
+    verdict = _PASSED.get(rule)
+    if verdict is None:
+        verdict = _PASSED[rule] = Verdict(rule, True)
+    return verdict
+
+
 def _round(value: float) -> float:
     """Keep 10 significant digits: readable in the audit log, exact enough for FX prices."""
     return float(f"{value:.10g}")
@@ -137,9 +153,9 @@ def _round(value: float) -> float:
 
 def shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool:
     """Return True when the order makes the projected position strictly smaller."""
-    before = abs(portfolio.projected_quantity(request.symbol))
-    after = abs(portfolio.after(request.symbol, request.side, request.quantity))
-    return after < before - _EPSILON
+    current = portfolio.projected_positions.get(request.symbol, 0.0)
+    change = request.quantity if request.side is _BUY else -request.quantity
+    return abs(current + change) < abs(current) - _EPSILON
 
 
 def _projected_notionals(request: OrderRequested, portfolio: PortfolioState) -> dict[str, float]:
@@ -185,7 +201,7 @@ def check_trading_state(
                 "position_after": portfolio.after(request.symbol, request.side, request.quantity),
             },
         )
-    return Verdict("trading_state", True)
+    return passed("trading_state")
 
 
 def check_duplicate(request: OrderRequested, portfolio: PortfolioState) -> Verdict:
@@ -197,7 +213,7 @@ def check_duplicate(request: OrderRequested, portfolio: PortfolioState) -> Verdi
             f"order id {request.order_id} was already decided",
             {"order_id": request.order_id},
         )
-    return Verdict("duplicate_order", True)
+    return passed("duplicate_order")
 
 
 def check_price_deviation(
@@ -206,7 +222,7 @@ def check_price_deviation(
     """Refuse a reference price too far from the last market price (fat finger)."""
     last = portfolio.last_prices.get(request.symbol)
     if last is None:
-        return Verdict("price_deviation", True)
+        return passed("price_deviation")
     deviation_pct = abs(request.reference_price - last) / last * 100.0
     if deviation_pct > limits.max_price_deviation_pct:
         return Verdict(
@@ -220,7 +236,7 @@ def check_price_deviation(
                 "limit_pct": limits.max_price_deviation_pct,
             },
         )
-    return Verdict("price_deviation", True)
+    return passed("price_deviation")
 
 
 def check_order_rate(
@@ -241,7 +257,7 @@ def check_order_rate(
             f"the limit is {limits.max_orders_per_minute}",
             {"orders_last_minute": count, "limit": limits.max_orders_per_minute},
         )
-    return Verdict("order_rate", True)
+    return passed("order_rate")
 
 
 def check_market_data(
@@ -256,7 +272,7 @@ def check_market_data(
     would depend on timing. A feed that stops for every symbol stops the strategies too.
     """
     if shrinks_exposure(request, portfolio):
-        return Verdict("stale_market_data", True)
+        return passed("stale_market_data")
     market = portfolio.market.symbols.get(request.symbol)
     if market is None:
         if limits.require_market_data:
@@ -266,7 +282,7 @@ def check_market_data(
                 f"risk has no market data for {request.symbol}",
                 {"symbol": request.symbol},
             )
-        return Verdict("stale_market_data", True)
+        return passed("stale_market_data")
     allowed = market.interval * limits.stale_after_bars
     market_time = portfolio.market.latest_time() or market.last_bar_at
     values: dict[str, ScalarValue] = {
@@ -284,7 +300,7 @@ def check_market_data(
             f"{limits.stale_after_bars} bars of {market.interval}",
             values | {"silence_seconds": silence.total_seconds()},
         )
-    return Verdict("stale_market_data", True)
+    return passed("stale_market_data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +378,7 @@ def check_risk_per_trade(
 ) -> Verdict:
     """Refuse a resulting position whose loss at the stop exceeds the strategy's cap."""
     if shrinks_exposure(request, portfolio):
-        return Verdict("risk_per_trade", True)
+        return passed("risk_per_trade")
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
         return Verdict(
@@ -411,7 +427,7 @@ def check_position_notional(
                 "position_after": after,
             },
         )
-    return Verdict("max_position_notional", True)
+    return passed("max_position_notional")
 
 
 def check_open_positions(
@@ -427,7 +443,7 @@ def check_open_positions(
             f"{count} positions are open; the limit is {limits.max_open_positions}",
             {"open_positions": count, "limit": limits.max_open_positions},
         )
-    return Verdict("max_open_positions", True)
+    return passed("max_open_positions")
 
 
 def check_gross_leverage(
@@ -435,7 +451,7 @@ def check_gross_leverage(
 ) -> Verdict:
     """Refuse an order that takes gross exposure / equity above the leverage limit."""
     if shrinks_exposure(request, portfolio):
-        return Verdict("gross_leverage", True)
+        return passed("gross_leverage")
     gross = sum(abs(notional) for notional in _projected_notionals(request, portfolio).values())
     leverage = gross / portfolio.equity if portfolio.equity > 0 else math.inf
     if leverage > limits.max_gross_leverage + _EPSILON:
@@ -450,7 +466,7 @@ def check_gross_leverage(
                 "limit": limits.max_gross_leverage,
             },
         )
-    return Verdict("gross_leverage", True)
+    return passed("gross_leverage")
 
 
 def check_margin_utilisation(
@@ -458,7 +474,7 @@ def check_margin_utilisation(
 ) -> Verdict:
     """Refuse an order that takes margin used / equity above the limit."""
     if shrinks_exposure(request, portfolio):
-        return Verdict("margin_utilisation", True)
+        return passed("margin_utilisation")
     margin = sum(
         abs(notional) * limits.margin_rate(symbol)
         for symbol, notional in _projected_notionals(request, portfolio).items()
@@ -477,7 +493,7 @@ def check_margin_utilisation(
                 "limit_pct": limits.max_margin_utilisation_pct,
             },
         )
-    return Verdict("margin_utilisation", True)
+    return passed("margin_utilisation")
 
 
 def check_correlated_exposure(
@@ -489,7 +505,7 @@ def check_correlated_exposure(
     a symbol without enough history forms its own group.
     """
     if shrinks_exposure(request, portfolio):
-        return Verdict("correlated_exposure", True)
+        return passed("correlated_exposure")
     notionals = _projected_notionals(request, portfolio)
     group: tuple[str, ...] = (request.symbol,)
     symbols = tuple(sorted(notionals))
@@ -590,7 +606,7 @@ def check_value_at_risk(
 ) -> Verdict:
     """Refuse an order that takes portfolio VaR or CVaR (candidate included) above the limits."""
     if shrinks_exposure(request, portfolio):
-        return Verdict("value_at_risk", True)
+        return passed("value_at_risk")
     notionals = _projected_notionals(request, portfolio)
     estimates = tail_risks(
         notionals, portfolio, limits, (limits.var_confidence, limits.cvar_confidence)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 from tai_core.clock import Clock
 from tai_core.ids import deterministic_id
@@ -85,18 +84,22 @@ class RiskEngine:
         self, request: OrderRequested, portfolio: PortfolioState, state: TradingState
     ) -> tuple[float, list[Verdict]]:
         """Return the approvable quantity and the verdicts, stopping at the first failure."""
-        verdicts: list[Verdict] = []
-        gates: list[Callable[[], Verdict]] = [
-            lambda: check_duplicate(request, portfolio),
-            lambda: check_trading_state(request, portfolio, state),
-            *(partial(gate, request, portfolio, self.limits) for gate in GATES),
-        ]
-        for gate_check in gates:
-            verdict = gate_check()
+        limits = self.limits
+        # Called directly, one after the other: no closures per order (orders can be many).
+        verdict = check_duplicate(request, portfolio)
+        verdicts = [verdict]
+        if not verdict.passed:
+            return 0.0, verdicts
+        verdict = check_trading_state(request, portfolio, state)
+        verdicts.append(verdict)
+        if not verdict.passed:
+            return 0.0, verdicts
+        for gate in GATES:
+            verdict = gate(request, portfolio, limits)
             verdicts.append(verdict)
             if not verdict.passed:
                 return 0.0, verdicts
-        sizing = size_order(request, portfolio, self.limits)
+        sizing = size_order(request, portfolio, limits)
         verdicts.append(sizing.verdict)
         if not sizing.verdict.passed:
             return 0.0, verdicts
@@ -106,7 +109,7 @@ class RiskEngine:
             else request.model_copy(update={"quantity": sizing.quantity})
         )
         for limit in LIMITS:
-            verdict = limit(sized, portfolio, self.limits)
+            verdict = limit(sized, portfolio, limits)
             verdicts.append(verdict)
             if not verdict.passed:
                 return 0.0, verdicts
@@ -118,8 +121,9 @@ class RiskEngine:
         """Decide on an order request; the first failing rule rejects it."""
         quantity, verdicts = self.evaluate(request, portfolio, state)
         now = self.clock.now()
-        failed = next((verdict for verdict in verdicts if not verdict.passed), None)
-        if failed is not None:
+        # evaluate stops at the first failure, so only the last verdict can have failed.
+        failed = verdicts[-1]
+        if not failed.passed:
             rejection = OrderRejected(
                 order_id=request.order_id,
                 strategy=request.strategy,

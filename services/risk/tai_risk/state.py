@@ -17,6 +17,7 @@ from tai_events.risk import TradingState
 from tai_quant.indicators import AverageTrueRange
 
 T = TypeVar("T")
+_BUY = Side.BUY
 
 SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 """Trading states ordered by how much they restrict (also the tai_risk_trading_state gauge)."""
@@ -168,7 +169,8 @@ class PortfolioState:
 
     def after(self, symbol: str, side: Side, quantity: float) -> float:
         """Return the projected position if an order were approved."""
-        return self.projected_quantity(symbol) + side.sign * quantity
+        change = quantity if side is _BUY else -quantity  # side.sign, without the enum lookups
+        return self.projected_positions.get(symbol, 0.0) + change
 
     def record_approval(self, symbol: str, side: Side, quantity: float) -> None:
         """Add an approved order to the projected positions."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,109 +30,124 @@ class SmaCrossParameters(BaseModel):
         return self
 
 
-@dataclass(slots=True)
-class _SymbolState:
-    exact: _ExactWindowSums
-    last_opened_at: datetime | None = None
-    previous_difference: float | None = None
-    direction: SignalDirection = SignalDirection.FLAT
+_UNIT_ROUNDOFF = 2.0**-53
+"""Relative error bound of one IEEE double operation (round to nearest)."""
+_SMALLEST = 1e-250
+"""Values below this could underflow in the fast path; windows holding one run exactly."""
+_LARGEST_TOLERANCE = 1e300
+"""Windows whose error bound reaches this (values near overflow) run exactly."""
+_NOT_READY = math.nan
+"""What ``push`` returns before ``slow`` closes are held: no comparison with it is true."""
+_BEFORE_ANY_BAR = datetime.min.replace(tzinfo=UTC)
 
 
-_EXACT_UNIT_LIMIT = 900
-"""Largest power-of-two scale whose inverse keeps float(sum) * unit normal (sums < 2**100)."""
+class CrossingWindows:
+    """The sign of SMA(fast) - SMA(slow) over a stream of closes, exact and O(1) per close.
 
-
-class _ExactWindowSums:
-    """Exact O(1) running sums of the last ``fast`` and ``slow`` closes.
-
-    Every float is a dyadic rational, so each close is held as an integer scaled by a common
-    power of two; integer sums are exact and ``int / int`` is correctly rounded, so
-    ``fast_mean()`` and ``slow_mean()`` are bit-identical to ``math.fsum(window) / length``
-    while costing O(1) per bar instead of O(slow).
+    The sign is that of ``math.fsum(last fast) / fast - math.fsum(last slow) / slow``, the
+    correctly rounded averages, so it matches the vectorised engine bit for bit. Each close
+    updates one running float, ``slow * fast_sum - fast * slow_sum``, whose rounding error since
+    the last exact recomputation is bounded by ``_tolerance`` (see ``_recompute``); a value
+    beyond the tolerance has the sign of the exact difference. Within the tolerance (near a
+    tie), every ``slow`` closes (to reset the drift), and for values outside the bounded range,
+    the averages are recomputed exactly with ``math.fsum``: O(slow), but rare.
     """
 
     __slots__ = (
+        "_ceiling",
         "_fast",
-        "_fast_sum",
-        "_inverse_unit",
-        "_scale",
+        "_fast_weight",
+        "_new_weight",
+        "_remaining",
+        "_scaled",
         "_slow",
-        "_slow_sum",
-        "_terms",
-        "_unit",
+        "_slow_weight",
+        "_tolerance",
+        "_window",
     )
 
     def __init__(self, fast: int, slow: int) -> None:
         self._fast = fast
         self._slow = slow
-        self._terms: deque[int] = deque()
-        self._scale = 0  # every term is value * 2**scale
-        self._unit = 1.0  # 2**-scale: exact, so float(total) * unit rounds only once
-        self._inverse_unit = 1.0  # 2**scale, 0.0 once beyond the exact float range
-        self._fast_sum = 0
-        self._slow_sum = 0
+        # Floats, so the hot path never converts an int.
+        self._fast_weight = float(fast)
+        self._slow_weight = float(slow)
+        self._new_weight = float(slow - fast)
+        self._window: deque[float] = deque()
+        self._scaled = 0.0  # slow * fast_sum - fast * slow_sum, approximately
+        self._remaining = 0  # closes the fast path may still take before a recomputation
+        self._ceiling = -math.inf  # largest value the current tolerance covers
+        self._tolerance = math.inf
 
-    def push(self, value: float) -> float | None:
-        """Add the newest close; return ``fast_mean() - slow_mean()`` once ``slow`` are held."""
-        # Fast path: value * 2**scale is exact (a power-of-two product) and, when it is an
-        # integer, it is the very term the slow path would compute.
-        inverse_unit = self._inverse_unit
-        scaled = value * inverse_unit
-        term = int(scaled) if -1e300 < scaled < 1e300 else 0  # False for NaN and inf
-        if term != scaled or not inverse_unit:
-            term = self._rescale_for(value)
-        terms = self._terms
-        terms.append(term)
-        fast = self._fast
+    def push(self, value: float) -> float:
+        """Add the newest close; return the sign of the difference (1.0, -1.0 or 0.0), or
+        NaN until ``slow`` closes are held."""
+        window = self._window
+        window.append(value)
+        remaining = self._remaining
+        if remaining and _SMALLEST <= value <= self._ceiling:
+            self._remaining = remaining - 1
+            # One close enters both windows; window[-fast - 1] leaves the fast one and the
+            # oldest leaves the slow one (read before it is popped: left to right).
+            scaled = self._scaled = self._scaled + (
+                value * self._new_weight
+                - window[-self._fast - 1] * self._slow_weight
+                + window.popleft() * self._fast_weight
+            )
+            tolerance = self._tolerance
+            if scaled > tolerance:
+                return 1.0
+            if scaled < -tolerance:
+                return -1.0
+        return self._recompute()
+
+    def _recompute(self) -> float:
+        """Compute the sign exactly and restart the running difference from exact sums.
+
+        Error bound of the fast path, with u the unit roundoff and V >= every value seen since
+        (the ceiling): at the restart the running difference errs by at most 6u*f*s*V; each
+        update by at most u*s*V*(f + 11) (three products and two sums of magnitude <= 3sV,
+        then one addition of magnitude <= (f + 3)sV); the fast path runs at most s updates;
+        and rounding each average may move the difference by 4u*f*s*V before it changes sign.
+        All that stays below u*V*s*(s + 10)*(f + 11), a quarter of the tolerance.
+        """
+        window = self._window
         slow = self._slow
-        count = len(terms)
-        if count > slow:  # the steady state: both windows full, one term leaves each
-            fast_sum = self._fast_sum + term - terms[-fast - 1]
-            slow_sum = self._slow_sum + term - terms.popleft()
+        if len(window) > slow:
+            window.popleft()
+        if len(window) < slow:
+            return _NOT_READY
+        values = list(window)
+        fast_sum = math.fsum(values[-self._fast :])
+        slow_sum = math.fsum(values)
+        difference = fast_sum / self._fast - slow_sum / slow
+        self._scaled = self._slow_weight * fast_sum - self._fast_weight * slow_sum
+        # Headroom: values may double before the bound needs a new ceiling.
+        ceiling = 2.0 * max(values)
+        tolerance = 4.0 * _UNIT_ROUNDOFF * ceiling * slow * (slow + 10) * (self._fast + 11)
+        if min(values) >= _SMALLEST and tolerance < _LARGEST_TOLERANCE:
+            self._remaining = slow
+            self._ceiling = ceiling
+            self._tolerance = tolerance
         else:
-            fast_sum = self._fast_sum + term
-            slow_sum = self._slow_sum + term
-            if count > fast:
-                fast_sum -= terms[-fast - 1]
-            if count < slow:
-                self._fast_sum = fast_sum
-                self._slow_sum = slow_sum
-                return None
-        self._fast_sum = fast_sum
-        self._slow_sum = slow_sum
-        unit = self._unit
-        if unit:
-            return float(fast_sum) * unit / fast - float(slow_sum) * unit / slow
-        return self.fast_mean() - self.slow_mean()
+            self._remaining = 0
+        if difference > 0:
+            return 1.0
+        if difference < 0:
+            return -1.0
+        return 0.0 if difference == 0 else _NOT_READY
 
-    def _rescale_for(self, value: float) -> int:
-        numerator, denominator = value.as_integer_ratio()
-        exponent = denominator.bit_length() - 1
-        if exponent > self._scale:
-            shift = exponent - self._scale
-            self._terms = deque(term << shift for term in self._terms)
-            self._fast_sum <<= shift
-            self._slow_sum <<= shift
-            self._scale = exponent
-            exact = exponent <= _EXACT_UNIT_LIMIT
-            self._unit = 2.0**-exponent if exact else 0.0
-            self._inverse_unit = 2.0**exponent if exact else 0.0
-        return int(numerator << (self._scale - exponent))
 
-    def _total(self, scaled: int) -> float:
-        # float(int) is correctly rounded and scaling by a power of two is exact (no
-        # subnormals below the limit), so this equals the correctly rounded scaled / 2**scale.
-        if self._unit:
-            return float(scaled) * self._unit
-        return scaled / (1 << self._scale)
+@dataclass(slots=True)
+class _SymbolState:
+    windows: CrossingWindows
+    last_opened_at: datetime = _BEFORE_ANY_BAR
+    previous_sign: float = _NOT_READY
+    direction: SignalDirection = SignalDirection.FLAT
 
-    def fast_mean(self) -> float:
-        """Return ``math.fsum(last fast closes) / fast``."""
-        return self._total(self._fast_sum) / self._fast
 
-    def slow_mean(self) -> float:
-        """Return ``math.fsum(last slow closes) / slow``."""
-        return self._total(self._slow_sum) / self._slow
+_LONG = SignalDirection.LONG
+_SHORT = SignalDirection.SHORT
 
 
 class SmaCrossStrategy:
@@ -150,7 +166,7 @@ class SmaCrossStrategy:
     def _state(self, symbol: str) -> _SymbolState:
         state = self._states.get(symbol)
         if state is None:
-            state = _SymbolState(_ExactWindowSums(self.parameters.fast, self.parameters.slow))
+            state = _SymbolState(CrossingWindows(self.parameters.fast, self.parameters.slow))
             self._states[symbol] = state
         return state
 
@@ -158,57 +174,50 @@ class SmaCrossStrategy:
         """Return the position direction the strategy holds for a symbol."""
         return self._state(symbol).direction
 
-    def _cross(self, state: _SymbolState, bar: BarClosed) -> SignalDirection | None:
-        """Advance the averages by one bar; return the direction of a cross on it, if any."""
-        opened_at = bar.opened_at
-        last = state.last_opened_at
-        if last is not None and opened_at <= last:
-            return None  # a redelivered or out-of-order bar: never trade it twice
-        state.last_opened_at = opened_at
-        # Bit-identical to math.fsum(window) / length (see _ExactWindowSums), in O(1).
-        difference = state.exact.push(bar.close)
-        if difference is None:
-            return None
-        previous = state.previous_difference
-        state.previous_difference = difference
-        if previous is None:
-            return None
-        if previous <= 0 < difference:
-            return SignalDirection.LONG
-        if previous >= 0 > difference:
-            return SignalDirection.SHORT
-        return None
-
     def warm_up(self, bar: BarClosed) -> None:
         """Replay a historical bar, updating averages and the held direction, without orders."""
-        state = self._states.get(bar.symbol) or self._state(bar.symbol)
-        target = self._cross(state, bar)
-        if target is not None:
-            state.direction = target
+        self.on_bar(bar)  # the very state changes of a live bar; the intents are dropped
 
     def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
         """Return a buy on a golden cross, a sell on a death cross, else nothing."""
+        # Runs once per bar in every backtest, so the crossing test is inline.
         state = self._states.get(bar.symbol) or self._state(bar.symbol)
-        target = self._cross(state, bar)
-        if target is None or target is state.direction:
+        opened_at = bar.opened_at
+        if opened_at <= state.last_opened_at:
+            return []  # a redelivered or out-of-order bar: never trade it twice
+        state.last_opened_at = opened_at
+        sign = state.windows.push(bar.close)
+        previous = state.previous_sign
+        state.previous_sign = sign
+        # NaN (not warm yet) fails every comparison, so the first signs never cross.
+        if previous <= 0.0 < sign:
+            target = _LONG
+        elif previous >= 0.0 > sign:
+            target = _SHORT
+        else:
             return []
+        if target is state.direction:
+            return []
+        return [self._reversal(state, bar, target)]
+
+    def _reversal(
+        self, state: _SymbolState, bar: BarClosed, target: SignalDirection
+    ) -> OrderIntent:
+        """Return the order that takes the position to ``target`` and remember the direction."""
         size = self.parameters.quantity
         quantity = size if state.direction is SignalDirection.FLAT else 2 * size
         state.direction = target
-        side = Side.BUY if target is SignalDirection.LONG else Side.SELL
-        cross = "golden" if target is SignalDirection.LONG else "death"
-        return [
-            OrderIntent(
-                symbol=bar.symbol,
-                side=side,
-                quantity=quantity,
-                reference_price=bar.close,
-                confidence=1.0,
-                reason=(
-                    f"{cross} cross: SMA({self.parameters.fast}) crossed "
-                    f"{'above' if target is SignalDirection.LONG else 'below'} "
-                    f"SMA({self.parameters.slow}) at close {bar.close}"
-                ),
-                target=target,
-            )
-        ]
+        long = target is SignalDirection.LONG
+        return OrderIntent(
+            symbol=bar.symbol,
+            side=Side.BUY if long else Side.SELL,
+            quantity=quantity,
+            reference_price=bar.close,
+            confidence=1.0,
+            reason=(
+                f"{'golden' if long else 'death'} cross: SMA({self.parameters.fast}) crossed "
+                f"{'above' if long else 'below'} "
+                f"SMA({self.parameters.slow}) at close {bar.close}"
+            ),
+            target=target,
+        )

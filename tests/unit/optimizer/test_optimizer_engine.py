@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +19,7 @@ from tai_events.orders import Side, SignalDirection
 from tai_events.risk import TradingState
 from tai_optimizer.backtest.broker import Bracket, ExitReason, bracket_trigger
 from tai_optimizer.backtest.costs import CostModel
-from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
+from tai_optimizer.backtest.engine import BacktestConfig, BacktestResult, EventDrivenBacktester
 from tai_optimizer.backtest.sizing import (
     AllInWholeUnits,
     FixedFraction,
@@ -24,8 +27,9 @@ from tai_optimizer.backtest.sizing import (
     SizingContext,
     TradeRecord,
 )
+from tai_optimizer.backtest.tape import BarFeed, BarTape
 from tai_strategy.base import OrderIntent
-from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy, _ExactWindowSums
+from tai_strategy.sma_cross import CrossingWindows, SmaCrossParameters, SmaCrossStrategy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -202,20 +206,102 @@ def test_two_symbols_share_one_account() -> None:
     assert len(result.equity) == 3
 
 
+def test_a_bar_feed_replays_exactly_like_its_bars() -> None:
+    # Arrange: a random walk long enough for many crosses, traded all-in
+    generator = random.Random(11)
+    prices = [100.0]
+    for _ in range(3_000):
+        prices.append(round(prices[-1] * (1 + generator.gauss(0, 0.01)), 2))
+    bars = flat_bars(prices)
+    config = BacktestConfig(
+        cash=10_000, costs=CostModel(commission_rate=0.001), sizer=AllInWholeUnits()
+    )
+
+    def run(data: Sequence[BarClosed]) -> BacktestResult:
+        strategy = SmaCrossStrategy(SmaCrossParameters(fast=5, slow=20, quantity=1))
+        return EventDrivenBacktester(strategy, config).run(data)
+
+    # Act
+    plain = run(bars)
+    feed = BarFeed(bars)
+    first, second = run(feed), run(feed)
+    # Assert: the feed's tape is the bars' tape, reused run after run
+    assert plain.trades
+    for result in (first, second):
+        assert result.trades == plain.trades
+        assert result.fills == plain.fills
+        assert result.equity.equals(plain.equity)
+
+
+def test_tape_marks_each_symbol_at_its_latest_close() -> None:
+    # Arrange: BBB trades every other hour only
+    first = flat_bars([100, 110, 120, 130], "AAA")
+    second = [item for item in flat_bars([50, 40, 30, 20], "BBB") if item.opened_at.hour % 2]
+    bars = sorted(first + second, key=lambda item: (item.opened_at, item.symbol))
+    # Act
+    tape = BarTape.of(bars)
+    # Assert: the same as a forward fill of each symbol's closes
+    expected = pd.DataFrame(
+        [{item.symbol: item.close} for item in bars], columns=list(tape.symbols)
+    ).ffill()
+    np.testing.assert_array_equal(tape.closes, expected.to_numpy())
+    assert tape.marks_before(0) == {}
+    assert tape.marks_before(len(bars)) == {"AAA": 130.0, "BBB": 20.0}
+
+
+def _fsum_sign(window: list[float], fast: int, slow: int) -> float:
+    difference = math.fsum(window[-fast:]) / fast - math.fsum(window) / slow
+    return float((difference > 0) - (difference < 0))
+
+
 @given(
     st.lists(st.floats(1e-4, 1e6, allow_nan=False), min_size=1, max_size=80),
     st.integers(1, 8),
     st.integers(1, 20),
 )
-def test_exact_window_sums_equal_fsum(values: list[float], fast: int, extra: int) -> None:
+def test_crossing_windows_give_the_sign_of_the_correctly_rounded_averages(
+    values: list[float], fast: int, extra: int
+) -> None:
     slow = fast + extra
-    sums = _ExactWindowSums(fast, slow)
+    windows = CrossingWindows(fast, slow)
     for position, value in enumerate(values):
-        difference = sums.push(value)
+        sign = windows.push(value)
         window = values[max(0, position - slow + 1) : position + 1]
         if len(window) == slow:
-            assert sums.fast_mean() == math.fsum(window[-fast:]) / fast
-            assert sums.slow_mean() == math.fsum(window) / slow
-            assert difference == math.fsum(window[-fast:]) / fast - math.fsum(window) / slow
+            assert sign == _fsum_sign(window, fast, slow)
         else:
-            assert difference is None
+            assert math.isnan(sign)
+
+
+@given(
+    st.lists(st.sampled_from([1.0, 1.0 + 2.0**-52, 1.0 - 2.0**-53, 3.0, 0.1]), max_size=300),
+    st.integers(1, 6),
+    st.integers(1, 12),
+    st.sampled_from([1.0, 2.0**-40, 2.0**40, 1.1]),
+)
+def test_crossing_windows_are_exact_at_ties_and_one_ulp_apart(
+    values: list[float], fast: int, extra: int, scale: float
+) -> None:
+    # Near-ties (equal averages, or averages one rounding apart) are where a running sum
+    # could flip a sign; every sign must still be the exact one, also after many updates.
+    slow = fast + extra
+    scaled = [value * scale for value in values]
+    windows = CrossingWindows(fast, slow)
+    for position, value in enumerate(scaled):
+        sign = windows.push(value)
+        if position + 1 >= slow:
+            assert sign == _fsum_sign(scaled[position + 1 - slow : position + 1], fast, slow)
+
+
+def test_crossing_windows_stay_exact_over_a_long_random_walk() -> None:
+    # Many fast-path updates and periodic recomputations on realistic FX prices.
+    generator = random.Random(7)
+    values = [1.1]
+    for _ in range(20_000):
+        values.append(round(values[-1] * (1 + generator.gauss(0, 0.001)), 5))
+    fast, slow = 5, 20
+    windows = CrossingWindows(fast, slow)
+    for position, value in enumerate(values):
+        sign = windows.push(value)
+        if position + 1 >= slow:
+            assert sign == _fsum_sign(values[position + 1 - slow : position + 1], fast, slow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,17 @@ from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
 from tai_optimizer.backtest.sizing import AllInWholeUnits
 from tai_optimizer.backtest.vectorised import run_sma_cross, sma_difference
 from tai_optimizer.synthetic import bars_from_frame
-from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy, _ExactWindowSums
+from tai_strategy.sma_cross import CrossingWindows, SmaCrossParameters, SmaCrossStrategy
 
 DATA = Path(tai_ingestion.__file__).parent / "data"
+
+
+def _fsum_difference(values: list[float], position: int, fast: int, slow: int) -> float | None:
+    """Return the correctly rounded SMA(fast) - SMA(slow) at ``position`` (None before slow)."""
+    if position + 1 < slow:
+        return None
+    window = values[position + 1 - slow : position + 1]
+    return math.fsum(window[-fast:]) / fast - math.fsum(window) / slow
 
 
 def _frame(bars: list) -> pd.DataFrame:  # type: ignore[type-arg]
@@ -118,14 +127,17 @@ def test_integer_window_sums_equal_the_strategy_bit_for_bit(
     close = np.array(values)
     # Act
     difference = sma_difference(close, fast, slow)
-    # Assert: exactly what the live strategy computes, bar by bar
-    sums = _ExactWindowSums(fast, slow)
+    # Assert: the correctly rounded averages, bar by bar, and so the live strategy's signs
+    windows = CrossingWindows(fast, slow)
     for position, value in enumerate(values):
-        expected = sums.push(value)
+        expected = _fsum_difference(values, position, fast, slow)
+        sign = windows.push(value)
         if expected is None:
             assert np.isnan(difference[position])
+            assert math.isnan(sign)
         else:
             assert difference[position] == expected
+            assert np.sign(difference[position]) == sign
 
 
 @given(
@@ -140,8 +152,8 @@ def test_differences_too_wide_for_int64_still_have_the_strategys_sign(
     # so every cross (a sign change) is the strategy's.
     slow = fast + extra
     difference = sma_difference(np.array(values), fast, slow)
-    sums = _ExactWindowSums(fast, slow)
-    for position, value in enumerate(values):
-        expected = sums.push(value)
-        if expected is not None:
-            assert np.sign(difference[position]) == np.sign(expected)
+    windows = CrossingWindows(fast, slow)
+    for value, approximate in zip(values, difference, strict=True):
+        sign = windows.push(value)
+        if not math.isnan(sign):
+            assert np.sign(approximate) == sign

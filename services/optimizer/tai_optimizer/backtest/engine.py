@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from tai_core.accounting import QUANTITY_EPSILON, Account
@@ -32,6 +30,7 @@ from tai_optimizer.backtest.broker import BacktestBroker, Bracket, ExitReason, b
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.signing import BacktestApprovalSigner
 from tai_optimizer.backtest.sizing import Sizer, SizingContext, TradeRecord
+from tai_optimizer.backtest.tape import BarFeed, BarTape, BookAfterFill
 from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
 from tai_risk.checks import RiskLimits
 from tai_risk.engine import RiskEngine
@@ -66,6 +65,13 @@ BACKTEST_RISK_LIMITS = RiskLimits.model_validate(
 """Wide limits (position notional up to 10x equity, no portfolio VaR or exposure caps): a
 research run measures the strategy, not the live risk budget. Pass tighter RiskLimits to see
 what live risk would refuse."""
+
+
+# Module constants: enum attribute lookups (and Side.sign) are slow on Python 3.11.
+_BUY, _SELL = Side.BUY, Side.SELL
+_SIGN = {Side.BUY: 1, Side.SELL: -1}
+_LONG, _FLAT = SignalDirection.LONG, SignalDirection.FLAT
+_MARKET = OrderType.MARKET
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,11 @@ class EventDrivenBacktester:
         self.config = config or BacktestConfig()
 
     def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
-        """Replay the bars and return the fills, trades and equity curve."""
+        """Replay the bars and return the fills, trades and equity curve.
+
+        A ``BarFeed`` brings its tape (times and closes) along; other sequences are tabulated
+        first, at one pass per column.
+        """
         return _Run(self.strategy, self.config).run(bars)
 
 
@@ -173,15 +183,20 @@ class _Run:
         self.ledger = TradeLedger()
         self.record = TradeRecord()
         self.fills: list[Fill] = []
+        self.books: list[BookAfterFill] = []
         self.rejections: list[Rejection] = []
         self.pending: dict[str, list[_PendingIntent]] = {}
         self.sequence = 0
 
     def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
         # Everything that is a pure function of the bars (time order, closes per symbol, the
-        # time index) is computed once, vectorised; the loop only does what depends on the
-        # strategy's decisions.
-        tape = BarTape.of(bars)
+        # time index) is computed once, vectorised (once per data set with a BarFeed); the loop
+        # only does what depends on the strategy's decisions.
+        if isinstance(bars, BarFeed):  # a loaded data set: its tape is already tabulated
+            tape = bars.tape
+            bars = bars.bars
+        else:
+            tape = BarTape.of(bars)
         self.tape = tape
         strategy_on_bar = self.strategy.on_bar
         sizer = self.config.sizer
@@ -210,43 +225,53 @@ class _Run:
         self.clock.set(max(bar.opened_at, self.clock.now()))
         self.broker.remember_bar(bar)
         for item in queue:
-            side, quantity = self._order_for(item.intent, bar)
+            symbol = item.intent.symbol
+            # Marked at this bar's open, where the order fills: sizing, risk and margin all
+            # look at the book through the same marks (built once per order).
+            marks = {**self.marks, symbol: bar.open}
+            side, quantity = self._order_for(item.intent, bar, marks)
             if quantity <= QUANTITY_EPSILON:
                 continue
-            self._request(item, side, quantity, bar, index)
+            self._request(item, side, quantity, bar, index, marks)
 
-    def _order_for(self, intent: OrderIntent, bar: BarClosed) -> tuple[Side, float]:
+    def _order_for(
+        self, intent: OrderIntent, bar: BarClosed, marks: dict[str, float]
+    ) -> tuple[Side, float]:
         sizer = self.config.sizer
-        if sizer is None or intent.target is None:
-            if sizer is None:
-                return intent.side, intent.quantity
-            target_units = sizer.units(self._sizing_context(intent.symbol, intent.side, bar))
-            return intent.side, target_units
+        if sizer is None:
+            return intent.side, intent.quantity
+        target_direction = intent.target
+        if target_direction is None:
+            return intent.side, sizer.units(
+                self._sizing_context(intent.symbol, intent.side, bar, marks)
+            )
         position = self.account.position(intent.symbol).quantity
-        if intent.target is SignalDirection.FLAT:
+        if target_direction is _FLAT:
             target = 0.0
+        elif target_direction is _LONG:
+            target = sizer.units(self._sizing_context(intent.symbol, _BUY, bar, marks))
         else:
-            direction = 1 if intent.target is SignalDirection.LONG else -1
-            side = Side.BUY if direction > 0 else Side.SELL
-            target = direction * sizer.units(self._sizing_context(intent.symbol, side, bar))
+            target = -sizer.units(self._sizing_context(intent.symbol, _SELL, bar, marks))
         change = target - position
-        return (Side.BUY if change > 0 else Side.SELL), abs(change)
+        return (_BUY if change > 0 else _SELL), abs(change)
 
-    def _sizing_context(self, symbol: str, side: Side, bar: BarClosed) -> SizingContext:
+    def _sizing_context(
+        self, symbol: str, side: Side, bar: BarClosed, marks: dict[str, float]
+    ) -> SizingContext:
         costs = self.config.costs
-        price = costs.fill_price(side.sign, bar.open)
-        marks = {**self.marks, symbol: bar.open}
-        position = self.account.position(symbol).quantity
+        price = costs.fill_price(_SIGN[side], bar.open)
+        account = self.account
+        position = account.position(symbol).quantity
         # Size as if the symbol's position were closed first at this bar (a reversal).
         closing = 0.0
         if abs(position) > QUANTITY_EPSILON:
             exit_side = -1 if position > 0 else 1
             closing = costs.commission(position, costs.fill_price(exit_side, bar.open))
-        equity = self.account.equity(marks) - closing
+        equity = account.equity(marks) - closing
         other_margin = (
             sum(
                 abs(held.quantity) * marks.get(name, held.average_price)
-                for name, held in self.account.positions.items()
+                for name, held in account.positions.items()
                 if name != symbol and not held.is_flat
             )
             / self.config.leverage
@@ -262,7 +287,13 @@ class _Run:
         )
 
     def _request(
-        self, item: _PendingIntent, side: Side, quantity: float, bar: BarClosed, index: int
+        self,
+        item: _PendingIntent,
+        side: Side,
+        quantity: float,
+        bar: BarClosed,
+        index: int,
+        marks: dict[str, float],
     ) -> None:
         intent, signal_bar = item.intent, item.signal_bar
         order_id = deterministic_id(
@@ -281,14 +312,15 @@ class _Run:
             reference_price=intent.reference_price,
             signal_time=signal_bar.closed_at,
             requested_at=self.clock.now(),
-            order_type=OrderType.MARKET,
+            order_type=_MARKET,
             stop_loss=intent.stop_loss,
             take_profit=intent.take_profit,
             confidence=intent.confidence,
             reason=intent.reason[:2000],
         )
         portfolio = self.portfolio
-        portfolio.equity = self.account.equity({**self.marks, intent.symbol: bar.open})
+        equity = self.account.equity(marks)
+        portfolio.equity = equity
         portfolio.last_prices[intent.symbol] = signal_bar.close
         decision = self.risk.check(request, portfolio, self.config.trading_state)
         portfolio.decided_order_ids.add(order_id)
@@ -305,7 +337,7 @@ class _Run:
                 )
             )
             return
-        if not self._margin_allows(intent.symbol, side, quantity, bar):
+        if not self._margin_allows(intent.symbol, side, quantity, bar, marks, equity):
             self.rejections.append(
                 Rejection(
                     order_id,
@@ -344,17 +376,25 @@ class _Run:
         # Risk projects approved orders; the book is what actually filled.
         portfolio.projected_positions[intent.symbol] = self.account.position(intent.symbol).quantity
 
-    def _margin_allows(self, symbol: str, side: Side, quantity: float, bar: BarClosed) -> bool:
+    def _margin_allows(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: float,
+        bar: BarClosed,
+        marks: dict[str, float],
+        equity: float,
+    ) -> bool:
+        """Return True when equity (``equity``: the book at ``marks``) pays for the order."""
         position = self.account.position(symbol).quantity
-        after = position + side.sign * quantity
+        sign = _SIGN[side]
+        after = position + sign * quantity
         if abs(after) <= abs(position) + QUANTITY_EPSILON:
             return True  # reducing never needs margin
-        marks = {**self.marks, symbol: bar.open}
-        price = self.config.costs.fill_price(side.sign, bar.open)
+        price = self.config.costs.fill_price(sign, bar.open)
         commission = self.config.costs.commission(quantity, price)
-        equity = self.account.equity(marks) - commission
         needed = math_fsum_notional(self.account, marks, symbol, after, price)
-        return needed / self.config.leverage <= equity * (1 + 1e-12)
+        return needed / self.config.leverage <= (equity - commission) * (1 + 1e-12)
 
     def _check_bracket(self, bracket: Bracket, bar: BarClosed, index: int) -> None:
         trigger = bracket_trigger(bracket, bar)
@@ -370,10 +410,11 @@ class _Run:
 
     def _apply(self, fill: PaperFill, index: int, reason: ExitReason) -> None:
         order = fill.order
-        signed = order.side.sign * order.quantity
-        self.account, _, _ = self.account.apply_fill(
+        signed = _SIGN[order.side] * order.quantity
+        self.account, position, _ = self.account.apply_fill(
             order.symbol, signed, fill.price, fill.commission
         )
+        self.books.append(BookAfterFill(index, order.symbol, self.account.cash, position.quantity))
         record = Fill(
             order_id=order.order_id,
             symbol=order.symbol,
@@ -403,7 +444,7 @@ class _Run:
     def _result(self, bars: Sequence[BarClosed], tape: BarTape) -> BacktestResult:
         return BacktestResult(
             initial_cash=self.config.cash,
-            equity=tape.equity(self.fills, self.config.cash),
+            equity=tape.equity(self.books, self.config.cash),
             fills=self.fills,
             trades=self.ledger.closed,
             rejections=self.rejections,
@@ -425,83 +466,3 @@ def math_fsum_notional(
         if name != symbol and not held.is_flat:
             total += abs(held.quantity) * marks.get(name, held.average_price)
     return total
-
-
-@dataclass(frozen=True)
-class BarTape:
-    """What a run needs from its bars beyond the bars themselves, computed once, vectorised.
-
-    ``closes`` holds, per bar (row) and symbol (column), the symbol's latest close up to and
-    including that bar (NaN before its first bar).
-    """
-
-    times: pd.DatetimeIndex
-    symbols: tuple[str, ...]
-    columns: dict[str, int]
-    closes: npt.NDArray[np.float64]
-
-    @classmethod
-    def of(cls, bars: Sequence[BarClosed]) -> BarTape:
-        """Check the bars are in time order and tabulate their times and closes."""
-        count = len(bars)
-        times = pd.DatetimeIndex([bar.opened_at for bar in bars])
-        if count > 1 and not times.is_monotonic_increasing:
-            stamps = times.asi8
-            index = int(np.flatnonzero(stamps[1:] < stamps[:-1])[0]) + 1
-            raise ValueError(f"bars are not in time order at index {index} ({times[index]})")
-        names = [bar.symbol for bar in bars]
-        symbols = tuple(sorted(set(names)))
-        columns = {name: position for position, name in enumerate(symbols)}
-        values = np.fromiter((bar.close for bar in bars), dtype=np.float64, count=count)
-        if len(symbols) <= 1:
-            closes = values.reshape(count, 1)
-        else:
-            closes = np.full((count, len(symbols)), np.nan)
-            rows = np.fromiter((columns[name] for name in names), dtype=np.int64, count=count)
-            closes[np.arange(count), rows] = values
-            closes = pd.DataFrame(closes).ffill().to_numpy()
-        return cls(times=times, symbols=symbols, columns=columns, closes=closes)
-
-    def marks_before(self, index: int) -> dict[str, float]:
-        """Return each symbol's latest close among the bars before ``index``."""
-        if index <= 0:
-            return {}
-        row = self.closes[index - 1]
-        return {
-            name: float(row[position])
-            for position, name in enumerate(self.symbols)
-            if not np.isnan(row[position])
-        }
-
-    def equity(self, fills: Sequence[Fill], cash: float) -> pd.Series:
-        """Return equity at each bar close from the fills (cash and positions step at fills).
-
-        With many symbols the curve has one point per timestamp, after the last bar of it.
-        """
-        count = len(self.times)
-        if count == 0:
-            return pd.Series(dtype=np.float64, name="equity")
-        cash_after = np.full(count, np.nan)
-        quantity_after = np.full((count, len(self.symbols)), np.nan)
-        account = Account.opened_with(cash)
-        for fill in fills:
-            account, position, _ = account.apply_fill(
-                fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
-            )
-            cash_after[fill.bar_index] = account.cash
-            quantity_after[fill.bar_index, self.columns[fill.symbol]] = position.quantity
-        cash_after[0] = cash if np.isnan(cash_after[0]) else cash_after[0]
-        cash_series = pd.Series(cash_after).ffill().to_numpy()
-        quantities = pd.DataFrame(quantity_after)
-        quantities.iloc[0] = quantities.iloc[0].fillna(0.0)
-        held = quantities.ffill().to_numpy()
-        equity = cash_series + np.sum(held * np.nan_to_num(self.closes), axis=1)
-        series = pd.Series(equity, index=self.times, name="equity", dtype=np.float64)
-        if len(self.symbols) == 1:
-            return series  # one bar per timestamp already (the tape refuses disorder)
-        return series[~series.index.duplicated(keep="last")]
-
-
-def equity_curve(bars: Sequence[BarClosed], fills: Sequence[Fill], cash: float) -> pd.Series:
-    """Return equity at each bar close from the fills (cash and positions step at fills)."""
-    return BarTape.of(bars).equity(fills, cash)

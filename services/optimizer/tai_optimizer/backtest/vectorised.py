@@ -2,8 +2,9 @@
 
 Signals are computed on whole arrays; the simulation then walks only the crossings (O(trades)),
 applying the very same cost model, sizers, ``Account`` and trade ledger as the event-driven
-engine, so both produce identical trades. The averages match ``SmaCrossStrategy`` bit for bit:
-near-ties, where array rounding could flip a sign, are recomputed with ``math.fsum``.
+engine, so both produce identical trades. The averages are the correctly rounded ones whose
+sign ``SmaCrossStrategy`` trades on: near-ties, where array rounding could flip a sign, are
+recomputed with ``math.fsum``.
 Risk is assumed to approve every order (true with the backtest's default wide limits).
 """
 
@@ -45,12 +46,12 @@ def _window_sums(
 
 
 def _exact_sma_difference(close: FloatArray, fast: int, slow: int) -> FloatArray | None:
-    """Return SMA(fast) - SMA(slow) exactly as the strategy computes it, or None if too wide.
+    """Return SMA(fast) - SMA(slow) of the correctly rounded averages, or None if too wide.
 
     Every close times 2**scale is an integer (scale from the smallest binary exponent), split
     into exact 32-bit halves whose int64 cumulative sums give every window's exact sum; that
-    sum rounded once to float, times 2**-scale, divided by the length is what
-    ``_ExactWindowSums`` computes — bit for bit, in O(n).
+    sum rounded once to float, times 2**-scale, divided by the length is
+    ``math.fsum(window) / length`` — bit for bit, in O(n) — whose sign the strategy trades on.
     """
     if close.size == 0 or not np.all(np.isfinite(close)):
         return None
