@@ -37,6 +37,7 @@ from tai_bus.processing import (
     MessageProcessor,
     Outcome,
     Processor,
+    TransientErrorClassifier,
     message_type_label,
     publish_traceparent,
     resolve_tracer,
@@ -87,10 +88,12 @@ class AmqpBus:
         prefetch: int = DEFAULT_PREFETCH,
         connection_name: str | None = None,
         publish_timeout: float = 120.0,
+        is_transient: TransientErrorClassifier | None = None,
     ) -> None:
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
         self.producer = producer
+        self._is_transient = is_transient
         self._url = url
         self._clock: Clock = clock or SystemClock()
         self._telemetry = telemetry
@@ -168,6 +171,7 @@ class AmqpBus:
             handler=subscription.handler,
             delivery_limit=subscription.delivery_limit,
             telemetry=self._telemetry,
+            is_transient=self._is_transient,
         )
         await self._add_consumer(
             _Consumer(

@@ -29,6 +29,7 @@ from tai_bus.processing import (
     MessageProcessor,
     Outcome,
     Processor,
+    TransientErrorClassifier,
     message_type_label,
     publish_traceparent,
     resolve_tracer,
@@ -94,8 +95,10 @@ class InMemoryBus:
         clock: Clock | None = None,
         telemetry: Telemetry | None = None,
         deterministic: bool = False,
+        is_transient: TransientErrorClassifier | None = None,
     ) -> None:
         self.producer = producer
+        self._is_transient = is_transient
         self.deterministic = deterministic
         self.dead_letters: list[DeadLetter] = []
         """Every message this bus dead-lettered, oldest first."""
@@ -150,6 +153,7 @@ class InMemoryBus:
             handler=subscription.handler,
             delivery_limit=subscription.delivery_limit,
             telemetry=self._telemetry,
+            is_transient=self._is_transient,
         )
         self._attach(subscription.queue, list(subscription.bindings), processor)
 

@@ -8,12 +8,13 @@ gives the in-memory bus and the RabbitMQ bus the same semantics.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
+import tenacity
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -26,6 +27,11 @@ from tai_telemetry import Telemetry, extract_context, get_logger, inject_tracepa
 
 MAX_REASON_LENGTH = 1000
 """Dead-letter reasons are cut to this length (they travel in an AMQP header)."""
+DEFAULT_OUTAGE_PATIENCE_SECONDS = 300.0
+"""How long a delivery waits for an unavailable dependency before it counts as a failure."""
+
+TransientErrorClassifier = Callable[[BaseException], bool]
+"""Tells whether a handler's error means a dependency is down (retry in place)."""
 
 
 class Outcome(Enum):
@@ -173,10 +179,44 @@ class MessageProcessor(_SpanningProcessor):
         handler: Handler,
         delivery_limit: int,
         telemetry: Telemetry | None,
+        is_transient: TransientErrorClassifier | None = None,
+        outage_patience_seconds: float = DEFAULT_OUTAGE_PATIENCE_SECONDS,
     ) -> None:
         super().__init__(queue, telemetry)
         self._handler = handler
         self._delivery_limit = delivery_limit
+        self._is_transient = is_transient
+        self._outage_patience_seconds = outage_patience_seconds
+
+    async def _run_handler(self, envelope: Envelope[Message]) -> None:
+        """Run the handler; while a dependency is down, wait and run it again in place.
+
+        A database outage is not the message's fault: counting it against the delivery limit
+        would dead-letter every message that arrived during the outage. Holding the delivery
+        also keeps the queue in order. Handlers are idempotent (inbox claim, one transaction).
+        """
+        if self._is_transient is None:
+            await self._handler(envelope)
+            return
+        is_transient = self._is_transient
+
+        def log_outage(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self._logger.warning(
+                "dependency_unavailable",
+                attempt=state.attempt_number,
+                error=describe_error(error) if error is not None else "",
+            )
+
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(is_transient),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=5.0),
+            stop=tenacity.stop_after_delay(self._outage_patience_seconds),
+            before_sleep=log_outage,
+            reraise=True,
+        ):
+            with attempt:
+                await self._handler(envelope)
 
     async def process(self, delivery: Delivery) -> Verdict:
         """Process one delivery; return ACK, RETRY or DEAD_LETTER with a reason."""
@@ -217,7 +257,7 @@ class MessageProcessor(_SpanningProcessor):
                 self._telemetry.bus.lag.labels(self._queue).observe(max(0.0, lag))
             started = time.perf_counter()
             try:
-                await self._handler(envelope)
+                await self._run_handler(envelope)
             except PermanentHandlerError as error:
                 self._observe_latency(type_label, started)
                 span.record_exception(error)

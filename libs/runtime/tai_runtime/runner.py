@@ -12,7 +12,7 @@ from tai_bus import create_bus
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock, SystemClock
 from tai_core.settings import ServiceSettings
-from tai_store.database import Store, create_database_if_missing
+from tai_store.database import Store, create_database_if_missing, is_database_unavailable
 from tai_telemetry.logging import configure_logging, get_logger
 from tai_telemetry.metrics import Telemetry
 from tai_telemetry.ops import OpsServer
@@ -76,7 +76,14 @@ async def serve(
     clock = SystemClock()
     store = Store(settings.database_url)
     await migrate_once(store)
-    bus = create_bus(settings.amqp_url, service, clock=clock, telemetry=telemetry)
+    bus = create_bus(
+        settings.amqp_url,
+        service,
+        clock=clock,
+        telemetry=telemetry,
+        # a message that meets a database outage waits for the database, not the dead letters
+        is_transient=is_database_unavailable,
+    )
     await bus.start()
     app = factory(settings, bus=bus, store=store, clock=clock, telemetry=telemetry)
     await app.start()

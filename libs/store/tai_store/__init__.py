@@ -16,6 +16,7 @@ from tai_store.database import (
     UnsupportedDatabaseError,
     create_database_if_missing,
     drop_database_if_exists,
+    is_database_unavailable,
 )
 from tai_store.models import USER_ROLES, Base, UtcDateTime
 from tai_store.outbox import OutboxRelay, PublishRaw
@@ -65,5 +66,6 @@ __all__ = [
     "UtcDateTime",
     "create_database_if_missing",
     "drop_database_if_exists",
+    "is_database_unavailable",
     "latest_bar_key",
 ]

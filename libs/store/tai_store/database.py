@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -31,6 +32,42 @@ MIGRATION_LOCK_KEY = 0x7A1_5703E
 
 class UnsupportedDatabaseError(ValueError):
     """The URL names a database or driver the store does not support."""
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Return True when an error means the database cannot be reached right now.
+
+    Connection refused or lost, the server shutting down or still recovering, a pool time-out:
+    the same work succeeds once the database is back. Constraint violations, SQL errors and
+    bugs are not included (retrying them cannot help).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            sqlalchemy.exc.OperationalError
+            | sqlalchemy.exc.InterfaceError
+            | sqlalchemy.exc.DisconnectionError
+            | sqlalchemy.exc.TimeoutError
+            | psycopg.OperationalError
+            | psycopg.InterfaceError
+            | ConnectionError,
+        ):
+            return not _is_sqlite_logic_error(current)
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_sqlite_logic_error(error: BaseException) -> bool:
+    # SQLite reports "no such table" and friends as OperationalError: those are not outages.
+    text_of_error = str(error).lower()
+    return "sqlite" in type(getattr(error, "orig", error)).__module__ and (
+        "locked" not in text_of_error and "busy" not in text_of_error
+    )
 
 
 def _parse(url: str | URL) -> URL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -13,7 +14,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from tai_events import BarClosed, OrderApproved, Timeframe, make_headers
-from tai_store import Base, OutboxRelay, Store, queries
+from tai_store import Base, OutboxRelay, Store, is_database_unavailable, queries
 from tai_store.database import migration_heads
 
 pytestmark = pytest.mark.integration
@@ -277,3 +278,18 @@ async def test_report_queries_run_on_the_read_only_sync_engine(
 
     assert list(curve["equity"]) == [100.0, 103.0]
     assert curve.index[0].tzinfo is not None
+
+
+async def test_an_unreachable_postgresql_is_an_outage() -> None:
+    # Arrange: nothing listens on this port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+    # Act
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - the driver's error, whatever its type
+        async with store.transaction() as unit:
+            await unit.orders.get("ord-1")
+    await store.close()
+    # Assert
+    assert is_database_unavailable(raised.value)

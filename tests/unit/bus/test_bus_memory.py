@@ -20,6 +20,7 @@ from tai_bus import (
     create_bus,
 )
 from tai_bus.amqp import AmqpBus
+from tai_bus.processing import Delivery, MessageProcessor, Outcome
 from tai_core.clock import FakeClock
 from tai_events import Envelope, Message, TickReceived
 from tai_events.codec import MAX_PAYLOAD_BYTES, make_headers
@@ -31,6 +32,7 @@ from tai_events.topics import (
     market_tick,
 )
 from tai_telemetry import Telemetry
+from tests.unit.bus.conftest import T0
 
 TickFactory = Callable[..., TickReceived]
 
@@ -565,3 +567,76 @@ def test_dead_letter_rebuilt_from_a_broker_dead_letter_names_the_broker_reason()
     assert dead_letter.queue == "q.a"
     with pytest.raises(TypeError):
         dead_letter.headers["type"] = "x"  # type: ignore[index]
+
+
+def _connection_lost(error: BaseException) -> bool:
+    return isinstance(error, ConnectionError)
+
+
+async def test_outage_is_waited_out_in_place_without_spending_the_delivery_limit(
+    clock: FakeClock, tick: TickFactory
+) -> None:
+    # Arrange: the handler's database is down for three attempts; the limit is two deliveries
+    bus = InMemoryBus("tester", clock=clock, deterministic=True, is_transient=_connection_lost)
+    recorder = Recorder(failures=3, error=ConnectionError("database restarting"))
+    await bus.subscribe(ticks_subscription("q.outage", recorder, delivery_limit=2))
+    await bus.start()
+    # Act
+    await bus.publish(tick(bid=1.0))
+    await bus.publish(tick(bid=2.0))
+    await bus.drain()
+    await bus.close()
+    # Assert: handled in order, never redelivered, nothing dead-lettered
+    assert recorder.attempts == 5
+    assert recorder.bids == [1.0, 2.0]
+    assert [envelope.redelivered for envelope in recorder.envelopes] == [False, False]
+    assert bus.dead_letters == []
+
+
+async def test_an_error_that_is_no_outage_still_counts_towards_the_delivery_limit(
+    clock: FakeClock, tick: TickFactory
+) -> None:
+    # Arrange
+    bus = InMemoryBus("tester", clock=clock, deterministic=True, is_transient=_connection_lost)
+    recorder = Recorder(failures=5, error=ValueError("cannot price"))
+    await bus.subscribe(ticks_subscription("q.poison", recorder, delivery_limit=2))
+    await bus.start()
+    # Act
+    await bus.publish(tick(bid=1.0))
+    await bus.drain()
+    await bus.close()
+    # Assert
+    assert recorder.attempts == 2
+    [dead_letter] = bus.dead_letters
+    assert dead_letter.reason == "delivery limit 2 reached: ValueError: cannot price"
+
+
+async def test_an_outage_longer_than_the_patience_counts_as_a_failed_delivery(
+    tick: TickFactory,
+) -> None:
+    # Arrange: a processor that waits at most 0.2 s for its dependency
+    recorder = Recorder(failures=100, error=ConnectionError("database gone"))
+    processor = MessageProcessor(
+        queue="q.gone",
+        handler=recorder,
+        delivery_limit=5,
+        telemetry=None,
+        is_transient=_connection_lost,
+        outage_patience_seconds=0.2,
+    )
+    message = tick(bid=1.0)
+    headers = make_headers(message, producer="tester", occurred_at=T0)
+    delivery = Delivery(
+        queue="q.gone",
+        exchange=EVENTS_EXCHANGE,
+        routing_key="market.tick.EURUSD",
+        headers=headers.to_wire(),
+        body=message.to_json_bytes(),
+        redelivered=False,
+        delivery_count=1,
+    )
+    # Act
+    verdict = await processor.process(delivery)
+    # Assert: handed back for redelivery (counted), after a few attempts in place
+    assert verdict.outcome is Outcome.RETRY
+    assert 2 <= recorder.attempts < 100

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy.exc
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
-from tai_store import Base, Store, UnsupportedDatabaseError, create_database_if_missing
+from tai_store import (
+    Base,
+    Store,
+    UnsupportedDatabaseError,
+    create_database_if_missing,
+    is_database_unavailable,
+)
 from tai_store.database import migration_heads
 
 T0 = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
@@ -138,3 +146,34 @@ def test_create_database_if_missing_makes_the_sqlite_directory(tmp_path: Path) -
 
     assert created is False
     assert directory.is_dir()
+
+
+def test_connection_failures_are_outages_and_logic_errors_are_not() -> None:
+    # Arrange
+    refused = sqlalchemy.exc.OperationalError(
+        "SELECT 1", {}, psycopg.OperationalError("connection refused")
+    )
+    lost = sqlalchemy.exc.DBAPIError("SELECT 1", {}, Exception("server closed"))
+    lost.connection_invalidated = True
+    duplicate = sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+    wrapped = RuntimeError("handler failed")
+    wrapped.__cause__ = refused
+    # Act / Assert
+    assert is_database_unavailable(refused)
+    assert is_database_unavailable(lost)
+    assert is_database_unavailable(wrapped)
+    assert is_database_unavailable(ConnectionResetError("reset by peer"))
+    assert not is_database_unavailable(duplicate)
+    assert not is_database_unavailable(ValueError("bad price"))
+
+
+async def test_a_missing_sqlite_table_is_no_outage(tmp_path: Path) -> None:
+    # Arrange: a database that was never migrated
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    # Act
+    with pytest.raises(sqlalchemy.exc.OperationalError) as raised:
+        async with store.transaction() as unit:
+            await unit.orders.get("ord-1")
+    await store.close()
+    # Assert
+    assert not is_database_unavailable(raised.value)
