@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tai_cli.main import app
+from tai_cli.commands import app
 from tai_store import Store
 from tai_store.ml_repository import MlModelRepository
 from tests.unit.inference.conftest import BUNDLED_EURUSD

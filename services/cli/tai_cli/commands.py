@@ -1,0 +1,257 @@
+"""The ``trading-ai`` commands: run the system, one service, or its tools."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
+from tai_cli.keys import generate_key_files
+from tai_cli.main import SERVICES, run_one_service
+from tai_events.contracts import stale_contracts, write_contracts
+from tai_events.market import Timeframe
+from tai_inference.cli import make_train_command
+from tai_ingestion.cli import data_app
+from tai_ingestion.samples import sample_path
+from tai_optimizer.cli import backtest_command
+from tai_optimizer.research_cli import montecarlo_command, optimize_command, walk_forward_command
+
+app = typer.Typer(
+    name="trading-ai",
+    help="Trading AI Secure: run the system, one service, or its tools.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Approval signing keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Console and API users.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+app.add_typer(data_app, name="data")
+app.command("backtest")(backtest_command)
+app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
+app.command("walk-forward")(walk_forward_command)
+app.command("optimize")(optimize_command)
+app.command("montecarlo")(montecarlo_command)
+console = Console(stderr=True)
+
+
+@app.command()
+def run(
+    data_directory: Annotated[Path, typer.Option(help="where the ledger and keys live")] = Path(
+        ".data"
+    ),
+    replay_file: Annotated[
+        Path | None, typer.Option(help="CSV of bars (default: bundled EURUSD hourly)")
+    ] = None,
+    symbol: Annotated[str, typer.Option(help="instrument of the replayed file")] = "EURUSD",
+    timeframe: Annotated[Timeframe, typer.Option(help="timeframe of the bars")] = Timeframe.H1,
+    speed: Annotated[float, typer.Option(help="bars per second; 0 = as fast as possible")] = 0.0,
+    host: Annotated[str, typer.Option(help="interface for the console and API")] = "127.0.0.1",
+    console_port: Annotated[int, typer.Option(help="Dash console port")] = 8050,
+    api_port: Annotated[int, typer.Option(help="REST API port")] = 8000,
+    no_console: Annotated[bool, typer.Option(help="replay only, without the console")] = False,
+    exit_when_done: Annotated[bool, typer.Option(help="stop after the replay")] = False,
+    reset: Annotated[bool, typer.Option(help="start from an empty ledger")] = False,
+    no_inference: Annotated[
+        bool, typer.Option(help="skip the ML inference component (and its demo model)")
+    ] = False,
+) -> None:
+    """Run every service in one process on the in-memory bus and SQLite, replaying data."""
+    options = EmbeddedOptions(
+        data_directory=data_directory,
+        replay_file=replay_file,
+        symbol=symbol,
+        timeframe=timeframe,
+        replay_speed=speed,
+        serve_console=not no_console,
+        api_port=api_port,
+        console_port=console_port,
+        host=host,
+        reset=reset,
+        inference=not no_inference,
+    )
+    try:
+        asyncio.run(_run_embedded(options, exit_when_done=exit_when_done or no_console))
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> None:
+    system = EmbeddedSystem(options)
+    await system.start()
+    try:
+        if system.inference is not None and system.inference.note:
+            console.print(system.inference.note)
+        if system.gateway is not None:
+            console.print(
+                f"[bold green]Console[/] http://{options.host}:{options.console_port}/   "
+                f"[bold green]API[/] http://{options.host}:{options.api_port}/docs"
+            )
+            if system.admin_password:
+                console.print(
+                    "[bold yellow]Admin login (shown once):[/] user [bold]admin[/] password "
+                    f"[bold]{system.admin_password}[/]"
+                )
+        with Progress(
+            TextColumn("replaying {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(f"{options.symbol} {options.timeframe.value}", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = await system.replay(progress=advance)
+        result = await system.result(report)
+        console.print(
+            f"replayed {report.published} bars; "
+            f"rows rejected: {report.rejected_by_rule or 'none'}; "
+            f"fills in the ledger: {len(result.fills)}; "
+            f"final equity: {result.final_equity:,.2f}"
+            if result.final_equity is not None
+            else f"replayed {report.published} bars; no fills"
+        )
+        if system.gateway is not None and not exit_when_done:
+            console.print("serving the console; press Ctrl-C to stop")
+            await system.serve_forever()
+    finally:
+        await system.stop()
+
+
+@app.command()
+def service(
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")],
+) -> None:
+    """Run one service as its own process on RabbitMQ/PostgreSQL/Redis from the environment."""
+    if name not in SERVICES:
+        console.print(f"[red]unknown service {name!r}[/]; choose one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    code = run_one_service(name)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def contracts(
+    directory: Annotated[Path, typer.Argument(help="the proto/ directory")] = Path("proto"),
+    check: Annotated[bool, typer.Option(help="fail if proto/ differs from the code")] = False,
+) -> None:
+    """Regenerate (or check) the published JSON Schemas and AsyncAPI document."""
+    if check:
+        problems = stale_contracts(directory)
+        if problems:
+            console.print(
+                "[red]proto/ is stale; run `make contracts`:[/]\n  " + "\n  ".join(problems)
+            )
+            raise typer.Exit(1)
+        console.print("proto/ matches the code")
+        return
+    written = write_contracts(directory)
+    console.print(f"wrote {len(written)} files under {directory}")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    directory: Annotated[Path, typer.Option(help="where to write the key pair")] = Path(
+        ".data/keys"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing key pair")] = False,
+) -> None:
+    """Generate an Ed25519 approval key pair (private key for risk, public for execution)."""
+    try:
+        files = generate_key_files(directory, overwrite=overwrite)
+    except FileExistsError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"private key (risk only, mode 0600): {files.private_key}")
+    console.print(f"public key (execution): {files.public_key}")
+
+
+@app.command("broker-setup")
+def broker_setup(  # nosec B107  # the empty password default means "unset: use rabbitmqctl"
+    vhost: Annotated[str, typer.Option(help="virtual host to create")] = "tai",
+    user_prefix: Annotated[str, typer.Option(help="prefix of the per-service users")] = "tai-",
+    secrets_file: Annotated[
+        Path, typer.Option(help="0600 file receiving generated passwords (VARIABLE=value)")
+    ] = Path("deploy/secrets/rabbitmq.env"),
+    definitions_file: Annotated[
+        Path, typer.Option(help="hash-free definitions file to (re)write")
+    ] = Path("deploy/rabbitmq/definitions.json"),
+    management_url: Annotated[
+        str, typer.Option(envvar="RABBITMQ_MANAGEMENT_URL", help="management API, if enabled")
+    ] = "http://127.0.0.1:15672",
+    management_user: Annotated[str, typer.Option(envvar="RABBITMQ_ADMIN_USER")] = "guest",
+    management_password: Annotated[
+        str,
+        typer.Option(
+            envvar="RABBITMQ_ADMIN_PASSWORD", help="unset: rabbitmqctl on this node", hidden=True
+        ),
+    ] = "",
+    apply: Annotated[bool, typer.Option(help="provision the running broker")] = True,
+) -> None:
+    """Provision RabbitMQ (vhost, users, permissions, exchanges, policies); write definitions."""
+    import os  # noqa: PLC0415
+
+    from tai_bus import provisioning  # noqa: PLC0415
+
+    layout = provisioning.BrokerLayout(vhost=vhost, user_prefix=user_prefix)
+    changed = provisioning.write_definitions_file(definitions_file, layout)
+    console.print(f"definitions {'written to' if changed else 'unchanged in'} {definitions_file}")
+    if not apply:
+        return
+    try:
+        administrator = provisioning.choose_administrator(
+            management_url, management_user, management_password
+        )
+        passwords = provisioning.resolve_passwords(layout, os.environ, secrets_file)
+        provisioning.provision(administrator, layout, passwords)
+    except provisioning.BrokerAdministrationError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"vhost {vhost}: {len(layout.users())} users provisioned with "
+        f"{type(administrator).__name__}; passwords from the environment or {secrets_file}"
+    )
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help="viewer, trader or admin")] = "viewer",
+    database_url: Annotated[
+        str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")
+    ] = "sqlite+aiosqlite:///.data/embedded.sqlite",
+) -> None:
+    """Create a console/API user; the password is read from the terminal (or stdin)."""
+    from tai_core.clock import SystemClock  # noqa: PLC0415
+    from tai_gateway.users import add_user  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
+    if role not in ("viewer", "trader", "admin"):
+        console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
+        raise typer.Exit(2)
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if len(password) < 12:
+        console.print("[red]the password must have at least 12 characters[/]")
+        raise typer.Exit(2)
+
+    async def create() -> None:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            await add_user(store, username, password, role, SystemClock().now())
+        finally:
+            await store.close()
+
+    asyncio.run(create())
+    console.print(f"user {username} ({role}) created")
