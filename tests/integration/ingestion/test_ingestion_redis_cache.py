@@ -123,8 +123,7 @@ async def test_polled_bars_and_quotes_are_cached_in_redis_and_a_restart_resumes_
 
     # Act: the first app polls the 10:00 bar, caches a quote, and stops
     await first.start()
-    await eventually(lambda: bool(timer.deadlines()))
-    timer.advance_to(TEN + MINUTE)
+    await timer.wake_at(TEN + MINUTE)
     await eventually(lambda: len(bars.messages) == 1)
     quote = TickReceived(symbol="EURUSD", quoted_at=TEN + MINUTE, bid=1.1, ask=1.1002, source="ig")
     await first.create_pipeline().publish_tick(quote)
@@ -152,8 +151,7 @@ async def test_polled_bars_and_quotes_are_cached_in_redis_and_a_restart_resumes_
     # Act: a second app with an empty store resumes after the cached bar
     second, second_store = await polling_app(tmp_path, "second", bus, clock, timer, **options)
     await second.start()
-    await eventually(lambda: bool(timer.deadlines()))
-    timer.advance_to(TEN + 2 * MINUTE)
+    await timer.wake_at(TEN + 2 * MINUTE)
     await eventually(lambda: len(bars.messages) == 2)
     await second.stop()
     await second_store.close()

@@ -45,6 +45,11 @@ class ManualTimer:
         """Return when the current sleepers wake, soonest first."""
         return sorted(deadline for deadline, future in self._sleepers if not future.done())
 
+    async def wake_at(self, moment: datetime) -> None:
+        """Wait until a sleeper is due at ``moment`` (the app is idle until then), then go there."""
+        await eventually(lambda: moment in self.deadlines())
+        self.advance_to(moment)
+
     def advance_to(self, moment: datetime) -> None:
         """Set the clock to ``moment`` and wake every sleeper due by then."""
         self.clock.set(moment)

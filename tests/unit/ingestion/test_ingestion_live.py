@@ -160,10 +160,10 @@ async def test_stream_failing_mid_bar_hands_over_to_polling_and_back_without_los
     await eventually(lambda: len(alerts_seen.messages) == 1)
     # ... the IG REST source covers the bar closes of 10:03 and 10:04 (or is down at 10:04,
     # and the 10:03 bar is fetched before the next streamed bar goes out) ...
-    live.timer.advance_to(TEN + 3 * MINUTE)
+    await live.timer.wake_at(TEN + 3 * MINUTE)
     await eventually(lambda: len(bars_of(bars_seen, Timeframe.M1)) == 3)
     live.stub.failing = rest_down_at_reconnect
-    live.timer.advance_to(TEN + 4 * MINUTE)
+    await live.timer.wake_at(TEN + 4 * MINUTE)
     # ... the stream is reconnected at 10:04 (after 90 s) and streams on
     await eventually(lambda: len(live.connector.connections) == 2)
     live.stub.failing = False
@@ -253,8 +253,7 @@ async def test_silent_stream_fails_over_only_while_the_market_is_open(
 
     # Act: eleven minutes without a tick, the timer firing at each bar close
     for minute in range(1, 12):
-        live.timer.advance_to(start + minute * MINUTE)
-        await eventually(lambda: bool(live.timer.deadlines()))
+        await live.timer.wake_at(start + minute * MINUTE)
 
     # Assert
     failovers = live.app.metrics.failovers.labels(
@@ -289,18 +288,32 @@ async def test_stream_that_never_connects_is_retried_with_growing_waits_while_po
     )
     await app.start()
 
+    def failovers() -> int:
+        return int(
+            app.metrics.failovers.labels(
+                from_source="ig_stream", to_source="ig", reason="disconnected"
+            )._value.get()
+        )
+
+    def settled_until(moment: datetime) -> Callable[[], bool]:
+        # Each failed attempt has been reported, and the polling waits for the next close.
+        return lambda: (
+            failovers() == len(connector.connections) >= 1 and moment in timer.deadlines()
+        )
+
     # Act: run ten minutes, minute by minute
     attempts_at: list[int] = []
     for minute in range(1, 11):
-        await eventually(lambda: bool(timer.deadlines()))
+        await eventually(settled_until(TEN + minute * MINUTE))
+        attempts_at.append(len(connector.connections))
         timer.advance_to(TEN + minute * MINUTE)
         # The first poll publishes the 100 bars before 10:01, each later one a bar.
         await eventually(count_is(99 + minute, lambda: len(bars_seen.messages)))
-        attempts_at.append(len(connector.connections))
     await app.stop()
 
-    # Assert: attempts at 10:00, 10:01, 10:03, 10:07 (waits of 1, 2, 4 minutes)
-    assert attempts_at == [2, 2, 3, 3, 3, 3, 4, 4, 4, 4]
+    # Assert: attempts at 10:00, 10:01, 10:03, 10:07 (waits of 1, 2, 4 minutes), as seen
+    # just before each minute from 10:01 to 10:10
+    assert attempts_at == [1, 2, 2, 3, 3, 3, 3, 4, 4, 4]
     opens = [m.opened_at for m in bars_seen.messages if isinstance(m, BarClosed)]
     assert opens == sorted(set(opens))
     assert opens[-1] == TEN + 9 * MINUTE
@@ -387,8 +400,7 @@ async def test_polling_app_publishes_each_timeframe_at_its_bar_close(
 
     # Act
     for minute in range(1, 6):
-        await eventually(lambda: bool(timer.deadlines()))
-        timer.advance_to(TEN + minute * MINUTE)
+        await timer.wake_at(TEN + minute * MINUTE)
         await eventually(count_is(minute, lambda: len(bars_of(bars_seen, Timeframe.M1))))
     await eventually(lambda: len(bars_of(bars_seen, Timeframe.M5)) == 1)
     await app.stop()
@@ -427,8 +439,7 @@ async def test_bars_still_go_out_when_redis_is_unreachable(
     await app.start()
 
     # Act
-    await eventually(lambda: bool(timer.deadlines()))
-    timer.advance_to(TEN + MINUTE)
+    await timer.wake_at(TEN + MINUTE)
     await eventually(lambda: len(bars_seen.messages) == 1)
     await app.stop()
 
