@@ -77,8 +77,7 @@ class LivePoller:
     async def poll(
         self, timeframe: Timeframe, *, before: datetime | None = None
     ) -> list[BarClosed]:
-        """Publish the bars of ``timeframe`` closed since the last one (and opened before
-        ``before``, when given); log a failed poll."""
+        """Publish the ``timeframe`` bars closed since the last one (opened before ``before``)."""
         try:
             return await self._pollers[timeframe].on_timer(self._clock.now(), before=before)
         except Exception as error:  # a failed poll must not end the live loop
