@@ -40,6 +40,7 @@ from tai_events import BarClosed, Envelope, Message
 from tai_events.codec import make_headers
 from tai_events.market import Timeframe
 from tai_events.topics import EXECUTION_FILL, ORDER_APPROVED
+from tai_ingestion.app import REPLAY_BATCH_BARS
 from tai_ingestion.replay import load_bars
 from tai_ingestion.samples import sample_path
 from tai_store.database import Store, create_database_if_missing, drop_database_if_exists
@@ -281,16 +282,22 @@ class Driver:
         return record
 
     async def publish(self, bars: list[BarClosed], rate: float | None) -> float:
-        """Store then publish each bar (as ingestion does); return when the last went out."""
+        """Store then publish the bars as ingestion's replay does; return the start time.
+
+        At a fixed rate each bar is stored and published when due; flat out, the bars are
+        stored in batches of ingestion's REPLAY_BATCH_BARS, each batch before it is published.
+        """
         started = time.perf_counter()
-        for index, bar in enumerate(bars):
+        step = 1 if rate else REPLAY_BATCH_BARS
+        for first in range(0, len(bars), step):
             if rate:
-                await _pace(started, index, rate)
-            async with self.store.transaction() as unit:
-                await unit.ohlcv.upsert_many([bar])
-            headers = make_headers(bar, producer="ingestion", occurred_at=bar.closed_at)
-            self.sent[headers.correlation_id] = time.perf_counter()
-            await self.bus.publish(bar, headers=headers)
+                await _pace(started, first, rate)
+            batch = bars[first : first + step]
+            await self.store.store_bars(batch)
+            for bar in batch:
+                headers = make_headers(bar, producer="ingestion", occurred_at=bar.closed_at)
+                self.sent[headers.correlation_id] = time.perf_counter()
+                await self.bus.publish(bar, headers=headers)
         return started
 
     async def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy.exc
+import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -20,8 +21,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from tai_events.market import BarClosed
 from tai_store.repositories import UnitOfWork
 
+DEFAULT_OUTAGE_PATIENCE_SECONDS = 300.0
+"""How long a market-data write waits for the database to come back before it fails."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for the lock before failing (embedded mode, one process)."""
 POSTGRESQL_POOL_SIZE = 10
@@ -180,10 +184,41 @@ class Store:
             await connection.run_sync(_upgrade_to_head)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        """Open a unit of work: committed when the block succeeds, rolled back if it raises."""
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[UnitOfWork]:
+        """Open a unit of work: committed when the block succeeds, rolled back if it raises.
+
+        ``durable=False`` (PostgreSQL) commits without waiting for the disk flush: for data
+        that can be fetched again (market data), never for the ledger. A server crash may
+        lose the last fraction of a second of such commits, never half of one.
+        """
         async with self._sessions() as session, session.begin():
+            if not durable and self.dialect == "postgresql":
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield UnitOfWork(session, self.dialect)
+
+    async def store_bars(
+        self,
+        bars: Sequence[BarClosed],
+        *,
+        patience_seconds: float = DEFAULT_OUTAGE_PATIENCE_SECONDS,
+    ) -> int:
+        """Upsert bars in one market-data transaction, waiting out a database outage.
+
+        Ingestion stores every bar before publishing it: during a database restart it waits
+        (with back-off) rather than skip or lose bars. Return how many bars were written.
+        """
+        if not bars:
+            return 0
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(is_database_unavailable),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=5.0),
+            stop=tenacity.stop_after_delay(patience_seconds),
+            reraise=True,
+        ):
+            with attempt:
+                async with self.transaction(durable=False) as unit:
+                    return await unit.ohlcv.upsert_many(bars)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def sync_engine(self, *, read_only: bool = True) -> Engine:
         """Return a sync Engine on the same database (dashboards, CLI reports).

@@ -26,6 +26,8 @@ from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
 
 AfterBar = Callable[[BarClosed], Awaitable[None]]
+REPLAY_BATCH_BARS = 256
+"""Most bars a replay stores in one transaction when it runs behind its pace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +117,36 @@ class IngestionApp:
         after_bar: AfterBar | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> ReplayReport:
-        """Publish every bar in order, paced by replay_speed; call after_bar after each."""
+        """Publish every bar in order, paced by replay_speed; call after_bar after each.
+
+        Bar i goes out no earlier than i / replay_speed seconds after the start. The bars that
+        are due are stored in one transaction before any of them is published (a replay that
+        runs behind its pace, or at full speed, stores in batches of REPLAY_BATCH_BARS).
+        """
         interval = 1.0 / self.settings.replay_speed if self.settings.replay_speed > 0 else 0.0
-        total = len(data.bars)
-        for index, bar in enumerate(data.bars, start=1):
-            async with self.store.transaction() as unit:
-                await unit.ohlcv.upsert_many([bar])
-            await self.bus.publish(bar)
-            self.metrics.record_published(bar)
-            if after_bar is not None:
-                await after_bar(bar)
-            if progress is not None:
-                progress(index, total)
+        bars = data.bars
+        total = len(bars)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        index = 0
+        while index < total:
             if interval:
-                await asyncio.sleep(interval)
+                due = int((loop.time() - started) / interval) + 1
+                if due <= index:
+                    await asyncio.sleep(started + index * interval - loop.time())
+                    continue
+            else:
+                due = total
+            batch = bars[index : min(due, total, index + REPLAY_BATCH_BARS)]
+            await self.store.store_bars(batch)
+            for bar in batch:
+                await self.bus.publish(bar)
+                self.metrics.record_published(bar)
+                index += 1
+                if after_bar is not None:
+                    await after_bar(bar)
+                if progress is not None:
+                    progress(index, total)
         self.log.info("replay finished", published=total, rejected=data.rejected_by_rule())
         return ReplayReport(published=total, rejected_by_rule=data.rejected_by_rule())
 

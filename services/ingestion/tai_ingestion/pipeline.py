@@ -92,8 +92,7 @@ class BarPipeline:
             last = await self.last_published(bar.symbol, bar.timeframe)
             if last is not None and bar.opened_at <= last.opened_at:
                 continue
-            async with self._store.transaction() as unit:
-                await unit.ohlcv.upsert_many([bar])
+            await self._store.store_bars([bar])
             if self._cache is not None:
                 try:
                     await self._cache.set_latest_bar(bar, self._bar_ttl)

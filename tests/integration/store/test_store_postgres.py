@@ -293,3 +293,15 @@ async def test_an_unreachable_postgresql_is_an_outage() -> None:
     await store.close()
     # Assert
     assert is_database_unavailable(raised.value)
+
+
+async def test_only_a_non_durable_transaction_skips_the_flush_wait(pg_store: Store) -> None:
+    # Act
+    async with pg_store.transaction() as unit:
+        ledger = (await unit.session.execute(text("SHOW synchronous_commit"))).scalar_one()
+    async with pg_store.transaction(durable=False) as unit:
+        market_data = (await unit.session.execute(text("SHOW synchronous_commit"))).scalar_one()
+    async with pg_store.transaction() as unit:
+        afterwards = (await unit.session.execute(text("SHOW synchronous_commit"))).scalar_one()
+    # Assert: SET LOCAL ends with its transaction
+    assert (ledger, market_data, afterwards) == ("on", "off", "on")

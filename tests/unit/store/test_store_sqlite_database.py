@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
+from tai_events import BarClosed, Timeframe
 from tai_store import (
     Base,
     Store,
@@ -177,3 +179,63 @@ async def test_a_missing_sqlite_table_is_no_outage(tmp_path: Path) -> None:
     await store.close()
     # Assert
     assert not is_database_unavailable(raised.value)
+
+
+async def test_store_bars_waits_out_a_database_outage(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the first two transactions find the database down
+    real_transaction = store.transaction
+    attempts: list[bool] = []
+
+    def flaky_transaction(*, durable: bool = True) -> Any:
+        attempts.append(durable)
+        if len(attempts) <= 2:
+            raise ConnectionRefusedError("database restarting")
+        return real_transaction(durable=durable)
+
+    monkeypatch.setattr(store, "transaction", flaky_transaction)
+    bar = BarClosed(
+        symbol="EURUSD",
+        timeframe=Timeframe.H1,
+        opened_at=datetime(2024, 1, 2, 9, tzinfo=UTC),
+        closed_at=datetime(2024, 1, 2, 10, tzinfo=UTC),
+        open=1.1,
+        high=1.2,
+        low=1.0,
+        close=1.15,
+        volume=10.0,
+        source="test",
+    )
+    # Act
+    written = await store.store_bars([bar])
+    # Assert: written on the third attempt, as market data (no durable commit asked)
+    monkeypatch.undo()
+    async with store.transaction() as unit:
+        stored = await unit.ohlcv.latest("EURUSD", Timeframe.H1)
+    assert written == 1
+    assert attempts == [False, False, False]
+    assert [item.close for item in stored] == [1.15]
+
+
+async def test_store_bars_gives_up_on_an_error_that_is_no_outage(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_transaction(*, durable: bool = True) -> Any:
+        raise ValueError("a bug, not an outage")
+
+    monkeypatch.setattr(store, "transaction", broken_transaction)
+    bar = BarClosed(
+        symbol="EURUSD",
+        timeframe=Timeframe.H1,
+        opened_at=datetime(2024, 1, 2, 9, tzinfo=UTC),
+        closed_at=datetime(2024, 1, 2, 10, tzinfo=UTC),
+        open=1.1,
+        high=1.2,
+        low=1.0,
+        close=1.15,
+        volume=10.0,
+        source="test",
+    )
+    with pytest.raises(ValueError, match="a bug"):
+        await store.store_bars([bar])
