@@ -63,7 +63,10 @@ def infer_periods_per_year(index: pd.Index) -> float:
         raise TypeError("periods_per_year can only be inferred from a DatetimeIndex")
     if len(index) < 2:
         raise ValueError("at least two timestamps are needed to infer periods_per_year")
-    spacing_seconds = np.diff(index).astype("timedelta64[ns]").astype(np.float64) / 1e9
+    # Absolute (UTC) instants as datetime64: numpy differences them natively, where a
+    # tz-aware index would go through one Timestamp object per bar.
+    instants = (index.tz_convert(None) if index.tz is not None else index).to_numpy()
+    spacing_seconds = np.diff(instants).astype("timedelta64[ns]").astype(np.float64) / 1e9
     median_seconds = float(np.median(spacing_seconds))
     if median_seconds <= 0.0:
         raise ValueError("the index must be increasing")

@@ -132,6 +132,7 @@ class Verdict:
 
 
 _PASSED: dict[str, Verdict] = {}
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 def passed(rule: str) -> Verdict:
@@ -144,6 +145,10 @@ def passed(rule: str) -> Verdict:
     if verdict is None:
         verdict = _PASSED[rule] = Verdict(rule, True)
     return verdict
+
+
+_NOT_SIZED = Verdict("sizing", True, "not sized")
+"""The sizing verdict of an order without a win probability (or nothing to open)."""
 
 
 def _round(value: float) -> float:
@@ -160,12 +165,13 @@ def shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool
 
 def _projected_notionals(request: OrderRequested, portfolio: PortfolioState) -> dict[str, float]:
     """Return signed notionals at the last prices with the candidate order included."""
+    symbol = request.symbol
     positions = dict(portfolio.projected_positions)
-    positions[request.symbol] = portfolio.after(request.symbol, request.side, request.quantity)
+    positions[symbol] = portfolio.after(symbol, request.side, request.quantity)
+    last_prices = portfolio.last_prices  # portfolio.mark, inlined: four rules call this per order
     return {
-        symbol: quantity
-        * portfolio.mark(symbol, request.reference_price if symbol == request.symbol else 0.0)
-        for symbol, quantity in positions.items()
+        name: quantity * last_prices.get(name, request.reference_price if name == symbol else 0.0)
+        for name, quantity in positions.items()
         if abs(quantity) > _EPSILON
     }
 
@@ -247,7 +253,7 @@ def check_order_rate(
     Market time (the signal time) keeps a replay limited exactly like live trading, and the
     decisions deterministic.
     """
-    start = request.signal_time - timedelta(minutes=1)
+    start = request.signal_time - _ONE_MINUTE
     count = portfolio.requests_within(request.strategy, start)
     if count >= limits.max_orders_per_minute:
         return Verdict(
@@ -323,7 +329,7 @@ def size_order(request: OrderRequested, portfolio: PortfolioState, limits: RiskL
     closing = min(request.quantity, abs(before)) if before * request.side.sign < 0 else 0.0
     opening = request.quantity - closing
     if request.win_probability is None or opening <= _EPSILON:
-        return Sizing(request.quantity, Verdict("sizing", True, "not sized"))
+        return Sizing(request.quantity, _NOT_SIZED)
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
         return Sizing(request.quantity, Verdict("sizing", True, "no stop distance: not sized"))
@@ -554,8 +560,9 @@ def tail_risks(
     horizon), using the longest bar interval among the symbols.
     """
     symbols = tuple(sorted(notionals))
-    if not symbols:
-        return None
+    market_symbols = portfolio.market.symbols
+    if not symbols or any(symbol not in market_symbols for symbol in symbols):
+        return None  # a symbol without bars has no returns column: no aligned history
     latest = portfolio.market.latest_time()
     since = None if latest is None else latest - timedelta(days=limits.return_lookback_days)
     returns = portfolio.market.returns(symbols, since)

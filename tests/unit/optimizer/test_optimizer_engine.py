@@ -233,6 +233,46 @@ def test_a_bar_feed_replays_exactly_like_its_bars() -> None:
         assert result.equity.equals(plain.equity)
 
 
+@dataclass
+class WatchingAllIn:
+    """AllInWholeUnits that asks to see every bar: forces the bar-by-bar replay."""
+
+    observes_bars: bool = True
+    seen: int = 0
+
+    def observe(self, current: BarClosed) -> None:
+        self.seen += 1
+
+    def units(self, context: SizingContext) -> float:
+        return AllInWholeUnits().units(context)
+
+
+def test_replaying_only_signal_bars_equals_the_bar_by_bar_replay() -> None:
+    # Arrange: the same crosses, once on the signal-only path and once bar by bar
+    generator = random.Random(5)
+    prices = [50.0]
+    for _ in range(2_000):
+        prices.append(round(prices[-1] * (1 + generator.gauss(0, 0.01)), 2))
+    bars = BarFeed(flat_bars(prices))
+    costs = CostModel(commission_rate=0.001)
+    watching = WatchingAllIn()
+
+    def run(sizer: AllInWholeUnits | WatchingAllIn) -> BacktestResult:
+        strategy = SmaCrossStrategy(SmaCrossParameters(fast=3, slow=12, quantity=1))
+        config = BacktestConfig(cash=10_000, costs=costs, sizer=sizer)  # type: ignore[arg-type]
+        return EventDrivenBacktester(strategy, config).run(bars)
+
+    # Act
+    signals_only = run(AllInWholeUnits())
+    bar_by_bar = run(watching)
+    # Assert
+    assert watching.seen == len(bars)
+    assert len(signals_only.trades) > 20
+    assert signals_only.trades == bar_by_bar.trades
+    assert signals_only.fills == bar_by_bar.fills
+    assert signals_only.equity.equals(bar_by_bar.equity)
+
+
 def test_tape_marks_each_symbol_at_its_latest_close() -> None:
     # Arrange: BBB trades every other hour only
     first = flat_bars([100, 110, 120, 130], "AAA")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 
 import pandas as pd
 
@@ -67,6 +68,8 @@ research run measures the strategy, not the live risk budget. Pass tighter RiskL
 what live risk would refuse."""
 
 
+_HAS_INTENTS = itemgetter(1)
+"""Of (bar index, intents): the intents, truthy when there are any."""
 # Module constants: enum attribute lookups (and Side.sign) are slow on Python 3.11.
 _BUY, _SELL = Side.BUY, Side.SELL
 _SIGN = {Side.BUY: 1, Side.SELL: -1}
@@ -198,7 +201,36 @@ class _Run:
         else:
             tape = BarTape.of(bars)
         self.tape = tape
-        strategy_on_bar = self.strategy.on_bar
+        # A strategy sees bars and nothing else (the Strategy protocol: no fills, no book), so
+        # its decisions do not depend on when orders execute: it takes every bar in one pass,
+        # iterated in C, and the replay below visits the bars where the engine has work. Only
+        # the bars with intents are kept: an empty list per bar kept alive would wake the
+        # garbage collector over the whole heap.
+        signals: dict[int, list[OrderIntent]] = dict(
+            filter(_HAS_INTENTS, enumerate(map(self.strategy.on_bar, bars)))
+        )
+        if self._needs_every_bar(tape, signals):
+            self._replay_every_bar(bars, signals)
+        else:
+            self._replay_signals(bars, signals)
+        return self._result(bars, tape)
+
+    def _needs_every_bar(self, tape: BarTape, signals: dict[int, list[OrderIntent]]) -> bool:
+        """Return True unless orders are the only work: one symbol, no brackets, no sizer
+        that watches bars."""
+        sizer = self.config.sizer
+        if (sizer is not None and sizer.observes_bars) or len(tape.symbols) > 1:
+            return True
+        return any(
+            intent.stop_loss or intent.take_profit
+            for intents in signals.values()
+            for intent in intents
+        )
+
+    def _replay_every_bar(
+        self, bars: Sequence[BarClosed], signals: dict[int, list[OrderIntent]]
+    ) -> None:
+        """Replay bar by bar: due orders at the open, then brackets, the sizer and new signals."""
         sizer = self.config.sizer
         observe = sizer.observe if sizer is not None and sizer.observes_bars else None
         pending = self.pending
@@ -210,13 +242,33 @@ class _Run:
                 self._check_bracket(brackets[bar.symbol], bar, index)
             if observe is not None:
                 observe(bar)
-            intents = strategy_on_bar(bar)
+            intents = signals.get(index)
             if intents:
-                queue = pending.setdefault(bar.symbol, [])
-                for intent in intents:
-                    self.sequence += 1
-                    queue.append(_PendingIntent(intent, bar, self.sequence))
-        return self._result(bars, tape)
+                self._queue(bar, intents)
+
+    def _replay_signals(
+        self, bars: Sequence[BarClosed], signals: dict[int, list[OrderIntent]]
+    ) -> None:
+        """Replay only the signal bars and the bars after them, where their orders execute.
+
+        For one symbol without brackets or a watching sizer nothing else happens between
+        signals, so this is the bar-by-bar replay with the idle bars left out.
+        """
+        count = len(bars)
+        pending = self.pending
+        for index, intents in signals.items():  # in bar order: filled in by enumerate
+            bar = bars[index]
+            self._queue(bar, intents)
+            following = index + 1
+            if following < count:  # else the orders stay pending, as bar by bar
+                self._execute_pending(bars[following], following, pending.pop(bar.symbol))
+
+    def _queue(self, bar: BarClosed, intents: list[OrderIntent]) -> None:
+        """Hold a bar's intents until the symbol's next bar, where they execute."""
+        queue = self.pending.setdefault(bar.symbol, [])
+        for intent in intents:
+            self.sequence += 1
+            queue.append(_PendingIntent(intent, bar, self.sequence))
 
     # -- orders ---------------------------------------------------------------------------
 

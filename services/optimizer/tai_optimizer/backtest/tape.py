@@ -9,6 +9,7 @@ thousands of times.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -77,11 +78,11 @@ class BarTape:
         """Return each symbol's latest close among the bars before ``index``."""
         if index <= 0:
             return {}
-        row = self.closes[index - 1]
+        row = self.closes[index - 1].tolist()  # Python floats: cheaper per item than numpy's
         return {
-            name: float(row[position])
-            for position, name in enumerate(self.symbols)
-            if not np.isnan(row[position])
+            name: close
+            for name, close in zip(self.symbols, row, strict=True)
+            if not math.isnan(close)  # NaN: no bar of the symbol yet
         }
 
     def equity(self, books: Sequence[BookAfterFill], cash: float) -> pd.Series:
