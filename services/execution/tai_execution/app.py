@@ -29,6 +29,7 @@ from tai_execution.handlers import (
     reconcile_positions,
     record_results,
     resolve_in_doubt,
+    submit_paper,
 )
 from tai_execution.ig import (
     DEMO_BASE_URL,
@@ -104,6 +105,7 @@ class ExecutionApp:
             converter=CurrencyConverter(
                 settings.account_currency, dict(settings.instrument_currencies)
             ),
+            timeframe=settings.timeframe,
         )
         self.context.snapshot_batching = settings.snapshot_flush_seconds > 0
         self._reconciler: asyncio.Task[None] | None = None
@@ -225,7 +227,7 @@ class ExecutionApp:
             if ledger.filled_quantity > 0 and armed:
                 context.broker.restore_bracket(entry, ledger.filled_quantity)
             if ledger.state == OrderState.SUBMITTED.value and fill_counts[order_id] == 0:
-                results.extend(context.broker.submit_all(entry))
+                results.extend(await submit_paper(context, entry))
             elif ledger.state in {OrderState.SUBMITTED.value, OrderState.PARTIALLY_FILLED.value}:
                 context.broker.restore_order(entry, ledger.filled_quantity, fill_counts[order_id])
         if results:

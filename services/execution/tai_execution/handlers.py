@@ -20,7 +20,7 @@ from tai_events.alerts import AlertRaised, Severity
 from tai_events.base import Message
 from tai_events.codec import Envelope, make_headers
 from tai_events.headers import MessageHeaders
-from tai_events.market import BarClosed
+from tai_events.market import BarClosed, Timeframe
 from tai_events.orders import (
     FillExecuted,
     OrderApproved,
@@ -79,6 +79,8 @@ class ExecutionContext:
     live: IgBroker | None = None
     converter: CurrencyConverter = field(default_factory=lambda: CurrencyConverter("USD"))
     marks: dict[str, float] = field(default_factory=dict)
+    timeframe: Timeframe = Timeframe.H1
+    """The bar timeframe this service trades on (stored bars of it fill late approvals)."""
     market_time: datetime | None = None
     """Close of the newest bar handled: the moment the account is snapshotted at."""
     pending_snapshots: dict[datetime, tuple[float, float]] = field(default_factory=dict)
@@ -309,9 +311,26 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
         if context.live is not None:
             await submit_live(context, order, envelope.headers)
             return
-        results = context.broker.submit_all(order)
+        results = await submit_paper(context, order)
         if results:
             await record_results(context, results, envelope.headers)
+
+
+async def submit_paper(context: ExecutionContext, order: WorkingOrder) -> list[PaperResult]:
+    """Hand an order to the paper broker with the stored bars it no longer keeps.
+
+    However late the approval arrives, the order fills at the first bar after its signal,
+    as in the backtester: bars this service already handled come from the ledger, where
+    ingestion stored them before publishing.
+    """
+    gap = context.broker.missing_history(order)
+    earlier: list[BarClosed] = []
+    if gap is not None:
+        start, end = gap
+        async with context.store.transaction() as unit:
+            stored = await unit.ohlcv.range(order.symbol, context.timeframe, start, end)
+        earlier = [bar.to_event() for bar in stored]
+    return context.broker.submit_all(order, earlier)
 
 
 def _live_broker(context: ExecutionContext) -> IgBroker:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -271,13 +272,37 @@ class PaperBroker:
                 return result
         return None
 
-    def submit_all(self, order: WorkingOrder) -> list[PaperResult]:
-        """Accept an order and replay the bars already seen since its signal against it."""
+    def missing_history(self, order: WorkingOrder) -> tuple[datetime, datetime] | None:
+        """Return the [start, end) of bars since the order's signal that are no longer kept.
+
+        An approval can arrive after more bars than are kept in memory (a consumer that ran
+        behind, or a restart): the caller fetches that span from the stored bars, so the order
+        still fills at the first bar after its signal.
+        """
+        bars = self._recent_bars.get(order.symbol)
+        if not bars or bars[0].opened_at <= order.signal_time:
+            return None
+        return order.signal_time, bars[0].opened_at
+
+    def submit_all(
+        self, order: WorkingOrder, earlier_bars: Sequence[BarClosed] = ()
+    ) -> list[PaperResult]:
+        """Accept an order and replay the bars seen since its signal against it.
+
+        ``earlier_bars`` are stored bars older than the ones kept (see ``missing_history``).
+        """
         if order.order_id in self._working or order.order_id in self._fill_counts:
             return []
         self._working[order.order_id] = order
         results: list[PaperResult] = []
-        for bar in list(self._recent_bars.get(order.symbol, ())):
+        kept = self._recent_bars.get(order.symbol, ())
+        oldest_kept = kept[0].opened_at if kept else None
+        history = [
+            bar
+            for bar in sorted(earlier_bars, key=lambda item: item.opened_at)
+            if bar.symbol == order.symbol and (oldest_kept is None or bar.opened_at < oldest_kept)
+        ]
+        for bar in [*history, *kept]:
             if bar.opened_at < order.signal_time:
                 continue
             if order.order_id in self._working:

@@ -10,9 +10,11 @@ consumer queues) decided meanwhile, so the state is rebuilt from the ledger firs
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import pandas as pd
 from sqlalchemy import func, select
 
 from tai_bus.api import MessageBus
@@ -358,7 +360,8 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
         if not await claim(unit, context, envelope.headers):
             return
         context.portfolio.equity = context.equity()
-        decision = context.engine.check(request, context.portfolio, context.trading.state)
+        view = await _as_of_signal(unit, context, request)
+        decision = context.engine.check(request, view, context.trading.state)
         outcome = "approved" if decision.approved else "rejected"
         if decision.rule == "duplicate_order":
             outcome = "duplicate_ignored"
@@ -401,6 +404,55 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
         context.portfolio.record_approval(request.symbol, request.side, decision.approval.quantity)
     context.metrics.decisions.labels(outcome=outcome, rule=decision.rule or "").inc()
     await publish_outbox(context)
+
+
+async def _as_of_signal(
+    unit: UnitOfWork, context: RiskContext, request: OrderRequested
+) -> PortfolioState:
+    """Return the portfolio priced at the request's signal time, not at the newest bar.
+
+    Bars and requests travel on different queues: a strategy running behind (or restarted)
+    sends requests for bars risk passed long ago. Pricing them at the close the strategy saw
+    keeps the decision what it would have been in step, in a replay and after a restart.
+    """
+    moment = request.signal_time
+    prices = dict(context.portfolio.last_prices)
+    for symbol in {*prices, request.symbol}:
+        close = await _close_as_of(unit, context.portfolio, symbol, moment)
+        if close is not None:
+            prices[symbol] = close
+    return replace(context.portfolio, last_prices=prices, equity=context.account.equity(prices))
+
+
+async def _close_as_of(
+    unit: UnitOfWork, portfolio: PortfolioState, symbol: str, moment: datetime
+) -> float | None:
+    """Return the symbol's close at ``moment`` (the last one before it), from memory or ledger."""
+    market = portfolio.market.symbols.get(symbol)
+    if market is None or not market.close_values:
+        return None
+    if market.last_bar_at < moment:
+        # risk has not seen that bar yet: ingestion stored it before publishing it
+        stored = await unit.ohlcv.range(
+            symbol,
+            _timeframe_of(market.interval),
+            start=moment - market.interval,
+            end=moment - market.interval + timedelta(microseconds=1),
+        )
+        if stored:
+            return stored[-1].close
+        return market.last_close
+    times = list(market.close_times)
+    position = bisect.bisect_right(times, pd.Timestamp(moment).value)
+    if position == 0:
+        return None
+    return market.close_values[position - 1]
+
+
+def _timeframe_of(interval: timedelta) -> Timeframe:
+    return next(
+        (timeframe for timeframe in Timeframe if timeframe.duration == interval), Timeframe.H1
+    )
 
 
 def _observe_bar(context: RiskContext, bar: BarClosed) -> tuple[bool, list[Trip]]:

@@ -16,6 +16,7 @@ from tai_core.signing import ApprovalSigner, generate_private_key_pem, public_ke
 from tai_events import AlertRaised, Message, OrderApproved, OrderStatusChanged
 from tai_events.codec import Envelope
 from tai_events.market import BarClosed, Timeframe
+from tai_execution import paper
 from tai_execution.app import ExecutionApp, create_app
 from tai_execution.config import ExecutionSettings
 from tai_execution.handlers import flush_snapshots, reconcile_positions
@@ -439,3 +440,22 @@ async def test_each_bar_is_snapshotted_at_once_when_batching_is_off(tmp_path: Pa
         await harness.execution.stop()
         await harness.bus.close()
         await harness.store.close()
+
+
+async def test_an_approval_later_than_the_kept_bars_fills_at_the_stored_bar_after_its_signal(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: execution keeps only two bars, and handled six before the approval arrives
+    monkeypatch.setattr(paper, "RECENT_BARS_KEPT", 2)
+    bars = [bar(index, 1.20 + index / 100, 1.30, 1.10, 1.20) for index in range(1, 7)]
+    async with harness.store.transaction() as unit:
+        await unit.ohlcv.upsert_many(bars)
+    for item in bars:
+        await _bar(harness, item)
+    # Act: the approval for the signal at bar 1's open
+    await _approve(harness, "ord-1")
+    # Assert: filled at bar 1's open, read back from the ledger's bars
+    async with harness.store.transaction() as unit:
+        [fill] = await unit.fills.list()
+    assert fill.price == pytest.approx(1.21)
+    assert fill.filled_at == bars[0].opened_at

@@ -279,3 +279,37 @@ async def test_a_standby_catches_up_with_what_the_active_process_decided(
         assert [approval.order_id for approval in approved] == ["ord-next"]
     finally:
         await standby.bus.close()
+
+
+async def test_a_late_request_is_priced_at_its_signal_bar_not_the_newest(risk: Harness) -> None:
+    # Arrange: risk saw the signal bar (close 1.0), then the price ran 20 % away
+    bars = [make_bar(index, 1.0 if index < 3 else 1.2) for index in range(6)]
+    for bar in bars:
+        await risk.send(bar)
+    late = _order("ord-late").model_copy(update={"signal_time": bars[2].closed_at})
+    # Act: the strategy, running behind, asks only now
+    await risk.send(late)
+    # Assert: judged at the close it was decided on (no fat-finger rejection)
+    assert _rejected_rules(risk) == []
+    assert len(risk.of_type(OrderApproved)) == 1
+
+
+async def test_a_request_ahead_of_risks_bars_is_priced_from_the_stored_bar(
+    risk: Harness, ledger: tuple[Store, str]
+) -> None:
+    # Arrange: risk saw bars up to a close of 1.0; ingestion already stored one at 1.2
+    seen = [make_bar(index, 1.0) for index in range(3)]
+    for bar in seen:
+        await risk.send(bar)
+    ahead = make_bar(3, 1.2)
+    store, _url = ledger
+    async with store.transaction() as unit:
+        await unit.ohlcv.upsert_many([*seen, ahead])
+    request = _order("ord-ahead").model_copy(
+        update={"signal_time": ahead.closed_at, "reference_price": 1.2}
+    )
+    # Act
+    await risk.send(request)
+    # Assert: priced at the stored 1.2, not risk's stale 1.0
+    assert _rejected_rules(risk) == []
+    assert len(risk.of_type(OrderApproved)) == 1

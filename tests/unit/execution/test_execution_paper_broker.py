@@ -85,6 +85,23 @@ def test_redelivered_older_bar_cannot_trigger_a_bracket_armed_after_it() -> None
     assert broker.positions() == {"EURUSD": 1000}
 
 
+def test_approval_older_than_the_kept_bars_names_the_span_and_fills_from_it() -> None:
+    # Arrange: bars 0-2 were handled long ago; only bars 3 and 4 are still kept
+    broker = PaperBroker()
+    stored = [make_bar(index, 1.1, open_=1.10 + index / 100) for index in range(5)]
+    for bar in stored[3:]:
+        broker.on_bar(bar)
+    order = _order(0)
+    # Act
+    gap = broker.missing_history(order)
+    [fill] = broker.submit_all(order, stored[:3])
+    # Assert: the span between the signal and the oldest kept bar; the fill at bar 1's open
+    assert gap == (order.signal_time, stored[3].opened_at)
+    assert isinstance(fill, PaperFill)
+    assert fill.price == pytest.approx(1.11)
+    assert broker.missing_history(_order(3)) is None
+
+
 def test_fill_outside_the_approved_band_is_rejected() -> None:
     broker = PaperBroker()
     broker.submit(_order(0))
