@@ -187,9 +187,9 @@ def drawdown_statistics(equity: pd.Series) -> DrawdownStatistics:
     edges = np.diff(np.concatenate(([0], underwater.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
     stops = np.flatnonzero(edges == -1)  # first bar back at the peak (may be len: never)
-    depths = np.array(
-        [drawdown[start:stop].min() for start, stop in zip(starts, stops, strict=True)]
-    )
+    # The minimum from each episode's start to the next one's: the bars in between are back
+    # at a peak (0.0), so each episode's own minimum, without a Python loop over episodes.
+    depths = np.minimum.reduceat(drawdown, starts)
     deepest = int(np.argmin(depths))
     peak_position = int(starts[deepest]) - 1
     end_position = min(int(stops[deepest]), len(drawdown) - 1)
@@ -271,13 +271,14 @@ def trade_statistics(trades: Sequence[Trade]) -> TradeStatistics:
 
 def exposure_pct(trades: Sequence[Trade], start: datetime, end: datetime) -> float:
     """Return the share of [start, end] during which at least one trade was open, in %."""
-    total = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+    start_time, end_time = pd.Timestamp(start), pd.Timestamp(end)
+    total = (end_time - start_time).total_seconds()
     if total <= 0.0:
         raise ValueError("end must be after start")
     intervals = sorted(
         (
-            max(pd.Timestamp(trade.entry_time), pd.Timestamp(start)),
-            min(pd.Timestamp(trade.exit_time), pd.Timestamp(end)),
+            max(pd.Timestamp(trade.entry_time), start_time),
+            min(pd.Timestamp(trade.exit_time), end_time),
         )
         for trade in trades
     )

@@ -2,6 +2,9 @@
 
 Nothing is serialised: each bar goes to the strategy; the orders it calls for are requested from
 the risk engine when the symbol's next bar arrives, and the broker fills them at that bar's open.
+The strategy sees bars only (never fills or the book), so it takes them all in one pass and the
+replay then visits the bars where the engine has work: every bar when brackets or a sizer watch
+them, else only the signal bars and the bars their orders fill at.
 The risk engine is the live one; only its signer differs (``BacktestApprovalSigner``: a keyed
 BLAKE2b tag with a per-run secret instead of an Ed25519 signature, which nothing in one process
 needs to verify with a public key), so approvals are the live approvals but for the tag.
