@@ -458,7 +458,7 @@ def check_gross_leverage(
     """Refuse an order that takes gross exposure / equity above the leverage limit."""
     if shrinks_exposure(request, portfolio):
         return passed("gross_leverage")
-    gross = sum(abs(notional) for notional in _projected_notionals(request, portfolio).values())
+    gross = sum(map(abs, _projected_notionals(request, portfolio).values()))
     leverage = gross / portfolio.equity if portfolio.equity > 0 else math.inf
     if leverage > limits.max_gross_leverage + _EPSILON:
         return Verdict(
@@ -482,8 +482,10 @@ def check_margin_utilisation(
     if shrinks_exposure(request, portfolio):
         return passed("margin_utilisation")
     margin = sum(
-        abs(notional) * limits.margin_rate(symbol)
-        for symbol, notional in _projected_notionals(request, portfolio).items()
+        [
+            abs(notional) * limits.margin_rate(symbol)
+            for symbol, notional in _projected_notionals(request, portfolio).items()
+        ]
     )
     utilisation = margin / portfolio.equity * 100.0 if portfolio.equity > 0 else math.inf
     if utilisation > limits.max_margin_utilisation_pct + _EPSILON:
@@ -527,7 +529,7 @@ def check_correlated_exposure(
             for members in groups:
                 if request.symbol in members:
                     group = members
-    exposure = sum(abs(notionals.get(symbol, 0.0)) for symbol in group)
+    exposure = sum([abs(notionals.get(symbol, 0.0)) for symbol in group])
     limit = portfolio.equity * limits.max_correlated_exposure_pct / 100.0
     if exposure > limit + _EPSILON:
         return Verdict(
