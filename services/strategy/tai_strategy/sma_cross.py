@@ -57,6 +57,8 @@ class CrossingWindows:
         "_ceiling",
         "_fast",
         "_fast_weight",
+        "_leaving_fast",
+        "_negative_tolerance",
         "_new_weight",
         "_remaining",
         "_scaled",
@@ -73,11 +75,13 @@ class CrossingWindows:
         self._fast_weight = float(fast)
         self._slow_weight = float(slow)
         self._new_weight = float(slow - fast)
+        self._leaving_fast = -fast - 1  # after an append, the close that leaves the fast window
         self._window: deque[float] = deque()
         self._scaled = 0.0  # slow * fast_sum - fast * slow_sum, approximately
         self._remaining = 0  # closes the fast path may still take before a recomputation
         self._ceiling = -math.inf  # largest value the current tolerance covers
         self._tolerance = math.inf
+        self._negative_tolerance = -math.inf
 
     def push(self, value: float) -> float:
         """Add the newest close; return the sign of the difference (1.0, -1.0 or 0.0), or
@@ -91,13 +95,12 @@ class CrossingWindows:
             # oldest leaves the slow one (read before it is popped: left to right).
             scaled = self._scaled = self._scaled + (
                 value * self._new_weight
-                - window[-self._fast - 1] * self._slow_weight
+                - window[self._leaving_fast] * self._slow_weight
                 + window.popleft() * self._fast_weight
             )
-            tolerance = self._tolerance
-            if scaled > tolerance:
+            if scaled > self._tolerance:
                 return 1.0
-            if scaled < -tolerance:
+            if scaled < self._negative_tolerance:
                 return -1.0
         return self._recompute()
 
@@ -129,6 +132,7 @@ class CrossingWindows:
             self._remaining = slow
             self._ceiling = ceiling
             self._tolerance = tolerance
+            self._negative_tolerance = -tolerance
         else:
             self._remaining = 0
         if difference > 0:
