@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ async def test_a_missing_sqlite_table_is_no_outage(tmp_path: Path) -> None:
 
 
 async def test_store_bars_waits_out_a_database_outage(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, make_bar: Callable[..., BarClosed]
 ) -> None:
     # Arrange: the first two transactions find the database down
     real_transaction = store.transaction
@@ -195,18 +196,7 @@ async def test_store_bars_waits_out_a_database_outage(
         return real_transaction(durable=durable)
 
     monkeypatch.setattr(store, "transaction", flaky_transaction)
-    bar = BarClosed(
-        symbol="EURUSD",
-        timeframe=Timeframe.H1,
-        opened_at=datetime(2024, 1, 2, 9, tzinfo=UTC),
-        closed_at=datetime(2024, 1, 2, 10, tzinfo=UTC),
-        open=1.1,
-        high=1.2,
-        low=1.0,
-        close=1.15,
-        volume=10.0,
-        source="test",
-    )
+    bar = make_bar(close=1.15)
     # Act
     written = await store.store_bars([bar])
     # Assert: written on the third attempt, as market data (no durable commit asked)
@@ -219,23 +209,12 @@ async def test_store_bars_waits_out_a_database_outage(
 
 
 async def test_store_bars_gives_up_on_an_error_that_is_no_outage(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, make_bar: Callable[..., BarClosed]
 ) -> None:
     def broken_transaction(*, durable: bool = True) -> Any:
         raise ValueError("a bug, not an outage")
 
     monkeypatch.setattr(store, "transaction", broken_transaction)
-    bar = BarClosed(
-        symbol="EURUSD",
-        timeframe=Timeframe.H1,
-        opened_at=datetime(2024, 1, 2, 9, tzinfo=UTC),
-        closed_at=datetime(2024, 1, 2, 10, tzinfo=UTC),
-        open=1.1,
-        high=1.2,
-        low=1.0,
-        close=1.15,
-        volume=10.0,
-        source="test",
-    )
+    bar = make_bar(close=1.15)
     with pytest.raises(ValueError, match="a bug"):
         await store.store_bars([bar])
