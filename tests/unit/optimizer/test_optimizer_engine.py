@@ -345,3 +345,35 @@ def test_crossing_windows_stay_exact_over_a_long_random_walk() -> None:
         sign = windows.push(value)
         if position + 1 >= slow:
             assert sign == _fsum_sign(values[position + 1 - slow : position + 1], fast, slow)
+
+
+def _random_walk(count: int, seed: int = 7) -> list[BarClosed]:
+    generator = random.Random(seed)
+    price, bars = 100.0, []
+    for index in range(count):
+        step = price * generator.gauss(0.0, 0.02)
+        close = max(price + step, 1.0)
+        bars.append(bar(index, price, max(price, close) * 1.01, min(price, close) * 0.99, close))
+        price = close
+    return bars
+
+
+def test_under_live_limits_risk_sees_the_bars_and_its_var_check_binds() -> None:
+    # Arrange: a volatile market and a VaR limit no position of 50 units can meet
+    bars = _random_walk(400)
+    tight = BacktestConfig().limits.model_copy(update={"max_var_pct": 0.01, "max_cvar_pct": 0.01})
+    strategy_script = {350: buy(50)}
+    # Act
+    fed = EventDrivenBacktester(
+        ScriptedStrategy(dict(strategy_script)), BacktestConfig(cash=100_000, limits=tight)
+    ).run(bars)
+    blind = EventDrivenBacktester(
+        ScriptedStrategy(dict(strategy_script)),
+        BacktestConfig(cash=100_000, limits=tight, risk_sees_bars=False),
+    ).run(bars)
+    # Assert: with the bars, risk measures VaR and refuses; without them it cannot measure
+    assert BacktestConfig(limits=tight).feeds_risk_market_data
+    assert not BacktestConfig().feeds_risk_market_data
+    assert [(item.stage, item.rule) for item in fed.rejections] == [("risk", "value_at_risk")]
+    assert fed.fills == []
+    assert len(blind.fills) == 1

@@ -92,6 +92,18 @@ class BacktestConfig:
     """Buying power per unit of equity (FX margin 3.33 % = leverage 30)."""
     limits: RiskLimits = BACKTEST_RISK_LIMITS
     trading_state: TradingState = TradingState.ACTIVE
+    risk_sees_bars: bool | None = None
+    """Feed every bar to the risk engine's market history, as the live risk service gets
+    them: its stale-data, ATR stop, volatility, correlation and VaR checks need it. None (the
+    default) feeds them exactly when ``limits`` are not the research-wide defaults, under
+    which those checks cannot bind (and a sweep skips the cost)."""
+
+    @property
+    def feeds_risk_market_data(self) -> bool:
+        """Return True when the risk engine is to see every bar."""
+        if self.risk_sees_bars is not None:
+            return self.risk_sees_bars
+        return self.limits != BACKTEST_RISK_LIMITS
 
     def __post_init__(self) -> None:
         if not self.cash > 0:
@@ -224,6 +236,8 @@ class _Run:
         sizer = self.config.sizer
         if (sizer is not None and sizer.observes_bars) or len(tape.symbols) > 1:
             return True
+        if self.config.feeds_risk_market_data:
+            return True
         return any(
             intent.stop_loss or intent.take_profit
             for intents in signals.values()
@@ -236,6 +250,9 @@ class _Run:
         """Replay bar by bar: due orders at the open, then brackets, the sizer and new signals."""
         sizer = self.config.sizer
         observe = sizer.observe if sizer is not None and sizer.observes_bars else None
+        # Risk sees a bar once it closed, so the orders it fills (at the next bar's open) are
+        # judged on the market up to their signal bar, as in the live service.
+        market = self.portfolio.market.on_bar if self.config.feeds_risk_market_data else None
         pending = self.pending
         brackets = self.broker.brackets
         for index, bar in enumerate(bars):
@@ -245,6 +262,8 @@ class _Run:
                 self._check_bracket(brackets[bar.symbol], bar, index)
             if observe is not None:
                 observe(bar)
+            if market is not None:
+                market(bar)
             intents = signals.get(index)
             if intents:
                 self._queue(bar, intents)
@@ -379,6 +398,7 @@ class _Run:
         portfolio.last_prices[intent.symbol] = signal_bar.close
         decision = self.risk.check(request, portfolio, self.config.trading_state)
         portfolio.decided_order_ids.add(order_id)
+        portfolio.record_request(request.strategy, request.signal_time)  # the order-rate limit
         if decision.approval is None:
             rejection = decision.rejection
             self.rejections.append(
