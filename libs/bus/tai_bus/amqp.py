@@ -355,6 +355,10 @@ def _raw_message(body: bytes, headers: Mapping[str, object], *, app_id: str) -> 
     )
 
 
+ACK_BATCH = 32
+"""Most handled messages one acknowledgement frame covers while more wait in the buffer."""
+
+
 def _delivery_count(headers: Mapping[str, object]) -> int:
     previous = headers.get(DELIVERY_COUNT_HEADER, 0)
     return (previous if isinstance(previous, int) else 0) + 1
@@ -388,6 +392,12 @@ class _Consumer:
         self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
+        # The newest handled message not yet acknowledged, and how many are behind it: acks
+        # go out together (multiple=True) while more messages wait, each on its own frame
+        # otherwise. A crash redelivers at most ACK_BATCH handled messages; handlers are
+        # idempotent, as they must be for any redelivery.
+        self._unacked: AbstractIncomingMessage | None = None
+        self._unacked_count = 0
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         self._channel = await connection.channel(publisher_confirms=False)
@@ -432,14 +442,27 @@ class _Consumer:
         verdict = await self._processor.process(delivery)
         try:
             if verdict.outcome is Outcome.ACK:
-                await message.ack()
-            elif verdict.outcome is Outcome.RETRY:
+                self._unacked = message
+                self._unacked_count += 1
+                if self._unacked_count >= ACK_BATCH or self._buffer.empty():
+                    await self._flush_acks()
+                return
+            # Settle the handled ones first: a multiple ack must never cover this message.
+            await self._flush_acks()
+            if verdict.outcome is Outcome.RETRY:
                 await message.nack(requeue=True)
             else:
                 await self._dead_letter(message, delivery, verdict.reason)
         except Exception as error:
-            # The channel went away (reconnect): the broker redelivers the unacked message.
+            # The channel went away (reconnect): the broker redelivers the unacked messages.
+            self._unacked, self._unacked_count = None, 0
             self._logger.warning("settle_failed", outcome=verdict.outcome.value, error=repr(error))
+
+    async def _flush_acks(self) -> None:
+        """Acknowledge every handled message up to the newest one, in one frame."""
+        newest, self._unacked, self._unacked_count = self._unacked, None, 0
+        if newest is not None:
+            await newest.ack(multiple=True)
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, delivery: Delivery, reason: str
@@ -471,6 +494,10 @@ class _Consumer:
         self._buffer.put_nowait(None)
         if self._worker is not None:
             await self._worker
+        try:
+            await self._flush_acks()
+        except Exception as error:  # the channel is gone: the broker redelivers them
+            self._logger.warning("final_ack_failed", error=repr(error))
         if self._channel is not None and not self._channel.is_closed:
             # Closing returns the prefetched, unhandled messages to the queue.
             await self._channel.close()

@@ -438,3 +438,37 @@ async def test_message_published_by_a_handler_continues_the_publishers_trace(
         )
         == 1
     )
+
+
+async def test_acks_sent_together_leave_nothing_behind_and_never_cover_a_retried_message(
+    make_bus: BusFactory, names: Names, admin: AbstractChannel
+) -> None:
+    # Arrange: the handler holds the first message until the whole burst is waiting (so
+    # acks go out in batches); the 100th message fails once and is requeued
+    bus = make_bus()
+    bids = [1.0 + index / 10_000 for index in range(300)]
+    received = Collector(expected=300)
+    failed: list[float] = []
+    burst_sent = asyncio.Event()
+
+    async def handler(envelope: Envelope[Message]) -> None:
+        await burst_sent.wait()
+        bid = envelope.message.bid  # type: ignore[attr-defined]
+        if bid == bids[99] and not failed:
+            failed.append(bid)
+            raise RuntimeError("transient")
+        received.add(bid)
+
+    await bus.subscribe(subscription(names, handler))
+    await bus.start()
+    # Act
+    for bid in bids:
+        await bus.publish(make_tick(names.symbol, bid=bid))
+    burst_sent.set()
+    handled = await received.wait()
+    await bus.close()
+    # Assert: every message handled once (the retried one too); none left in the queue
+    assert sorted(handled) == bids
+    assert failed == [bids[99]]
+    queue = await admin.declare_queue(names.queue("main"), passive=True)
+    assert queue.declaration_result.message_count == 0
