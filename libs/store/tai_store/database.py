@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import StaticPool
 
 from tai_events.market import BarClosed
-from tai_store.repositories import UnitOfWork
+from tai_store.repositories import UPSERT_CHUNK, UnitOfWork, ohlcv_rows, ohlcv_upsert
 
 DEFAULT_OUTAGE_PATIENCE_SECONDS = 300.0
 """How long a market-data write waits for the database to come back before it fails."""
@@ -132,6 +132,7 @@ class Store:
                 pool_recycle=1800,
             )
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self._market_engine: AsyncEngine | None = None
 
     def _create_sqlite_engine(self, *, echo: bool) -> AsyncEngine:
         memory = _is_sqlite_memory(self._url)
@@ -184,16 +185,9 @@ class Store:
             await connection.run_sync(_upgrade_to_head)
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[UnitOfWork]:
-        """Open a unit of work: committed when the block succeeds, rolled back if it raises.
-
-        ``durable=False`` (PostgreSQL) commits without waiting for the disk flush: for data
-        that can be fetched again (market data), never for the ledger. A server crash may
-        lose the last fraction of a second of such commits, never half of one.
-        """
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """Open a unit of work: committed when the block succeeds, rolled back if it raises."""
         async with self._sessions() as session, session.begin():
-            if not durable and self.dialect == "postgresql":
-                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield UnitOfWork(session, self.dialect)
 
     async def store_bars(
@@ -202,10 +196,13 @@ class Store:
         *,
         patience_seconds: float = DEFAULT_OUTAGE_PATIENCE_SECONDS,
     ) -> int:
-        """Upsert bars in one market-data transaction, waiting out a database outage.
+        """Upsert bars as market data, waiting out a database outage.
 
         Ingestion stores every bar before publishing it: during a database restart it waits
-        (with back-off) rather than skip or lose bars. Return how many bars were written.
+        (with back-off) rather than skip or lose bars. On PostgreSQL the write does not wait
+        for the disk flush: market data can be fetched again, so a server crash may lose the
+        last fraction of a second of bars (never the ledger's rows, never half a bar). Return
+        how many bars were written.
         """
         if not bars:
             return 0
@@ -216,9 +213,32 @@ class Store:
             reraise=True,
         ):
             with attempt:
-                async with self.transaction(durable=False) as unit:
-                    return await unit.ohlcv.upsert_many(bars)
+                if self.dialect != "postgresql":
+                    async with self.transaction() as unit:
+                        return await unit.ohlcv.upsert_many(bars)
+                # One round trip: an autocommitted statement on a connection that does not
+                # wait for the flush (instead of BEGIN, SET LOCAL, INSERT, COMMIT).
+                rows = ohlcv_rows(bars)
+                async with self._market_data_engine().connect() as connection:
+                    for start in range(0, len(rows), UPSERT_CHUNK):
+                        await connection.execute(
+                            ohlcv_upsert(self.dialect), rows[start : start + UPSERT_CHUNK]
+                        )
+                return len(rows)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _market_data_engine(self) -> AsyncEngine:
+        """Return the PostgreSQL engine for market-data writes (autocommit, no flush wait)."""
+        if self._market_engine is None:
+            self._market_engine = create_async_engine(
+                self._url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=2,
+                max_overflow=2,
+                pool_pre_ping=True,
+                connect_args={"options": "-c synchronous_commit=off"},
+            )
+        return self._market_engine
 
     def sync_engine(self, *, read_only: bool = True) -> Engine:
         """Return a sync Engine on the same database (dashboards, CLI reports).
@@ -256,6 +276,9 @@ class Store:
             await asyncio.to_thread(engine.dispose)
         self._sync_engines.clear()
         await self._engine.dispose()
+        if self._market_engine is not None:
+            await self._market_engine.dispose()
+            self._market_engine = None
 
 
 def migration_heads() -> set[str]:

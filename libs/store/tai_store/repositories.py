@@ -646,8 +646,29 @@ class AuditRepository(_Repository):
         return [_record(AuditEntry, row) for row in rows]
 
 
+def ohlcv_rows(bars: Iterable[BarClosed]) -> builtins.list[dict[str, Any]]:
+    """Return the rows of bars, one per (symbol, timeframe, open time): the last one wins.
+
+    PostgreSQL refuses to update one row twice in a statement.
+    """
+    unique: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    for bar in bars:
+        unique[(bar.symbol, bar.timeframe.value, bar.opened_at)] = {
+            "symbol": bar.symbol,
+            "timeframe": bar.timeframe.value,
+            "opened_at": bar.opened_at,
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
+            "source": bar.source,
+        }
+    return builtins.list(unique.values())
+
+
 @functools.cache
-def _ohlcv_upsert(dialect: str) -> Any:
+def ohlcv_upsert(dialect: str) -> Any:
     """Return the dialect's bar upsert, built once (executed with many parameter sets)."""
     insert = _insert(dialect, OhlcvRow)
     return insert.on_conflict_do_update(
@@ -665,24 +686,10 @@ class OhlcvRepository(_Repository):
     async def upsert_many(self, bars: Iterable[BarClosed]) -> int:
         """Insert or update bars; return how many distinct bars were written.
 
-        A bar repeated in one call counts once and its last occurrence wins (PostgreSQL
-        refuses to update one row twice in a statement).
+        A bar repeated in one call counts once and its last occurrence wins.
         """
-        unique: dict[tuple[str, str, datetime], dict[str, Any]] = {}
-        for bar in bars:
-            unique[(bar.symbol, bar.timeframe.value, bar.opened_at)] = {
-                "symbol": bar.symbol,
-                "timeframe": bar.timeframe.value,
-                "opened_at": bar.opened_at,
-                "open": bar.open,
-                "high": bar.high,
-                "low": bar.low,
-                "close": bar.close,
-                "volume": bar.volume,
-                "source": bar.source,
-            }
-        rows = builtins.list(unique.values())
-        statement = _ohlcv_upsert(self._dialect)
+        rows = ohlcv_rows(bars)
+        statement = ohlcv_upsert(self._dialect)
         for start in range(0, len(rows), UPSERT_CHUNK):
             # One statement with many parameter sets: compiled once and cached, not per call
             # (ingestion stores every bar before publishing it).

@@ -187,31 +187,31 @@ async def test_store_bars_waits_out_a_database_outage(
 ) -> None:
     # Arrange: the first two transactions find the database down
     real_transaction = store.transaction
-    attempts: list[bool] = []
+    attempts: list[int] = []
 
-    def flaky_transaction(*, durable: bool = True) -> Any:
-        attempts.append(durable)
+    def flaky_transaction() -> Any:
+        attempts.append(len(attempts) + 1)
         if len(attempts) <= 2:
             raise ConnectionRefusedError("database restarting")
-        return real_transaction(durable=durable)
+        return real_transaction()
 
     monkeypatch.setattr(store, "transaction", flaky_transaction)
     bar = make_bar(close=1.15)
     # Act
     written = await store.store_bars([bar])
-    # Assert: written on the third attempt, as market data (no durable commit asked)
+    # Assert: written on the third attempt
     monkeypatch.undo()
     async with store.transaction() as unit:
         stored = await unit.ohlcv.latest("EURUSD", Timeframe.H1)
     assert written == 1
-    assert attempts == [False, False, False]
+    assert attempts == [1, 2, 3]
     assert [item.close for item in stored] == [1.15]
 
 
 async def test_store_bars_gives_up_on_an_error_that_is_no_outage(
     store: Store, monkeypatch: pytest.MonkeyPatch, make_bar: Callable[..., BarClosed]
 ) -> None:
-    def broken_transaction(*, durable: bool = True) -> Any:
+    def broken_transaction() -> Any:
         raise ValueError("a bug, not an outage")
 
     monkeypatch.setattr(store, "transaction", broken_transaction)
