@@ -416,9 +416,13 @@ async def _as_of_signal(
     keeps the decision what it would have been in step, in a replay and after a restart.
     """
     moment = request.signal_time
-    prices = dict(context.portfolio.last_prices)
-    for symbol in {*prices, request.symbol}:
-        close = await _close_as_of(unit, context.portfolio, symbol, moment)
+    portfolio = context.portfolio
+    prices = dict(portfolio.last_prices)
+    # only the prices a decision reads: the order's symbol and the held or projected ones
+    held = {symbol for symbol, quantity in portfolio.projected_positions.items() if quantity}
+    held |= {symbol for symbol, position in context.account.positions.items() if position.quantity}
+    for symbol in sorted({request.symbol, *held}):
+        close = await _close_as_of(unit, portfolio, symbol, moment)
         if close is not None:
             prices[symbol] = close
     return replace(context.portfolio, last_prices=prices, equity=context.account.equity(prices))
@@ -431,6 +435,8 @@ async def _close_as_of(
     market = portfolio.market.symbols.get(symbol)
     if market is None or not market.close_values:
         return None
+    if market.last_bar_at == moment:
+        return market.last_close
     if market.last_bar_at < moment:
         # risk has not seen that bar yet: ingestion stored it before publishing it
         stored = await unit.ohlcv.range(
