@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 
 from tai_core.clock import Clock, SystemClock
+from tai_core.periodic import PeriodicTask
 from tai_store.database import Store
 from tai_store.records import OutboxMessage
 
@@ -112,27 +112,12 @@ class OutboxSweeper:
     """A timer that publishes what no handler's relay call picked up (a crash, a lost race)."""
 
     def __init__(self, relay: OutboxRelay, interval_seconds: float) -> None:
-        if interval_seconds <= 0:
-            raise ValueError("interval_seconds must be positive")
-        self._relay = relay
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._timer = PeriodicTask("outbox sweep", interval_seconds, relay.publish_pending)
 
     def start(self) -> None:
         """Start sweeping in the background."""
-        self._task = asyncio.create_task(self._run(), name="outbox-sweeper")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self._relay.publish_pending()
-            except Exception:  # the next tick retries; log why this one failed
-                _LOG.exception("outbox sweep failed; retrying on the next tick")
+        self._timer.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._timer.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -13,6 +11,7 @@ from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.accounting import Account
 from tai_core.clock import Clock
 from tai_core.ids import deterministic_id
+from tai_core.periodic import PeriodicTask
 from tai_core.signing import ApprovalVerifier
 from tai_events.base import Message
 from tai_events.codec import Envelope
@@ -108,8 +107,19 @@ class ExecutionApp:
             timeframe=settings.timeframe,
         )
         self.context.snapshot_batching = settings.snapshot_flush_seconds > 0
-        self._reconciler: asyncio.Task[None] | None = None
-        self._snapshot_flusher: asyncio.Task[None] | None = None
+        self._timers: list[PeriodicTask] = []
+        if settings.reconcile_seconds > 0:
+            self._timers.append(
+                PeriodicTask("reconciliation", settings.reconcile_seconds, self.reconcile_once)
+            )
+        if self.context.snapshot_batching:
+            self._timers.append(
+                PeriodicTask(
+                    "writing the equity snapshots",
+                    settings.snapshot_flush_seconds,
+                    lambda: flush_snapshots(self.context),
+                )
+            )
         self._sweeper = (
             OutboxSweeper(self.context.relay, settings.outbox_sweep_seconds)
             if settings.outbox_sweep_seconds > 0
@@ -247,10 +257,8 @@ class ExecutionApp:
             await self.bus.subscribe(subscription)
         if self._sweeper is not None:
             self._sweeper.start()
-        if self.settings.reconcile_seconds > 0:
-            self._reconciler = asyncio.create_task(self._reconcile_periodically())
-        if self.context.snapshot_batching:
-            self._snapshot_flusher = asyncio.create_task(self._flush_snapshots_periodically())
+        for timer in self._timers:
+            timer.start()
         self._started = True
 
     async def reconcile_once(self) -> list[PositionMismatch]:
@@ -259,33 +267,12 @@ class ExecutionApp:
             await resolve_in_doubt(self.context)
             return await reconcile_positions(self.context, audit_success=False)
 
-    async def _reconcile_periodically(self) -> None:
-        """Timer: settle orders in doubt, then compare broker and ledger positions."""
-        while True:
-            await asyncio.sleep(self.settings.reconcile_seconds)
-            try:
-                await self.reconcile_once()
-            except Exception:  # the next tick retries; a broker outage must not stop the timer
-                _LOG.exception("reconciliation failed; retrying on the next tick")
-
-    async def _flush_snapshots_periodically(self) -> None:
-        """Timer: write the equity snapshots gathered since the last flush."""
-        while True:
-            await asyncio.sleep(self.settings.snapshot_flush_seconds)
-            try:
-                await flush_snapshots(self.context)
-            except Exception:  # kept in memory; the next tick retries
-                _LOG.exception("writing the equity snapshots failed; retrying on the next tick")
-
     async def stop(self) -> None:
         """Stop the timers and write the last snapshots (the runtime closes the bus)."""
         if self._sweeper is not None:
             await self._sweeper.stop()
-        for timer in (self._reconciler, self._snapshot_flusher):
-            if timer is not None:
-                timer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await timer
+        for timer in self._timers:
+            await timer.stop()
         try:
             await flush_snapshots(self.context)
         except Exception:  # the ledger is down: the curve misses these points, nothing else
