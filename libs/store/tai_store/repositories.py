@@ -707,14 +707,22 @@ class OhlcvRepository(_Repository):
         timeframe: Timeframe | str,
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        limit: int | None = None,
     ) -> builtins.list[StoredBar]:
-        """Return bars opened in [start, end) (either bound optional), oldest first."""
+        """Return bars opened in [start, end) (either bound optional), oldest first.
+
+        ``limit`` keeps only the oldest ``limit`` of them.
+        """
         statement = self._select(symbol, timeframe)
         if start is not None:
             statement = statement.where(OhlcvRow.opened_at >= start)
         if end is not None:
             statement = statement.where(OhlcvRow.opened_at < end)
-        rows = (await self._session.scalars(statement.order_by(OhlcvRow.opened_at))).all()
+        statement = statement.order_by(OhlcvRow.opened_at)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = (await self._session.scalars(statement)).all()
         return [_record(StoredBar, row) for row in rows]
 
     async def symbols(self, timeframe: Timeframe | str) -> builtins.list[str]:

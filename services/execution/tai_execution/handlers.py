@@ -327,8 +327,22 @@ async def submit_paper(context: ExecutionContext, order: WorkingOrder) -> list[P
     earlier: list[BarClosed] = []
     if gap is not None:
         start, end = gap
+        # A whole market order without a bracket is done at the first bar after its signal;
+        # a bracket, a resting order or partial fills need every bar since.
+        first_bar_settles = (
+            order.order_type is OrderType.MARKET
+            and order.stop_loss is None
+            and order.take_profit is None
+            and context.broker.config.max_volume_share is None
+        )
         async with context.store.transaction() as unit:
-            stored = await unit.ohlcv.range(order.symbol, context.timeframe, start, end)
+            stored = await unit.ohlcv.range(
+                order.symbol,
+                context.timeframe,
+                start,
+                end,
+                limit=1 if first_bar_settles else None,
+            )
         earlier = [bar.to_event() for bar in stored]
     return context.broker.submit_all(order, earlier)
 

@@ -459,3 +459,30 @@ async def test_an_approval_later_than_the_kept_bars_fills_at_the_stored_bar_afte
         [fill] = await unit.fills.list()
     assert fill.price == pytest.approx(1.21)
     assert fill.filled_at == bars[0].opened_at
+
+
+async def test_a_late_approval_filling_in_parts_takes_every_stored_bar_since_its_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: at most 10 % of a bar's volume per fill; two bars kept, six handled
+    harness = await _harness(tmp_path, max_volume_share=0.1)
+    monkeypatch.setattr(paper, "RECENT_BARS_KEPT", 2)
+    bars = [bar(index, 1.20 + index / 100, 1.30, 1.10, 1.20, volume=6000) for index in range(1, 7)]
+    try:
+        async with harness.store.transaction() as unit:
+            await unit.ohlcv.upsert_many(bars)
+        for item in bars:
+            await _bar(harness, item)
+        # Act
+        await _approve(harness, "ord-1")
+        # Assert: 600 at bar 1's open and the rest at bar 2's, both read back from the ledger
+        async with harness.store.transaction() as unit:
+            fills = await unit.fills.for_order("ord-1")
+        assert [(fill.quantity, fill.filled_at) for fill in fills] == [
+            (600.0, bars[0].opened_at),
+            (400.0, bars[1].opened_at),
+        ]
+    finally:
+        await harness.execution.stop()
+        await harness.bus.close()
+        await harness.store.close()

@@ -59,7 +59,11 @@ def test_closing_a_long_realises_quantity_times_the_price_move(
 ) -> None:
     position, _ = Position("EURUSD").apply_fill(quantity, entry)
     closed, realized = position.apply_fill(-quantity, exit_price)
-    assert realized == pytest.approx(quantity * (exit_price - entry), rel=1e-9, abs=1e-9)
+    # rounding of quantity x price, however small the move: a few ulps of the notional
+    notional = quantity * max(entry, exit_price)
+    assert realized == pytest.approx(
+        quantity * (exit_price - entry), rel=1e-9, abs=1e-12 * notional
+    )
     assert closed.is_flat
     assert closed.unrealized_pnl(exit_price) == 0.0
 
