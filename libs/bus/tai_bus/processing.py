@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tai_bus.api import DeadLetter, DeadLetterHandler, Handler, PermanentHandlerError
+from tai_core.outage import DEFAULT_OUTAGE_PATIENCE_SECONDS, waiting_out_outages
 from tai_events.base import Message
 from tai_events.codec import Envelope, MessageDecodeError, decode_body, decode_headers
 from tai_events.headers import MessageHeaders
@@ -27,9 +28,6 @@ from tai_telemetry import Telemetry, extract_context, get_logger, inject_tracepa
 
 MAX_REASON_LENGTH = 1000
 """Dead-letter reasons are cut to this length (they travel in an AMQP header)."""
-DEFAULT_OUTAGE_PATIENCE_SECONDS = 300.0
-"""How long a delivery waits for an unavailable dependency before it counts as a failure."""
-
 TransientErrorClassifier = Callable[[BaseException], bool]
 """Tells whether a handler's error means a dependency is down (retry in place)."""
 
@@ -208,12 +206,10 @@ class MessageProcessor(_SpanningProcessor):
                 error=describe_error(error) if error is not None else "",
             )
 
-        async for attempt in tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(is_transient),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=5.0),
-            stop=tenacity.stop_after_delay(self._outage_patience_seconds),
+        async for attempt in waiting_out_outages(
+            is_transient,
+            patience_seconds=self._outage_patience_seconds,
             before_sleep=log_outage,
-            reraise=True,
         ):
             with attempt:
                 await self._handler(envelope)

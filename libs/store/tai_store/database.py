@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import sqlalchemy.exc
-import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -21,11 +20,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from tai_core.outage import DEFAULT_OUTAGE_PATIENCE_SECONDS, waiting_out_outages
 from tai_events.market import BarClosed
 from tai_store.repositories import UPSERT_CHUNK, UnitOfWork, ohlcv_rows, ohlcv_upsert
 
-DEFAULT_OUTAGE_PATIENCE_SECONDS = 300.0
-"""How long a market-data write waits for the database to come back before it fails."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for the lock before failing (embedded mode, one process)."""
 POSTGRESQL_POOL_SIZE = 10
@@ -206,11 +204,8 @@ class Store:
         """
         if not bars:
             return 0
-        async for attempt in tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(is_database_unavailable),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=5.0),
-            stop=tenacity.stop_after_delay(patience_seconds),
-            reraise=True,
+        async for attempt in waiting_out_outages(
+            is_database_unavailable, patience_seconds=patience_seconds
         ):
             with attempt:
                 if self.dialect != "postgresql":

@@ -455,10 +455,12 @@ async def _close_as_of(
     return market.close_values[position - 1]
 
 
+_TIMEFRAMES_BY_DURATION = {timeframe.duration: timeframe for timeframe in Timeframe}
+
+
 def _timeframe_of(interval: timedelta) -> Timeframe:
-    return next(
-        (timeframe for timeframe in Timeframe if timeframe.duration == interval), Timeframe.H1
-    )
+    # a symbol's interval is always its bars' timeframe duration
+    return _TIMEFRAMES_BY_DURATION[interval]
 
 
 def _observe_bar(context: RiskContext, bar: BarClosed) -> tuple[bool, list[Trip]]:
