@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import Field, model_validator
 
@@ -65,6 +65,27 @@ class OrderState(StrEnum):
         }
 
 
+class TradingStyle(StrEnum):
+    """How long a strategy holds its trades; risk caps the risk per trade by style."""
+
+    SCALPING = "scalping"
+    INTRADAY = "intraday"
+    SWING = "swing"
+
+
+class SizingConstraint(StrEnum):
+    """What set an approved order's quantity."""
+
+    REQUESTED = "requested"
+    """The quantity the strategy asked for (nothing smaller was needed)."""
+    RISK_BUDGET = "risk_budget"
+    """The strategy's risk budget: equity x budget / stop distance."""
+    KELLY = "kelly"
+    """Fractional Kelly of the win probability and payoff, below the budget."""
+    POSITION_HELD = "position_held"
+    """A reduce-only order cut to the position the strategy holds."""
+
+
 class SignalDirection(StrEnum):
     """What a strategy wants its position to be."""
 
@@ -103,13 +124,23 @@ class SignalGenerated(Event):
 
 
 class OrderRequested(_PricedOrderFields):
-    """A strategy asks risk to approve an order."""
+    """A strategy asks risk to approve an order: its intent, sized by risk.
+
+    An entry states side, stop, target, its style's risk budget and, where the strategy has
+    one, a win probability, and leaves ``quantity`` empty: risk turns the intent into a
+    quantity from the live account. A strategy that trades a fixed size gives ``quantity``
+    (risk may shrink it to fit its limits). An exit gives exactly the quantity the strategy
+    holds and is ``reduce_only``.
+    """
+
+    schema_version: ClassVar[int] = 2
 
     order_id: Identifier
     strategy: Name
     symbol: Symbol
     side: Side
-    quantity: Quantity
+    quantity: Quantity | None = None
+    """Units wanted; None = risk sizes the order from ``risk_budget_pct`` and the stop."""
     reference_price: Price
     """Last price the strategy saw (used by fat-finger and sizing checks)."""
     signal_time: UtcDatetime
@@ -117,11 +148,28 @@ class OrderRequested(_PricedOrderFields):
     requested_at: UtcDatetime
     confidence: Probability | None = None
     win_probability: Probability | None = None
+    """The strategy's probability that the trade reaches its target (enables Kelly sizing)."""
+    style: TradingStyle | None = None
+    """The strategy's trading style: selects risk's per-style risk-per-trade cap."""
+    risk_budget_pct: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
+    """Share of equity the trade may lose at its stop, in %, before risk's caps."""
+    reduce_only: bool = False
+    """Only ever shrink the strategy's position (an exit): never opens or reverses."""
     reason: ShortText = ""
+
+    @model_validator(mode="after")
+    def _check_intent(self) -> Self:
+        if self.reduce_only and self.quantity is None:
+            raise ValueError("a reduce_only order states the quantity it closes")
+        if self.quantity is None and self.risk_budget_pct is None:
+            raise ValueError("an order without quantity needs risk_budget_pct for risk to size")
+        return self
 
 
 class OrderApproved(_PricedOrderFields):
     """Risk approved an order; the signature covers every field execution acts on."""
+
+    schema_version: ClassVar[int] = 2
 
     approval_id: Identifier
     order_id: Identifier
@@ -129,7 +177,11 @@ class OrderApproved(_PricedOrderFields):
     symbol: Symbol
     side: Side
     quantity: Quantity
-    requested_quantity: Quantity
+    requested_quantity: Quantity | None
+    """What the strategy asked for; None when risk sized the order from its intent."""
+    sized_by: Name = SizingConstraint.REQUESTED.value
+    """The constraint that set ``quantity``: a SizingConstraint or the risk rule it was cut to."""
+    reduce_only: bool = False
     price_floor: Price
     """Lowest acceptable fill price."""
     price_ceiling: Price
@@ -153,11 +205,14 @@ class OrderApproved(_PricedOrderFields):
 class OrderRejected(Event):
     """Risk (or a broker) refused an order; names the rule and the values it saw."""
 
+    schema_version: ClassVar[int] = 2
+
     order_id: Identifier
     strategy: Name
     symbol: Symbol
     side: Side
-    quantity: Quantity
+    quantity: Quantity | None
+    """The quantity requested; None when the strategy left sizing to risk."""
     rule: Name
     reason: ShortText
     values: dict[str, ScalarValue] = Field(default_factory=dict)

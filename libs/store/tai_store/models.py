@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -87,8 +89,12 @@ class OrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(32), index=True)
     side: Mapped[str] = mapped_column(String(4))
     order_type: Mapped[str] = mapped_column(String(8))
-    requested_quantity: Mapped[float] = mapped_column(Float)
+    requested_quantity: Mapped[float | None] = mapped_column(Float)
+    """None when risk sized the order from the strategy's intent."""
     approved_quantity: Mapped[float | None] = mapped_column(Float)
+    sized_by: Mapped[str | None] = mapped_column(String(64))
+    """The constraint that set the approved quantity (see tai_events.orders.SizingConstraint)."""
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     filled_quantity: Mapped[float] = mapped_column(Float, default=0.0)
     average_fill_price: Mapped[float | None] = mapped_column(Float)
     limit_price: Mapped[float | None] = mapped_column(Float)

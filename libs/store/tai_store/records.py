@@ -32,7 +32,7 @@ class Order:
     symbol: str
     side: str
     order_type: str
-    requested_quantity: float
+    requested_quantity: float | None
     approved_quantity: float | None
     filled_quantity: float
     average_fill_price: float | None
@@ -46,6 +46,8 @@ class Order:
     created_at: datetime
     updated_at: datetime
     reason: str
+    sized_by: str | None = None
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
