@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tai_events.base import ScalarValue
-from tai_events.orders import OrderRequested, Side
+from tai_events.orders import OrderRequested, Side, SizingConstraint
 from tai_events.risk import TradingState
 from tai_quant.risk import (
     RiskEstimate,
@@ -103,17 +103,21 @@ class RiskLimits(BaseModel):
         default=False,
         description="refuse new exposure in a symbol risk has no bar for (the service: on)",
     )
+    quantity_increment: float = Field(
+        default=1.0, gt=0, description="sized quantities are whole multiples of this"
+    )
     kelly_fraction: float = Field(default=0.25, gt=0, le=1, description="fraction of Kelly")
     kelly_cap: float = Field(default=0.25, gt=0, le=1, description="cap of the Kelly bet")
     default_payoff_ratio: float = Field(
         default=1.0, gt=0, description="payoff ratio when an order has no take profit"
     )
 
-    def risk_cap_pct(self, strategy: str) -> float:
-        """Return the risk-per-trade cap of a strategy (its style's, else the global one)."""
-        style = self.strategy_styles.get(strategy)
-        if style is not None and style in self.style_risk_caps_pct:
-            return self.style_risk_caps_pct[style]
+    def risk_cap_pct(self, strategy: str, style: str | None = None) -> float:
+        """Return the risk-per-trade cap of a strategy: its style's (as the request states it,
+        else as configured for the strategy), else the global one."""
+        chosen = style or self.strategy_styles.get(strategy)
+        if chosen is not None and chosen in self.style_risk_caps_pct:
+            return self.style_risk_caps_pct[chosen]
         return self.max_risk_per_trade_pct
 
     def margin_rate(self, symbol: str) -> float:
@@ -158,16 +162,35 @@ def _round(value: float) -> float:
 
 def shrinks_exposure(request: OrderRequested, portfolio: PortfolioState) -> bool:
     """Return True when the order makes the projected position strictly smaller."""
+    if request.quantity is None:
+        return False  # an intent to be sized opens (or adds to) a position
     current = portfolio.projected_positions.get(request.symbol, 0.0)
     change = request.quantity if request.side is _BUY else -request.quantity
     return abs(current + change) < abs(current) - _EPSILON
+
+
+def _quantity(request: OrderRequested) -> float:
+    """Return the request's quantity (0 for an intent risk has not sized yet)."""
+    return request.quantity or 0.0
+
+
+def _strategy_after(request: OrderRequested, portfolio: PortfolioState) -> float:
+    """Return the strategy's own projected position in the symbol if the order were approved."""
+    change = _quantity(request) if request.side is _BUY else -_quantity(request)
+    return portfolio.strategy_quantity(request.strategy, request.symbol) + change
+
+
+def grows_strategy_position(request: OrderRequested, portfolio: PortfolioState) -> bool:
+    """Return True when the order makes its strategy's own position larger."""
+    before = portfolio.strategy_quantity(request.strategy, request.symbol)
+    return abs(_strategy_after(request, portfolio)) > abs(before) + _EPSILON
 
 
 def _projected_notionals(request: OrderRequested, portfolio: PortfolioState) -> dict[str, float]:
     """Return signed notionals at the last prices with the candidate order included."""
     symbol = request.symbol
     positions = dict(portfolio.projected_positions)
-    positions[symbol] = portfolio.after(symbol, request.side, request.quantity)
+    positions[symbol] = portfolio.after(symbol, request.side, _quantity(request))
     last_prices = portfolio.last_prices  # portfolio.mark, inlined: four rules call this per order
     return {
         name: quantity * last_prices.get(name, request.reference_price if name == symbol else 0.0)
@@ -193,10 +216,15 @@ def stop_distance(
 def check_trading_state(
     request: OrderRequested, portfolio: PortfolioState, state: TradingState
 ) -> Verdict:
-    """HALTED admits nothing; REDUCING admits only orders that shrink exposure."""
+    """HALTED admits nothing; REDUCING admits only orders that shrink exposure (a strategy's
+    reduce-only exit counts: sizing cuts it to the position that strategy holds)."""
     if state is TradingState.HALTED:
         return Verdict("trading_state", False, "trading is HALTED", {"state": state.value})
-    if state is TradingState.REDUCING and not shrinks_exposure(request, portfolio):
+    if (
+        state is TradingState.REDUCING
+        and not request.reduce_only
+        and not shrinks_exposure(request, portfolio)
+    ):
         return Verdict(
             "trading_state",
             False,
@@ -204,7 +232,7 @@ def check_trading_state(
             {
                 "state": state.value,
                 "position": portfolio.projected_quantity(request.symbol),
-                "position_after": portfolio.after(request.symbol, request.side, request.quantity),
+                "position_after": portfolio.after(request.symbol, request.side, _quantity(request)),
             },
         )
     return passed("trading_state")
@@ -311,54 +339,54 @@ def check_market_data(
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    """The approved quantity and the verdict explaining it."""
+    """The approved quantity, the constraint that set it, and the verdict explaining it."""
 
     quantity: float
     verdict: Verdict
+    sized_by: str = SizingConstraint.REQUESTED.value
+
+
+def _floor_to_increment(quantity: float, increment: float) -> float:
+    """Round a quantity down to a whole number of increments (tolerating float noise)."""
+    return math.floor(quantity / increment + 1e-9) * increment
 
 
 def size_order(request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits) -> Sizing:
-    """Size the exposure-adding part of an order with fractional Kelly and the stop distance.
+    """Turn a request into a quantity: risk budget, fractional Kelly, or what was asked.
 
-    Risk fraction = min(fractional Kelly of the win probability and payoff ratio, the
-    strategy's risk-per-trade cap); units = equity x fraction / stop distance. The part of an
-    order that closes the current position is never cut. Orders without a win probability or
-    any stop distance keep their quantity.
+    * A reduce-only order closes at most what its strategy holds on the other side.
+    * An order without quantity (an intent) is sized so the whole resulting position loses the
+      strategy's risk budget at the stop: risk fraction = min(its ``risk_budget_pct``, its
+      style's cap, fractional Kelly when it states a win probability); units = equity x
+      fraction / stop distance, rounded down to ``quantity_increment``.
+    * An order with a quantity keeps it, except that a win probability caps its exposure-adding
+      part at the Kelly units (the part that closes the current position is never cut).
+
+    The exposure limits then shrink the quantity further where they bind (see RiskEngine).
     """
+    if request.reduce_only:
+        return _size_reduce_only(request, portfolio)
+    if request.quantity is None:
+        return _size_from_budget(request, portfolio, limits)
+    return _size_requested(request, request.quantity, portfolio, limits)
+
+
+def _size_requested(
+    request: OrderRequested, wanted: float, portfolio: PortfolioState, limits: RiskLimits
+) -> Sizing:
+    """Keep a requested quantity; cap its opening part at Kelly when it has a win probability."""
     before = portfolio.projected_quantity(request.symbol)
-    closing = min(request.quantity, abs(before)) if before * request.side.sign < 0 else 0.0
-    opening = request.quantity - closing
+    closing = min(wanted, abs(before)) if before * request.side.sign < 0 else 0.0
+    opening = wanted - closing
     if request.win_probability is None or opening <= _EPSILON:
-        return Sizing(request.quantity, _NOT_SIZED)
+        return Sizing(wanted, _NOT_SIZED)
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
-        return Sizing(request.quantity, Verdict("sizing", True, "no stop distance: not sized"))
-    payoff = limits.default_payoff_ratio
-    if request.take_profit is not None and request.stop_loss is not None:
-        target = abs(request.take_profit - request.reference_price)
-        payoff = target / distance if target > 0 else payoff
-    kelly = kelly_fraction(
-        request.win_probability, payoff, fraction=limits.kelly_fraction, cap=limits.kelly_cap
-    )
-    values: dict[str, ScalarValue] = {
-        "win_probability": request.win_probability,
-        "payoff_ratio": _round(payoff),
-        "kelly_fraction": _round(kelly),
-        "stop_distance": _round(distance),
-        "stop_source": source,
-    }
+        return Sizing(wanted, Verdict("sizing", True, "no stop distance: not sized"))
+    kelly, values = _kelly(request, distance, source, limits)
     if kelly <= 0.0:
-        return Sizing(
-            0.0,
-            Verdict(
-                "sizing",
-                False,
-                f"no edge: win probability {request.win_probability} at payoff {payoff:.2f} "
-                "gives a zero Kelly bet",
-                values,
-            ),
-        )
-    risk_fraction = min(kelly, limits.risk_cap_pct(request.strategy) / 100.0)
+        return Sizing(0.0, _no_edge(request, values))
+    risk_fraction = min(kelly, limits.risk_cap_pct(request.strategy, request.style) / 100.0)
     units = position_size(max(portfolio.equity, 0.0), risk_fraction, distance)
     # the budget covers the whole position after the order: a same-side order adds to the
     # current position, a reversal's opening part is the whole new position
@@ -376,23 +404,145 @@ def size_order(request: OrderRequested, portfolio: PortfolioState, limits: RiskL
                 values,
             ),
         )
-    return Sizing(approved, Verdict("sizing", True, "sized", values))
+    sized_by = (
+        SizingConstraint.KELLY.value
+        if approved < wanted - _EPSILON
+        else SizingConstraint.REQUESTED.value
+    )
+    return Sizing(approved, Verdict("sizing", True, "sized", values), sized_by)
+
+
+def _kelly(
+    request: OrderRequested, distance: float, source: str, limits: RiskLimits
+) -> tuple[float, dict[str, ScalarValue]]:
+    """Return the fractional Kelly bet of the request's win probability and its values."""
+    assert request.win_probability is not None
+    payoff = limits.default_payoff_ratio
+    if request.take_profit is not None:
+        target = abs(request.take_profit - request.reference_price)
+        payoff = target / distance if target > 0 else payoff
+    kelly = kelly_fraction(
+        request.win_probability, payoff, fraction=limits.kelly_fraction, cap=limits.kelly_cap
+    )
+    values: dict[str, ScalarValue] = {
+        "win_probability": request.win_probability,
+        "payoff_ratio": _round(payoff),
+        "kelly_fraction": _round(kelly),
+        "stop_distance": _round(distance),
+        "stop_source": source,
+    }
+    return kelly, values
+
+
+def _no_edge(request: OrderRequested, values: dict[str, ScalarValue]) -> Verdict:
+    return Verdict(
+        "sizing",
+        False,
+        f"no edge: win probability {request.win_probability} at payoff "
+        f"{values['payoff_ratio']} gives a zero Kelly bet",
+        values,
+    )
+
+
+def _size_reduce_only(request: OrderRequested, portfolio: PortfolioState) -> Sizing:
+    """Cut a reduce-only order to the position its strategy holds on the other side."""
+    assert request.quantity is not None
+    held = portfolio.strategy_quantity(request.strategy, request.symbol)
+    values: dict[str, ScalarValue] = {"strategy_position": _round(held)}
+    if held * request.side.sign >= 0 or abs(held) <= _EPSILON:
+        return Sizing(
+            0.0,
+            Verdict(
+                "reduce_only",
+                False,
+                f"reduce-only {request.side.value} but strategy {request.strategy} holds "
+                f"{held:g} {request.symbol}: nothing to reduce",
+                values,
+            ),
+        )
+    if request.quantity <= abs(held) + _EPSILON:
+        return Sizing(request.quantity, Verdict("sizing", True, "reduce-only", values))
+    return Sizing(
+        abs(held),
+        Verdict("sizing", True, "reduce-only: cut to the position held", values),
+        SizingConstraint.POSITION_HELD.value,
+    )
+
+
+def _size_from_budget(
+    request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
+) -> Sizing:
+    """Size an intent: equity x min(budget, style cap, Kelly) / stop distance."""
+    assert request.risk_budget_pct is not None
+    distance, source = stop_distance(request, portfolio, limits)
+    if distance is None:
+        return Sizing(
+            0.0,
+            Verdict(
+                "sizing",
+                False,
+                "the order has no stop and risk has no ATR yet: it cannot be sized",
+                {"stop_source": source},
+            ),
+        )
+    cap_pct = limits.risk_cap_pct(request.strategy, request.style)
+    budget_pct = min(request.risk_budget_pct, cap_pct)
+    fraction = budget_pct / 100.0
+    sized_by = (
+        SizingConstraint.RISK_BUDGET.value
+        if request.risk_budget_pct <= cap_pct
+        else "risk_per_trade"
+    )
+    values: dict[str, ScalarValue] = {
+        "risk_budget_pct": request.risk_budget_pct,
+        "style_cap_pct": cap_pct,
+        "stop_distance": _round(distance),
+        "stop_source": source,
+    }
+    if request.win_probability is not None:
+        kelly, kelly_values = _kelly(request, distance, source, limits)
+        values.update(kelly_values)
+        if kelly <= 0.0:
+            return Sizing(0.0, _no_edge(request, values))
+        if kelly < fraction:
+            fraction, sized_by = kelly, SizingConstraint.KELLY.value
+    equity = max(portfolio.equity, 0.0)
+    units = _floor_to_increment(
+        position_size(equity, fraction, distance), limits.quantity_increment
+    )
+    values.update({"risk_fraction": _round(fraction), "units": _round(units)})
+    if units <= _EPSILON:
+        return Sizing(
+            0.0,
+            Verdict(
+                "sizing",
+                False,
+                f"equity {equity:.2f} x {fraction:.4%} at a stop {distance:.6g} away is less "
+                f"than one increment of {limits.quantity_increment:g}",
+                values,
+            ),
+        )
+    return Sizing(units, Verdict("sizing", True, "sized from the risk budget", values), sized_by)
 
 
 def check_risk_per_trade(
     request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
 ) -> Verdict:
     """Refuse a resulting position whose loss at the stop exceeds the strategy's cap."""
-    if shrinks_exposure(request, portfolio):
+    if shrinks_exposure(request, portfolio) and not grows_strategy_position(request, portfolio):
         return passed("risk_per_trade")
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
         return Verdict(
             "risk_per_trade", True, "no stop and no ATR: not measurable", {"stop_source": source}
         )
-    after = abs(portfolio.after(request.symbol, request.side, request.quantity))
+    # the stop protects the strategy's own position, whatever the other strategies hold
+    after = max(
+        abs(portfolio.after(request.symbol, request.side, _quantity(request))),
+        abs(_strategy_after(request, portfolio)),
+    )
     at_risk = after * distance
-    cap_pct = limits.risk_cap_pct(request.strategy)
+    cap_pct = limits.risk_cap_pct(request.strategy, request.style)
     limit = portfolio.equity * cap_pct / 100.0
     values: dict[str, ScalarValue] = {
         "at_risk": _round(at_risk),
@@ -417,10 +567,16 @@ def check_position_notional(
     request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
 ) -> Verdict:
     """Refuse a resulting position whose notional exceeds its share of equity."""
-    after = portfolio.after(request.symbol, request.side, request.quantity)
+    # the account's net position and the strategy's own: brackets close each strategy's
+    # position on its own, so netting against another strategy does not bound the exposure
+    account_after = portfolio.after(request.symbol, request.side, _quantity(request))
+    strategy_after = _strategy_after(request, portfolio)
+    after = max(account_after, strategy_after, key=abs)
     notional = abs(after) * request.reference_price
     limit = portfolio.equity * limits.max_position_notional_pct / 100.0
-    if notional > limit and not shrinks_exposure(request, portfolio):
+    if notional > limit and (
+        not shrinks_exposure(request, portfolio) or grows_strategy_position(request, portfolio)
+    ):
         return Verdict(
             "max_position_notional",
             False,

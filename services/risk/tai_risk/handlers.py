@@ -35,6 +35,7 @@ from tai_events.orders import (
     OrderState,
     OrderStatusChanged,
     Side,
+    SizingConstraint,
 )
 from tai_events.risk import RiskStateChanged, TradingState
 from tai_risk.breakers import (
@@ -49,6 +50,7 @@ from tai_risk.state import PortfolioState, TradingStateMachine
 from tai_store import Store, UnitOfWork
 from tai_store.models import OhlcvRow, ProcessedMessageRow
 from tai_store.outbox import OutboxRelay
+from tai_store.records import Order
 from tai_telemetry.tracing import inject_traceparent
 
 CONSUMER = "risk"
@@ -117,18 +119,8 @@ async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
     portfolio = PortfolioState(equity=context.initial_equity, market=context.portfolio.market)
     account = Account.opened_with(context.initial_equity)
     breakers = CircuitBreakers(context.breakers.settings, peak_equity=context.initial_equity)
-    released: set[str] = set()
     orders = await unit.orders.list_by_state(tuple(OrderState))
-    for order in sorted(orders, key=lambda order: (order.signal_time, order.order_id)):
-        portfolio.decided_order_ids.add(order.order_id)
-        portfolio.record_request(order.strategy, order.signal_time)
-        if order.approved_quantity is None:
-            continue
-        releasing = OrderState(order.state) in RELEASING_STATES
-        if releasing:
-            released.add(order.order_id)
-        counted = order.filled_quantity if releasing else order.approved_quantity
-        portfolio.record_approval(order.symbol, Side(order.side), counted)
+    released = _project_orders(portfolio, orders)
     fills = sorted(await unit.fills.list(), key=lambda fill: (fill.filled_at, fill.fill_id))
     marks: dict[str, float] = {}
     for fill in fills:
@@ -170,6 +162,29 @@ async def rebuild(unit: UnitOfWork, context: RiskContext) -> None:
     context.applied_fill_ids = {fill.fill_id for fill in fills}
     context.released_order_ids = released
     context.inbox_seen = await handled_count(unit)
+
+
+def _project_orders(portfolio: PortfolioState, orders: list[Order]) -> set[str]:
+    """Project every order of the ledger into ``portfolio``; return the released order ids."""
+    released: set[str] = set()
+    for order in sorted(orders, key=lambda order: (order.signal_time, order.order_id)):
+        if order.reduce_only and order.sized_by is None:
+            # a bracket leg execution works at the broker: it moves positions as it fills
+            if order.filled_quantity:
+                portfolio.record_approval(
+                    order.symbol, Side(order.side), order.filled_quantity, order.strategy
+                )
+            continue
+        portfolio.decided_order_ids.add(order.order_id)
+        portfolio.record_request(order.strategy, order.signal_time)
+        if order.approved_quantity is None:
+            continue
+        releasing = OrderState(order.state) in RELEASING_STATES
+        if releasing:
+            released.add(order.order_id)
+        counted = order.filled_quantity if releasing else order.approved_quantity
+        portfolio.record_approval(order.symbol, Side(order.side), counted, order.strategy)
+    return released
 
 
 async def refresh_if_stale(unit: UnitOfWork, context: RiskContext) -> bool:
@@ -374,6 +389,8 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
                 order_type=request.order_type.value,
                 requested_quantity=request.quantity,
                 approved_quantity=decision.approval.quantity if decision.approval else None,
+                sized_by=decision.approval.sized_by if decision.approval else None,
+                reduce_only=request.reduce_only,
                 limit_price=request.limit_price,
                 stop_price=request.stop_price,
                 stop_loss=request.stop_loss,
@@ -401,7 +418,9 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
         context.portfolio.decided_order_ids.add(request.order_id)
         context.portfolio.record_request(request.strategy, request.signal_time)
     if decision.approval is not None:
-        context.portfolio.record_approval(request.symbol, request.side, decision.approval.quantity)
+        context.portfolio.record_approval(
+            request.symbol, request.side, decision.approval.quantity, request.strategy
+        )
     context.metrics.decisions.labels(outcome=outcome, rule=decision.rule or "").inc()
     await publish_outbox(context)
 
@@ -520,6 +539,9 @@ async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) ->
             fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
         )
         context.applied_fill_ids.add(fill.fill_id)
+        if fill.order_id not in context.portfolio.decided_order_ids:
+            # a bracket leg (no approval of risk's): its fill moves the projected positions
+            context.portfolio.record_approval(fill.symbol, fill.side, fill.quantity, fill.strategy)
         context.portfolio.last_prices.setdefault(fill.symbol, fill.price)
         trips = context.breakers.on_trade_closed(realized, fill.filled_at) if realized else []
         trips += context.breakers.on_equity(context.equity())
@@ -551,9 +573,7 @@ async def on_order_status_changed(envelope: Envelope[Message], context: RiskCont
     ):
         unfilled = order.approved_quantity - change.filled_quantity
         context.released_order_ids.add(order.order_id)
-        context.portfolio.projected_positions[order.symbol] = (
-            context.portfolio.projected_quantity(order.symbol) - Side(order.side).sign * unfilled
-        )
+        context.portfolio.release(order.symbol, Side(order.side), unfilled, order.strategy)
     context.observe()
     if changed:
         await publish_outbox(context)
@@ -613,28 +633,35 @@ async def on_control(envelope: Envelope[Message], context: RiskContext) -> None:
 
 
 async def flatten(context: RiskContext, command: FlattenPositions, cause: MessageHeaders) -> None:
-    """Approve closing orders for every projected position (or one symbol's)."""
+    """Approve closing orders for every projected position (or one symbol's).
+
+    Each strategy's position is closed by its own order, tagged with that strategy, so every
+    strategy learns from its fill that it is flat.
+    """
     now = context.clock.now()
     limits = context.engine.limits
     async with context.store.transaction() as unit:
-        for symbol, quantity in sorted(context.portfolio.projected_positions.items()):
+        positions = sorted(context.portfolio.strategy_positions.items())
+        for (strategy, symbol), quantity in positions:
             if abs(quantity) < 1e-9 or (command.symbol and symbol != command.symbol):
                 continue
             price = context.portfolio.last_prices.get(symbol)
             if price is None:
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
-            order_id = deterministic_id("flat", cause.message_id, symbol)
+            order_id = deterministic_id("flat", cause.message_id, strategy, symbol)
             tolerance = limits.fill_price_tolerance_pct / 100.0
             approval = context.engine.signer.sign(
                 OrderApproved(
                     approval_id=deterministic_id("apr", order_id),
                     order_id=order_id,
-                    strategy="flatten",
+                    strategy=strategy,
                     symbol=symbol,
                     side=side,
                     quantity=abs(quantity),
                     requested_quantity=abs(quantity),
+                    sized_by=SizingConstraint.POSITION_HELD.value,
+                    reduce_only=True,
                     price_floor=price * (1 - tolerance),
                     price_ceiling=price * (1 + tolerance),
                     signal_time=now,
@@ -646,7 +673,7 @@ async def flatten(context: RiskContext, command: FlattenPositions, cause: Messag
             )
             await unit.orders.add(
                 order_id=order_id,
-                strategy="flatten",
+                strategy=strategy,
                 symbol=symbol,
                 side=side.value,
                 order_type="MARKET",
@@ -657,6 +684,8 @@ async def flatten(context: RiskContext, command: FlattenPositions, cause: Messag
                 stop_loss=None,
                 take_profit=None,
                 reference_price=price,
+                sized_by=SizingConstraint.POSITION_HELD.value,
+                reduce_only=True,
                 state=OrderState.NEW.value,
                 signal_time=now,
                 at=now,
@@ -665,7 +694,7 @@ async def flatten(context: RiskContext, command: FlattenPositions, cause: Messag
             await unit.approvals.add(approval)
             await _outbox(unit, context, approval, cause)
             context.portfolio.decided_order_ids.add(order_id)
-            context.portfolio.record_approval(symbol, side, abs(quantity))
+            context.portfolio.record_approval(symbol, side, abs(quantity), strategy)
         await unit.audit.record(
             actor=command.requested_by,
             action="risk.flatten",

@@ -158,6 +158,8 @@ class PortfolioState:
     equity: float
     projected_positions: dict[str, float] = field(default_factory=dict)
     last_prices: dict[str, float] = field(default_factory=dict)
+    strategy_positions: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Projected positions per (strategy, symbol): what a reduce-only exit may close."""
     decided_order_ids: set[str] = field(default_factory=set)
     market: MarketHistory = field(default_factory=MarketHistory)
     request_times: dict[str, deque[datetime]] = field(default_factory=dict)
@@ -172,9 +174,20 @@ class PortfolioState:
         change = quantity if side is _BUY else -quantity  # side.sign, without the enum lookups
         return self.projected_positions.get(symbol, 0.0) + change
 
-    def record_approval(self, symbol: str, side: Side, quantity: float) -> None:
-        """Add an approved order to the projected positions."""
+    def strategy_quantity(self, strategy: str, symbol: str) -> float:
+        """Return the signed projected position of one strategy in a symbol."""
+        return self.strategy_positions.get((strategy, symbol), 0.0)
+
+    def record_approval(self, symbol: str, side: Side, quantity: float, strategy: str) -> None:
+        """Add an approved order to the projected positions (the account's and its strategy's)."""
         self.projected_positions[symbol] = self.after(symbol, side, quantity)
+        key = (strategy, symbol)
+        change = quantity if side is _BUY else -quantity
+        self.strategy_positions[key] = self.strategy_positions.get(key, 0.0) + change
+
+    def release(self, symbol: str, side: Side, quantity: float, strategy: str) -> None:
+        """Take the unfilled part of an order that ended early out of the projections."""
+        self.record_approval(symbol, Side.SELL if side is _BUY else _BUY, quantity, strategy)
 
     def record_request(self, strategy: str, signal_time: datetime) -> None:
         """Count a decided request towards its strategy's order rate (last minute only)."""

@@ -110,9 +110,21 @@ def test_risk_per_trade_without_stop_or_atr_is_not_measurable_and_passes() -> No
 
 
 def test_an_order_that_shrinks_exposure_is_never_refused_for_risk_per_trade() -> None:
-    portfolio = PortfolioState(EQUITY, projected_positions={"EURUSD": 100_000})
+    portfolio = PortfolioState(EQUITY)
+    portfolio.record_approval("EURUSD", Side.BUY, 100_000, "sma_cross")
     request = _request(Side.SELL, 10_000, stop_loss=1.75)
     assert check_risk_per_trade(request, portfolio, RiskLimits()).passed
+
+
+def test_netting_against_another_strategy_does_not_escape_risk_per_trade() -> None:
+    # Arrange: another strategy is long 100,000; this one opens a short of 10,000
+    portfolio = PortfolioState(EQUITY)
+    portfolio.record_approval("EURUSD", Side.BUY, 100_000, "scalping")
+    request = _request(Side.SELL, 10_000, stop_loss=1.75)
+    # Act
+    verdict = check_risk_per_trade(request, portfolio, RiskLimits())
+    # Assert: 10,000 x 0.25 = 2,500 > 2 % of equity, though the account's position shrinks
+    assert not verdict.passed
 
 
 # --- gross leverage: 10 x 100,000 = 1,000,000; GBPUSD holds 500,000 -> 400,000 EURUSD at 1.25
@@ -458,14 +470,33 @@ def test_engine_approves_the_sized_quantity_and_signs_it(
     assert [verdict.rule for verdict in decision.verdicts][-1] == "value_at_risk"
 
 
-def test_engine_names_the_first_failed_rule_with_its_values(
+def test_engine_cuts_an_order_to_the_risk_per_trade_limit_and_names_it(
     signer: ApprovalSigner, clock: FakeClock
 ) -> None:
+    # Arrange: 9,000 units at 0.25 to the stop risk 2,250 > 2 % of 100,000
     engine = RiskEngine(RiskLimits(max_position_notional_pct=1000), signer, clock)
+    # Act
     decision = engine.check(
         _request(quantity=9_000, stop_loss=1.25), PortfolioState(EQUITY), TradingState.ACTIVE
     )
+    # Assert
+    assert decision.approval is not None
+    assert decision.approval.quantity == 8_000
+    assert decision.approval.sized_by == "risk_per_trade"
+    bound = next(v for v in decision.verdicts if v.rule == "risk_per_trade")
+    assert bound.passed
+    assert "cut from 9000 to 8000" in bound.reason
+    assert bound.values["at_risk"] == pytest.approx(2_250)
+
+
+def test_engine_rejects_when_not_one_unit_fits(signer: ApprovalSigner, clock: FakeClock) -> None:
+    # Arrange: equity so small that one unit already risks more than 2 %
+    engine = RiskEngine(RiskLimits(max_position_notional_pct=1000), signer, clock)
+    # Act
+    decision = engine.check(
+        _request(quantity=9_000, stop_loss=1.25), PortfolioState(10.0), TradingState.ACTIVE
+    )
+    # Assert
     assert decision.rule == "risk_per_trade"
     assert decision.rejection is not None
-    assert decision.rejection.values["at_risk"] == pytest.approx(2_250)
     assert "exceed" in decision.rejection.reason

@@ -74,17 +74,25 @@ def test_order_that_shrinks_exposure_is_approved_when_reducing(engine: RiskEngin
 
 # 20 % of 100,000 equity = 20,000 notional; at 1.25 that is 16,000 units.
 @pytest.mark.parametrize(
-    ("quantity", "approved"), [(15_999, True), (16_000, True), (16_001, False)]
+    ("quantity", "approved_quantity", "sized_by"),
+    [(15_999, 15_999, "requested"), (16_000, 16_000, "requested"), (16_001, 16_000, None)],
 )
-def test_position_notional_limit_at_below_and_above(
-    engine: RiskEngine, quantity: float, approved: bool
+def test_position_notional_limit_at_below_and_above_cuts_to_the_limit(
+    engine: RiskEngine, quantity: float, approved_quantity: float, sized_by: str | None
 ) -> None:
     decision = engine.check(_request(quantity=quantity), _portfolio(), TradingState.ACTIVE)
-    assert decision.approved is approved
-    if not approved:
-        assert decision.rule == "max_position_notional"
-        assert decision.rejection is not None
-        assert decision.rejection.values["limit"] == pytest.approx(20_000)
+    assert decision.approval is not None
+    assert decision.approval.quantity == approved_quantity
+    assert decision.approval.sized_by == (sized_by or "max_position_notional")
+
+
+def test_position_notional_rejects_when_the_position_already_uses_the_limit(
+    engine: RiskEngine,
+) -> None:
+    decision = engine.check(_request(quantity=1_000), _portfolio(16_000), TradingState.ACTIVE)
+    assert decision.rule == "max_position_notional"
+    assert decision.rejection is not None
+    assert decision.rejection.values["limit"] == pytest.approx(20_000)
 
 
 def test_reversal_is_judged_on_the_resulting_position(engine: RiskEngine) -> None:
