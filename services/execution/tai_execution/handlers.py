@@ -170,7 +170,7 @@ async def _status(unit: UnitOfWork, order_id: str) -> OrderStatus | None:
     return OrderStatus(
         order_id=order.order_id,
         symbol=order.symbol,
-        quantity=order.approved_quantity or order.requested_quantity,
+        quantity=order.approved_quantity or order.requested_quantity or 0.0,
         state=OrderState(order.state),
         filled_quantity=order.filled_quantity,
         average_fill_price=order.average_fill_price,
@@ -278,6 +278,8 @@ async def on_order_approved(envelope: Envelope[Message], context: ExecutionConte
                     order_type=approval.order_type,
                     requested_quantity=approval.requested_quantity,
                     approved_quantity=approval.quantity,
+                    sized_by=approval.sized_by,
+                    reduce_only=approval.reduce_only,
                     reference_price=(approval.price_floor + approval.price_ceiling) / 2,
                     signal_time=approval.signal_time,
                     at=now,
@@ -719,6 +721,7 @@ async def _arm_legs(
             order_type=leg.order_type,
             requested_quantity=leg.quantity,
             approved_quantity=leg.quantity,
+            reduce_only=True,  # a leg only ever closes its entry's position
             reference_price=leg.stop_price or leg.limit_price or armed.entry.price_floor,
             signal_time=leg.signal_time,
             at=now,

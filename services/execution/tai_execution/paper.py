@@ -372,9 +372,15 @@ class PaperBroker:
         results: list[PaperResult] = []
         if order.is_bracket_leg:
             return results
-        # An opposite order closes (or reverses) the position: its protection no longer fits.
+        # An opposite order of the same strategy closes (or reverses) that strategy's position:
+        # its protection no longer fits. Another strategy's order leaves it alone (each
+        # strategy's trades are its own, though the account nets them).
         for bracket in list(self._brackets.values()):
-            if bracket.entry.symbol == order.symbol and bracket.entry.side is not order.side:
+            if (
+                bracket.entry.symbol == order.symbol
+                and bracket.entry.strategy == order.strategy
+                and bracket.entry.side is not order.side
+            ):
                 del self._brackets[bracket.entry.order_id]
                 self._bracket_checked.pop(bracket.entry.order_id, None)
                 results.extend(
