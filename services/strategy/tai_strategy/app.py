@@ -7,7 +7,15 @@ from tai_core.clock import Clock
 from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.market import BarClosed
-from tai_events.topics import ALL_PREDICTIONS, CONTROL_EXCHANGE, CONTROL_STRATEGY, queue_name
+from tai_events.orders import OrderState, Side
+from tai_events.topics import (
+    ALL_PREDICTIONS,
+    CONTROL_EXCHANGE,
+    CONTROL_STRATEGY,
+    EXECUTION_FILL,
+    ORDER_REJECTED,
+    queue_name,
+)
 from tai_store.database import Store
 from tai_strategy.book import StrategyBook
 from tai_strategy.config import StrategySettings
@@ -15,13 +23,22 @@ from tai_strategy.handlers import (
     StrategyContext,
     on_bar_closed,
     on_configure_strategy,
+    on_order_outcome,
     on_prediction_made,
 )
+from tai_strategy.positions import PositionBook
 from tai_telemetry.metrics import Telemetry
 
 BARS_QUEUE = queue_name("strategy", "bars")
 PREDICTIONS_QUEUE = queue_name("strategy", "predictions")
 CONTROL_QUEUE = queue_name("strategy", "control")
+OUTCOMES_QUEUE = queue_name("strategy", "outcomes")
+OUTCOME_KEYS = (
+    EXECUTION_FILL,
+    ORDER_REJECTED,  # risk's OrderRejected and a broker's order.rejected state
+    *(f"order.{state.value.lower()}" for state in OrderState if state.is_terminal),
+)
+"""What happened to the strategies' orders: fills, refusals and every terminal state."""
 
 
 class StrategyApp:
@@ -67,6 +84,12 @@ class StrategyApp:
                 single_active_consumer=True,
             ),
             Subscription(
+                queue=OUTCOMES_QUEUE,
+                bindings=[Binding(key) for key in dict.fromkeys(OUTCOME_KEYS)],
+                handler=self._on_outcome,
+                single_active_consumer=True,
+            ),
+            Subscription(
                 queue=CONTROL_QUEUE,
                 bindings=[Binding(CONTROL_STRATEGY, exchange=CONTROL_EXCHANGE)],
                 handler=self._on_control,
@@ -93,6 +116,9 @@ class StrategyApp:
     async def _on_prediction(self, envelope: Envelope[Message]) -> None:
         await on_prediction_made(envelope, self.context)
 
+    async def _on_outcome(self, envelope: Envelope[Message]) -> None:
+        await on_order_outcome(envelope, self.context)
+
     async def _on_control(self, envelope: Envelope[Message]) -> None:
         await on_configure_strategy(envelope, self.context)
 
@@ -109,8 +135,39 @@ class StrategyApp:
             self.book.warm_up(bar)
         self._warmed_up.add(first.symbol)
 
+    async def rebuild_positions(self) -> None:
+        """Rebuild what each strategy holds, and its orders' outcomes, from the ledger."""
+        positions = PositionBook()
+        async with self.store.transaction() as unit:
+            orders = await unit.orders.list_by_state(tuple(OrderState))
+            fills = await unit.fills.list()
+        names = set(self.book.slots)
+        for order in sorted(orders, key=lambda order: (order.created_at, order.order_id)):
+            if order.strategy not in names:
+                continue
+            positions.sent(
+                order.order_id,
+                order.strategy,
+                order.symbol,
+                Side(order.side),
+                reduce_only=order.reduce_only,
+            )
+            positions.orders[order.order_id].resolved = OrderState(order.state).is_terminal
+        for fill in sorted(fills, key=lambda fill: (fill.filled_at, fill.fill_id)):
+            if fill.strategy in names:
+                positions.on_fill(
+                    fill.fill_id,
+                    fill.order_id,
+                    fill.strategy,
+                    fill.symbol,
+                    Side(fill.side),
+                    fill.quantity,
+                )
+        self.context.positions = positions
+
     async def start(self) -> None:
-        """Subscribe to the bar stream."""
+        """Rebuild the strategies' positions from the ledger, then subscribe."""
+        await self.rebuild_positions()
         for subscription in self.subscriptions():
             await self.bus.subscribe(subscription)
         self._started = True

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from tai_events.market import BarClosed
 from tai_events.ml import PredictionMade
-from tai_events.orders import Side, SignalDirection
+from tai_events.orders import Side, SignalDirection, TradingStyle
 
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """An order a strategy wants, before ids, timestamps and risk."""
+    """An order a strategy wants, before ids, timestamps and risk.
+
+    An entry leaves ``quantity`` empty and states its risk budget (risk sizes it from the
+    account); an exit is ``reduce_only`` and names the entry it closes (``entry_signal_time``):
+    the strategy service asks for exactly what that entry left the strategy holding.
+    """
 
     symbol: str
     side: Side
-    quantity: float
+    quantity: float | None
     reference_price: float
     confidence: float
     reason: str
@@ -25,6 +31,16 @@ class OrderIntent:
     target: SignalDirection | None = None
     """The position direction this order aims for, when the strategy holds one (e.g. a
     reversal's LONG); lets a backtest re-size the order with a sizer. None = an increment."""
+    risk_budget_pct: float | None = None
+    """Share of equity the trade may lose at its stop, in % (entries that risk sizes)."""
+    style: TradingStyle | None = None
+    win_probability: float | None = None
+    reduce_only: bool = False
+    entry_signal_time: datetime | None = None
+    """For an exit: the signal time of the entry whose position it closes."""
+    target_quantity: float | None = None
+    """For a strategy that holds a fixed size: the size of ``target``; the order then takes
+    the position the strategy really holds to it (e.g. a reversal after a refused order)."""
 
 
 class Strategy(Protocol):

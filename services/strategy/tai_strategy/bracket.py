@@ -4,14 +4,18 @@ A bracketed strategy opens a position with one order carrying an ATR stop-loss a
 then holds it (no new entries) until, by its own view of the bars, the stop or the target was
 touched — with the same conservative rule as the backtest broker (the stop when both could
 have hit) — or until ``max_holding_bars`` pass, when it asks to close; it never re-enters on
-the bar that ended a trade. Entries are sized so
-that hitting the stop loses ``risk_per_trade_pct`` of ``capital``, scaled by the regime weight
-the strategy book assigns.
+the bar that ended a trade.
+
+The strategy does not size its entries: each states its style and risk budget
+(``risk_per_trade_pct`` x the regime weight the strategy book assigns) and risk turns that
+into a quantity from the live account. Its exits are reduce-only and name the entry they
+close; the strategy service asks for exactly what that entry left it holding (nothing, when
+risk refused the entry). Its decisions depend on the bars alone, so a replay gives the same
+orders on any transport, however late the fills arrive.
 """
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +24,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tai_events.market import BarClosed
-from tai_events.orders import Side, SignalDirection
+from tai_events.orders import Side, SignalDirection, TradingStyle
 from tai_quant.indicators import AverageTrueRange
 from tai_strategy.base import OrderIntent
 
@@ -32,16 +36,15 @@ class BracketParameters(BaseModel):
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (0.0, 100.0)
     """The documented risk-per-trade band of the strategy family; validated on every change."""
+    STYLE: ClassVar[TradingStyle | None] = None
+    """The trading style risk caps this family's risk per trade by."""
 
-    capital: float = Field(default=100_000.0, gt=0, description="equity the risk is a share of")
     risk_per_trade_pct: float = Field(
-        default=1.0, gt=0, description="share of capital lost when the stop is hit"
+        default=1.0, gt=0, description="share of equity lost when the stop is hit (risk sizes)"
     )
     atr_period: int = Field(default=14, ge=1, le=500, description="ATR length in bars")
     stop_atr: float = Field(default=2.0, gt=0, description="stop-loss distance in ATRs")
     take_profit_atr: float = Field(default=3.0, gt=0, description="take-profit distance in ATRs")
-    lot_size: float = Field(default=1.0, gt=0, description="quantities are whole multiples")
-    max_quantity: float = Field(default=1e9, gt=0, description="cap on one entry's size")
     max_holding_bars: int = Field(
         default=0, ge=0, description="close after this many bars in a trade; 0 = never"
     )
@@ -59,33 +62,33 @@ class BracketParameters(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A strategy's wish to enter: direction, confidence and why."""
+    """A strategy's wish to enter: direction, confidence, why, and a win probability if known."""
 
     direction: SignalDirection
     confidence: float
     reason: str
+    win_probability: float | None = None
 
 
 @dataclass(slots=True)
 class OpenTrade:
-    """The strategy's own record of a trade it entered (it never sees fills)."""
+    """The strategy's model of a trade it asked for: when it entered and where it exits.
+
+    It times the trade from the bars; what the trade really holds comes from its fills (the
+    strategy service's PositionBook).
+    """
 
     direction: SignalDirection
-    quantity: float
     entry_reference: float
     stop_loss: float
     take_profit: float
+    entry_signal_time: datetime
     bars_held: int = 0
 
 
-def risk_quantity(parameters: BracketParameters, stop_distance: float, weight: float) -> float:
-    """Return the units whose stop-out loses ``risk_per_trade_pct`` of capital, x weight."""
-    if not stop_distance > 0 or not weight > 0:
-        return 0.0
-    budget = parameters.capital * parameters.risk_per_trade_pct / 100.0 * weight
-    units = min(budget / stop_distance, parameters.max_quantity)
-    lots = math.floor(units / parameters.lot_size + 1e-9)
-    return lots * parameters.lot_size
+def risk_budget_pct(parameters: BracketParameters, weight: float) -> float:
+    """Return the trade's risk budget: ``risk_per_trade_pct`` scaled by the regime weight."""
+    return parameters.risk_per_trade_pct * weight if weight > 0 else 0.0
 
 
 def protective_levels(
@@ -217,15 +220,15 @@ class BracketStrategy(Generic[P]):
     ) -> OrderIntent | None:
         parameters = self.parameters
         stop, target = protective_levels(signal.direction, bar.close, atr_value, parameters)
-        quantity = risk_quantity(parameters, abs(bar.close - stop), book.weight)
-        if quantity <= 0:
+        budget = round(risk_budget_pct(parameters, book.weight), 6)
+        if not budget > 0 or stop == bar.close:
             return None
-        book.trade = OpenTrade(signal.direction, quantity, bar.close, stop, target)
+        book.trade = OpenTrade(signal.direction, bar.close, stop, target, bar.closed_at)
         long = signal.direction is SignalDirection.LONG
         return OrderIntent(
             symbol=bar.symbol,
             side=Side.BUY if long else Side.SELL,
-            quantity=quantity,
+            quantity=None,
             reference_price=bar.close,
             confidence=round(min(1.0, max(0.0, signal.confidence)), 6),
             reason=(
@@ -238,6 +241,9 @@ class BracketStrategy(Generic[P]):
             stop_loss=stop,
             take_profit=target,
             target=signal.direction,
+            risk_budget_pct=budget,
+            style=parameters.STYLE,
+            win_probability=signal.win_probability,
         )
 
     def _close(self, bar: BarClosed, trade: OpenTrade) -> OrderIntent:
@@ -245,7 +251,7 @@ class BracketStrategy(Generic[P]):
         return OrderIntent(
             symbol=bar.symbol,
             side=Side.SELL if long else Side.BUY,
-            quantity=trade.quantity,
+            quantity=None,
             reference_price=bar.close,
             confidence=1.0,
             reason=(
@@ -253,6 +259,8 @@ class BracketStrategy(Generic[P]):
                 f"{trade.bars_held} bars (max_holding_bars) at close {bar.close}"
             ),
             target=SignalDirection.FLAT,
+            reduce_only=True,
+            entry_signal_time=trade.entry_signal_time,
         )
 
     def adopt_trades(self, other: BracketStrategy[Any]) -> None:

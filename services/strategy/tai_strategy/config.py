@@ -12,13 +12,17 @@ from tai_events.base import ScalarValue
 from tai_events.market import Timeframe
 from tai_strategy.registry import STRATEGY_TYPES
 
+DEFAULT_STRATEGIES = ("scalping", "intraday", "swing", "ml_driven", "sma_cross")
+"""The seed's portfolio: every strategy runs unless the settings choose otherwise."""
+
 
 class StrategySettings(ServiceSettings):
     """Settings of the strategy service (env prefix ``STRATEGY_``).
 
-    By default only ``sma_cross`` runs, with ``sma_fast``/``sma_slow``/``quantity``; list more
-    in ``STRATEGY_STRATEGIES`` (JSON, e.g. ``["sma_cross", "scalping"]``) and give their
-    parameters in ``STRATEGY_PARAMETERS`` (JSON object of objects, keyed by strategy name).
+    By default the whole portfolio runs: scalping, intraday, swing, ml_driven and sma_cross
+    (``sma_fast``/``sma_slow``/``quantity``). Choose others in ``STRATEGY_STRATEGIES`` (JSON,
+    e.g. ``["sma_cross", "scalping"]``) and give their parameters in ``STRATEGY_PARAMETERS``
+    (JSON object of objects, keyed by strategy name).
     """
 
     model_config = SettingsConfigDict(env_prefix="STRATEGY_", frozen=True, extra="ignore")
@@ -31,7 +35,7 @@ class StrategySettings(ServiceSettings):
         default=0, ge=0, description="stored bars replayed on start; 0 replays all history"
     )
     strategies: tuple[str, ...] = Field(
-        default=("sma_cross",), min_length=1, description="strategies that run from the start"
+        default=DEFAULT_STRATEGIES, min_length=1, description="strategies that run from the start"
     )
     parameters: dict[str, dict[str, ScalarValue]] = Field(
         default_factory=dict, description="per-strategy parameters overriding the defaults"

@@ -15,7 +15,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from tai_events.market import BarClosed
-from tai_events.orders import SignalDirection
+from tai_events.orders import SignalDirection, TradingStyle
 from tai_quant.indicators import (
     AverageDirectionalIndex,
     ExponentialMovingAverage,
@@ -29,8 +29,9 @@ class IntradayParameters(BracketParameters):
     """Intraday trend-following defaults (the documented live defaults)."""
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (1.0, 2.0)
+    STYLE: ClassVar[TradingStyle | None] = TradingStyle.INTRADAY
 
-    risk_per_trade_pct: float = Field(default=1.5, description="1-2 % of capital per trade")
+    risk_per_trade_pct: float = Field(default=1.5, description="1-2 % of equity per trade")
     stop_atr: float = Field(default=1.5, gt=0)
     take_profit_atr: float = Field(default=3.0, gt=0)
     max_holding_bars: int = Field(default=48, ge=0)

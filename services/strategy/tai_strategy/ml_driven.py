@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from tai_events.market import BarClosed
 from tai_events.ml import PredictedClass, PredictionMade
-from tai_events.orders import SignalDirection
+from tai_events.orders import SignalDirection, TradingStyle
 from tai_strategy.base import OrderIntent
 from tai_strategy.bracket import BracketParameters, BracketStrategy, Signal
 
@@ -26,8 +26,9 @@ class MlDrivenParameters(BracketParameters):
     """ML-driven defaults (the documented live defaults)."""
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    STYLE: ClassVar[TradingStyle | None] = TradingStyle.INTRADAY
 
-    risk_per_trade_pct: float = Field(default=1.0, description="0.5-2 % of capital per trade")
+    risk_per_trade_pct: float = Field(default=1.0, description="0.5-2 % of equity per trade")
     max_holding_bars: int = Field(default=24, ge=0)
     confidence_threshold: float = Field(
         default=0.6, gt=0, le=1, description="minimum probability of the traded class"
@@ -100,7 +101,7 @@ class MlDrivenStrategy(BracketStrategy[MlDrivenParameters]):
             f"with probability {probability:.3f} >= {self.parameters.confidence_threshold:g} "
             f"in regime {prediction.regime or 'unknown'}"
         )
-        return Signal(direction, probability, reason)
+        return Signal(direction, probability, reason, win_probability=probability)
 
     def on_prediction(self, prediction: PredictionMade) -> list[OrderIntent]:
         """Open a trade when a fresh, confident prediction passes the regime filter."""

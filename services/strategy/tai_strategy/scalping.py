@@ -18,7 +18,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from tai_events.market import BarClosed
-from tai_events.orders import SignalDirection
+from tai_events.orders import SignalDirection, TradingStyle
 from tai_quant.indicators import (
     BollingerBands,
     MovingAverageConvergenceDivergence,
@@ -32,8 +32,9 @@ class ScalpingParameters(BracketParameters):
     """Scalping defaults (the documented live defaults)."""
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (0.5, 1.0)
+    STYLE: ClassVar[TradingStyle | None] = TradingStyle.SCALPING
 
-    risk_per_trade_pct: float = Field(default=0.75, description="0.5-1 % of capital per trade")
+    risk_per_trade_pct: float = Field(default=0.75, description="0.5-1 % of equity per trade")
     stop_atr: float = Field(default=2.0, gt=0, description="stop-loss distance in ATR(14)")
     take_profit_atr: float = Field(default=3.0, gt=0, description="take-profit in ATR(14)")
     max_holding_bars: int = Field(default=30, ge=0, description="close a stale reversion")

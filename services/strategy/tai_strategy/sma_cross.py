@@ -224,4 +224,5 @@ class SmaCrossStrategy:
                 f"SMA({self.parameters.slow}) at close {bar.close}"
             ),
             target=target,
+            target_quantity=size,
         )

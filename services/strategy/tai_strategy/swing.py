@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from tai_events.market import BarClosed, Timeframe
-from tai_events.orders import SignalDirection
+from tai_events.orders import SignalDirection, TradingStyle
 from tai_quant.indicators import ExponentialMovingAverage, RelativeStrengthIndex
 from tai_strategy.bracket import BracketParameters, BracketStrategy, Signal
 
@@ -28,8 +28,9 @@ class SwingParameters(BracketParameters):
     """Swing defaults (the documented live defaults)."""
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (2.0, 3.0)
+    STYLE: ClassVar[TradingStyle | None] = TradingStyle.SWING
 
-    risk_per_trade_pct: float = Field(default=2.5, description="2-3 % of capital per trade")
+    risk_per_trade_pct: float = Field(default=2.5, description="2-3 % of equity per trade")
     stop_atr: float = Field(default=2.0, gt=0)
     take_profit_atr: float = Field(default=4.0, gt=0)
     max_holding_bars: int = Field(default=60, ge=0)

@@ -49,7 +49,7 @@ def _orders(book: StrategyBook, regime: str | None = None) -> list[tuple[int, st
     for index, bar in enumerate(_bars()):
         if regime is not None and index == 0:
             book.on_prediction(_regime(bar, regime))
-        found += [(index, name, intent.quantity) for name, intent in book.on_bar(bar)]
+        found += [(index, name, intent.risk_budget_pct or 0.0) for name, intent in book.on_bar(bar)]
     return found
 
 

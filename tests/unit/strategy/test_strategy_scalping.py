@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -54,7 +52,9 @@ def test_close_below_the_lower_band_with_oversold_rsi_buys_with_atr_bracket() ->
     assert intent.stop_loss == pytest.approx(close - 2 * average_range)
     assert intent.take_profit == pytest.approx(close + 3 * average_range)
     # 0.75 % of 100,000 lost at a 2-ATR stop, in whole units.
-    assert intent.quantity == math.floor(750.0 / (2 * average_range))
+    assert intent.quantity is None  # risk sizes it from the account
+    assert intent.risk_budget_pct == 0.75
+    assert intent.stop_loss == pytest.approx(intent.reference_price - 2 * average_range)
     assert intent.confidence == 0.5
     assert "below the lower Bollinger(20, 2) band" in intent.reason
     assert "RSI(14)" in intent.reason
@@ -102,7 +102,9 @@ def test_no_second_entry_while_in_a_trade_and_a_stale_trade_is_closed() -> None:
     (exit_intent,) = signals[SIGNAL_BAR + 5]
     assert exit_intent.side is Side.SELL
     assert exit_intent.target is SignalDirection.FLAT
-    assert exit_intent.quantity == signals[SIGNAL_BAR][0].quantity
+    assert exit_intent.reduce_only
+    assert exit_intent.quantity is None
+    assert exit_intent.entry_signal_time == _bars(closes)[SIGNAL_BAR].closed_at
     assert "held 5 bars" in exit_intent.reason
     assert strategy.open_trade("EURUSD") is None
 

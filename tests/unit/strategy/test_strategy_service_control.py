@@ -18,7 +18,14 @@ from tai_events.orders import OrderRequested
 from tai_events.strategies import StrategyParametersUpdated
 from tai_events.topics import STRATEGY_PARAMS_UPDATED
 from tai_store import Store
-from tai_strategy.app import BARS_QUEUE, CONTROL_QUEUE, PREDICTIONS_QUEUE, StrategyApp, create_app
+from tai_strategy.app import (
+    BARS_QUEUE,
+    CONTROL_QUEUE,
+    OUTCOMES_QUEUE,
+    PREDICTIONS_QUEUE,
+    StrategyApp,
+    create_app,
+)
 from tai_strategy.config import StrategySettings
 from tai_strategy.sma_cross import SmaCrossStrategy
 from tai_telemetry.metrics import Telemetry
@@ -88,13 +95,18 @@ def _command(**fields: object) -> ConfigureStrategy:
     )
 
 
-def test_default_service_runs_sma_cross_alone_without_a_predictions_queue(
+def test_default_service_runs_the_whole_portfolio_and_follows_its_orders(
     service: Service,
 ) -> None:
     queues = [subscription.queue for subscription in service.app.subscriptions()]
-    assert queues == [BARS_QUEUE, CONTROL_QUEUE]
-    assert PREDICTIONS_QUEUE not in queues
-    assert list(service.app.book.slots) == ["sma_cross"]
+    assert queues == [BARS_QUEUE, OUTCOMES_QUEUE, CONTROL_QUEUE, PREDICTIONS_QUEUE]
+    assert sorted(service.app.book.slots) == [
+        "intraday",
+        "ml_driven",
+        "scalping",
+        "sma_cross",
+        "swing",
+    ]
     strategy = service.app.book.slots["sma_cross"].strategy
     assert isinstance(strategy, SmaCrossStrategy)
     assert (strategy.parameters.fast, strategy.parameters.slow) == (10, 30)

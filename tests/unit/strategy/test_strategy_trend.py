@@ -55,7 +55,9 @@ def test_intraday_joins_the_uptrend_when_the_macd_histogram_turns_up() -> None:
     assert intent.target is SignalDirection.LONG
     assert intent.stop_loss == pytest.approx(intent.reference_price - 1.5 * average_range)
     assert intent.take_profit == pytest.approx(intent.reference_price + 3.0 * average_range)
-    assert intent.quantity == math.floor(1_500.0 / (1.5 * average_range))
+    assert intent.quantity is None  # risk sizes it from the account
+    assert intent.risk_budget_pct == 1.5
+    assert intent.stop_loss == pytest.approx(intent.reference_price - 1.5 * average_range)
     assert 0.5 < intent.confidence <= 0.9
     assert "EMA(20)" in intent.reason
     assert "ADX(14)" in intent.reason
@@ -95,7 +97,9 @@ def test_swing_buys_a_cross_confirmed_by_the_daily_uptrend() -> None:
     assert intent.side is Side.BUY
     assert intent.stop_loss == pytest.approx(intent.reference_price - 2.0 * average_range)
     assert intent.take_profit == pytest.approx(intent.reference_price + 4.0 * average_range)
-    assert intent.quantity == math.floor(2_500.0 / (2.0 * average_range))
+    assert intent.quantity is None  # risk sizes it from the account
+    assert intent.risk_budget_pct == 2.5
+    assert intent.stop_loss == pytest.approx(intent.reference_price - 2.0 * average_range)
     assert "1d trend LONG" in intent.reason
     assert "EMA(10) crossed above EMA(30)" in intent.reason
 
