@@ -42,10 +42,11 @@ def bars() -> list[BarClosed]:
 def test_bracketed_strategy_exits_at_its_stop_or_target_inside_the_bar(
     name: str, bars: list[BarClosed]
 ) -> None:
-    # Arrange: risk sized on 10,000 of capital (an FX stop of a few pips means a large
-    # position) on an FX account with 30:1 leverage; scalping needs no confirmation here.
+    # Arrange: risk sizes each entry from the account's equity and the strategy's budget (an
+    # FX stop of a few pips means a large position) on an FX account with 30:1 leverage;
+    # scalping needs no confirmation here.
     loosen = {"scalping": {"min_confirmations": "0"}, "intraday": {}, "swing": {}}
-    strategy, _ = build_strategy(name, {"capital": "10000", **loosen[name]})
+    strategy, _ = build_strategy(name, loosen[name])
     config = BacktestConfig(cash=100_000.0, costs=CostModel(commission_rate=0.0002), leverage=30.0)
     # Act
     result = EventDrivenBacktester(strategy, config).run(bars)

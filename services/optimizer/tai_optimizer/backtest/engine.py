@@ -304,15 +304,31 @@ class _Run:
             # look at the book through the same marks (built once per order).
             marks = {**self.marks, symbol: bar.open}
             side, quantity = self._order_for(item.intent, bar, marks)
-            if quantity <= QUANTITY_EPSILON:
+            if quantity is not None and quantity <= QUANTITY_EPSILON:
                 continue
             self._request(item, side, quantity, bar, index, marks)
 
     def _order_for(
         self, intent: OrderIntent, bar: BarClosed, marks: dict[str, float]
-    ) -> tuple[Side, float]:
+    ) -> tuple[Side, float | None]:
+        """Return the order's side and quantity; None leaves sizing to risk (an intent)."""
         sizer = self.config.sizer
+        if intent.reduce_only:
+            # an exit closes exactly what is held (nothing when the entry was refused)
+            held = self.account.position(intent.symbol).quantity
+            if abs(held) <= QUANTITY_EPSILON or (held > 0) == (intent.side is _BUY):
+                return intent.side, 0.0
+            return intent.side, abs(held)
         if sizer is None:
+            if intent.target_quantity is not None:
+                held = self.account.position(intent.symbol).quantity
+                wanted = (
+                    intent.target_quantity
+                    if intent.target is _LONG
+                    else (-intent.target_quantity if intent.target is not _FLAT else 0.0)
+                )
+                change = wanted - held
+                return (_BUY if change > 0 else _SELL), abs(change)
             return intent.side, intent.quantity
         target_direction = intent.target
         if target_direction is None:
@@ -364,7 +380,7 @@ class _Run:
         self,
         item: _PendingIntent,
         side: Side,
-        quantity: float,
+        quantity: float | None,
         bar: BarClosed,
         index: int,
         marks: dict[str, float],
@@ -390,6 +406,10 @@ class _Run:
             stop_loss=intent.stop_loss,
             take_profit=intent.take_profit,
             confidence=intent.confidence,
+            win_probability=intent.win_probability,
+            style=intent.style,
+            risk_budget_pct=intent.risk_budget_pct if quantity is None else None,
+            reduce_only=intent.reduce_only,
             reason=intent.reason[:2000],
         )
         portfolio = self.portfolio
@@ -412,6 +432,7 @@ class _Run:
                 )
             )
             return
+        quantity = decision.approval.quantity
         if not self._margin_allows(intent.symbol, side, quantity, bar, marks, equity):
             self.rejections.append(
                 Rejection(
@@ -449,7 +470,13 @@ class _Run:
                 )
             )
         # Risk projects approved orders; the book is what actually filled.
-        portfolio.projected_positions[intent.symbol] = self.account.position(intent.symbol).quantity
+        self._project(intent.symbol)
+
+    def _project(self, symbol: str) -> None:
+        """Set risk's projected positions (the account's and the strategy's) to the book."""
+        held = self.account.position(symbol).quantity
+        self.portfolio.projected_positions[symbol] = held
+        self.portfolio.strategy_positions[(self.strategy.name, symbol)] = held
 
     def _margin_allows(
         self,
@@ -481,7 +508,7 @@ class _Run:
             return
         fill = self.broker.exit_fill(trigger, abs(position), bar)
         self._apply(fill, index, trigger.reason)
-        self.portfolio.projected_positions[bracket.symbol] = 0.0
+        self._project(bracket.symbol)
 
     def _apply(self, fill: PaperFill, index: int, reason: ExitReason) -> None:
         order = fill.order
