@@ -569,6 +569,8 @@ async def on_order_status_changed(envelope: Envelope[Message], context: RiskCont
     if (
         order is not None
         and order.approved_quantity is not None
+        # only what risk approved was projected (a bracket leg moves positions by its fills)
+        and order.order_id in context.portfolio.decided_order_ids
         and order.order_id not in context.released_order_ids
     ):
         unfilled = order.approved_quantity - change.filled_quantity
