@@ -94,6 +94,8 @@ class OrderRow(Base):
     approved_quantity: Mapped[float | None] = mapped_column(Float)
     sized_by: Mapped[str | None] = mapped_column(String(64))
     """The constraint that set the approved quantity (see tai_events.orders.SizingConstraint)."""
+    rejected_by: Mapped[str | None] = mapped_column(String(64))
+    """The rule that refused the order (risk's, or the broker's)."""
     reduce_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     filled_quantity: Mapped[float] = mapped_column(Float, default=0.0)
     average_fill_price: Mapped[float | None] = mapped_column(Float)

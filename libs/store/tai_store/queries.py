@@ -108,3 +108,71 @@ def trading_state_history(engine: Engine, limit: int = 100) -> pd.DataFrame:
     """Return the newest ``limit`` trading-state transitions, newest first."""
     statement = select(*_columns(TradingStateRow)).order_by(TradingStateRow.id.desc()).limit(limit)
     return _frame(engine, statement, ["changed_at"])
+
+
+SIZED_BY_THE_REQUEST = ("requested", "risk_budget", "kelly", "position_held")
+"""``sized_by`` values of an approval that kept the strategy's own size (see SizingConstraint);
+any other value names the risk limit that cut the order."""
+
+STRATEGY_SUMMARY_COLUMNS = (
+    "strategy",
+    "requests",
+    "approved_full",
+    "approved_reduced",
+    "rejected",
+    "rejections_by_rule",
+    "filled_orders",
+    "trades",
+    "winning_trades",
+    "net_pnl",
+)
+
+
+def strategy_summary(engine: Engine) -> pd.DataFrame:
+    """Return per strategy: requests, approvals (full / reduced), rejections by rule, trades, P&L.
+
+    Requests are the orders strategies sent (and risk's flatten orders); bracket legs, which
+    execution works for an entry, are not requests. One row per strategy, sorted by name.
+    """
+    orders = _frame(
+        engine,
+        select(
+            OrderRow.strategy,
+            OrderRow.state,
+            OrderRow.sized_by,
+            OrderRow.rejected_by,
+            OrderRow.reduce_only,
+            OrderRow.approved_quantity,
+        ),
+        [],
+    )
+    trades = _frame(engine, select(TradeRow.strategy, TradeRow.pnl), [])
+    legs = orders["reduce_only"].astype(bool) & orders["sized_by"].isna()
+    legs &= orders["rejected_by"].isna()
+    requests = orders[~legs]
+    approved = requests[requests["approved_quantity"].notna()]
+    reduced = approved[~approved["sized_by"].isin(SIZED_BY_THE_REQUEST)]
+    rejected = requests[requests["state"] == "REJECTED"]
+    rows = []
+    for strategy in sorted(set(requests["strategy"]) | set(trades["strategy"])):
+        refused = rejected[rejected["strategy"] == strategy]
+        by_rule = refused["rejected_by"].fillna("broker").value_counts()
+        own_trades = trades[trades["strategy"] == strategy]["pnl"]
+        rows.append(
+            {
+                "strategy": strategy,
+                "requests": int((requests["strategy"] == strategy).sum()),
+                "approved_full": int((approved["strategy"] == strategy).sum())
+                - int((reduced["strategy"] == strategy).sum()),
+                "approved_reduced": int((reduced["strategy"] == strategy).sum()),
+                "rejected": len(refused),
+                "rejections_by_rule": {str(rule): int(n) for rule, n in by_rule.items()},
+                "filled_orders": int(
+                    ((requests["strategy"] == strategy) & (requests["state"] == "FILLED")).sum()
+                ),
+                "trades": len(own_trades),
+                "winning_trades": int((own_trades > 0).sum()),
+                "net_pnl": float(own_trades.sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(STRATEGY_SUMMARY_COLUMNS))

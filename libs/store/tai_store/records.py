@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tai_events import BarClosed, OrderApproved, Timeframe
+from tai_events import BarClosed, FillExecuted, OrderApproved, Side, Timeframe
 
 
 class UserRole(StrEnum):
@@ -47,6 +47,7 @@ class Order:
     updated_at: datetime
     reason: str
     sized_by: str | None = None
+    rejected_by: str | None = None
     reduce_only: bool = False
 
 
@@ -92,6 +93,21 @@ class Fill:
     commission: float
     filled_at: datetime
     broker: str
+
+    def to_event(self) -> FillExecuted:
+        """Return the fill as the event it was published as."""
+        return FillExecuted(
+            fill_id=self.fill_id,
+            order_id=self.order_id,
+            strategy=self.strategy,
+            symbol=self.symbol,
+            side=Side(self.side),
+            quantity=self.quantity,
+            price=self.price,
+            commission=self.commission,
+            filled_at=self.filled_at,
+            broker=self.broker,
+        )
 
 
 @dataclass(frozen=True, slots=True)

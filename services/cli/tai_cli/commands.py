@@ -84,6 +84,8 @@ def run(
 
 
 async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> None:
+    from tai_cli.reports import rejection_lines, strategy_table  # noqa: PLC0415
+
     system = EmbeddedSystem(options)
     await system.start()
     try:
@@ -121,6 +123,10 @@ async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> No
             if result.final_equity is not None
             else f"replayed {report.published} bars; no fills"
         )
+        summary = await system.strategy_summary()
+        console.print(strategy_table(summary))
+        for line in rejection_lines(summary):
+            console.print(line)
         if system.gateway is not None and not exit_when_done:
             console.print("serving the console; press Ctrl-C to stop")
             await system.serve_forever()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from tai_bus import MEMORY_URL, InMemoryBus
 from tai_cli.keys import ensure_key_files, ensure_secret
 from tai_core.clock import Clock, SystemClock
@@ -24,6 +26,7 @@ from tai_ingestion.samples import sample_path
 from tai_risk.app import create_app as create_risk
 from tai_risk.config import RiskSettings
 from tai_store.database import Store
+from tai_store.queries import strategy_summary
 from tai_store.records import Fill
 from tai_strategy.app import create_app as create_strategy
 from tai_strategy.config import StrategySettings
@@ -223,6 +226,10 @@ class EmbeddedSystem:
             admin_password=self.admin_password,
             urls=urls,
         )
+
+    async def strategy_summary(self) -> pd.DataFrame:
+        """Return what happened to each strategy's orders, from the ledger."""
+        return await asyncio.to_thread(strategy_summary, self.store.sync_engine())
 
     async def serve_forever(self) -> None:
         """Keep the console up until the process is interrupted."""

@@ -27,6 +27,7 @@ from tai_execution.handlers import (
     publish_outbox,
     reconcile_positions,
     record_results,
+    record_trades,
     resolve_in_doubt,
     submit_paper,
 )
@@ -47,6 +48,7 @@ from tai_execution.paper import (
 )
 from tai_execution.portfolio import CurrencyConverter
 from tai_execution.reconciliation import PositionMismatch
+from tai_quant.trades import TradeLedger
 from tai_store.database import Store
 from tai_store.outbox import OutboxRelay, OutboxSweeper
 from tai_telemetry.metrics import Telemetry
@@ -212,6 +214,12 @@ class ExecutionApp:
                 fill.symbol, Side(fill.side).sign * fill.quantity, fill.price, fill.commission
             )
             context.marks[fill.symbol] = fill.price
+            # the strategies' open lots, so the next closing fill records its trade
+            record_trades(
+                context.trade_ledgers.setdefault(fill.strategy, TradeLedger(keep_closed=False)),
+                fill.to_event(),
+                context.account_name,
+            )
         if live:
             return
         for symbol, position in context.account.positions.items():

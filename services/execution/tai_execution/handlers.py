@@ -55,8 +55,10 @@ from tai_execution.portfolio import (
 )
 from tai_execution.reconciliation import PositionMismatch, reconcile
 from tai_execution.verification import check_approval
+from tai_quant.trades import TradeLedger
 from tai_store import Store, UnitOfWork
 from tai_store.outbox import OutboxRelay
+from tai_store.records import Trade
 from tai_telemetry.tracing import inject_traceparent
 
 CONSUMER = "execution"
@@ -92,6 +94,8 @@ class ExecutionContext:
     reconciliation never compares them mid-update."""
     order_traces: dict[str, str] = field(default_factory=dict)
     """W3C traceparent of each working order's approval: its fill continues that trace."""
+    trade_ledgers: dict[str, TradeLedger] = field(default_factory=dict)
+    """Per strategy, its open lots: a fill that closes one records the strategy's trade."""
     in_flight: set[str] = field(default_factory=set)
 
     def observe_bar(self, bar: BarClosed) -> None:
@@ -603,6 +607,8 @@ async def record_results(
     entered: list[OrderState] = []
     filled = False
     written: dict[datetime, tuple[float, float]] = {}
+    # the strategies' lots change only once the transaction commits (a retry starts afresh)
+    ledgers: dict[str, TradeLedger] = {}
     async with context.store.transaction() as unit:
         for result in results:
             order = result.order if not isinstance(result, PaperBracketArmed) else result.entry
@@ -638,6 +644,13 @@ async def record_results(
             account, position, _realized = account.apply_fill(
                 order.symbol, order.side.sign * quantity, result.price, result.commission
             )
+            if order.strategy not in ledgers:
+                held = context.trade_ledgers.get(order.strategy)
+                ledgers[order.strategy] = (
+                    held.copy_open() if held is not None else TradeLedger(keep_closed=False)
+                )
+            for trade in record_trades(ledgers[order.strategy], fill, context.account_name):
+                await unit.trades.add(trade)
             filled = True
             transition = status.fill(quantity, result.price, now)
             # The fill continues the trace of the approval (and so of the bar that signalled
@@ -694,9 +707,40 @@ async def record_results(
                 account.equity(context.marks),
             )
     context.account = account
+    context.trade_ledgers.update(ledgers)
     _forget_written(context, written)
     _count(context, entered)
     await publish_outbox(context)
+
+
+def record_trades(ledger: TradeLedger, fill: FillExecuted, account: str) -> list[Trade]:
+    """Apply a fill to its strategy's lots; return the trades it closed, as ledger rows."""
+    closed = ledger.apply(
+        fill.symbol,
+        fill.side.sign * fill.quantity,
+        fill.price,
+        fill.commission,
+        time=fill.filled_at,
+        bar=0,
+        reason=fill.order_id,
+    )
+    return [
+        Trade(
+            trade_id=deterministic_id("trd", fill.fill_id, index),
+            account=account,
+            strategy=fill.strategy,
+            symbol=trade.symbol,
+            direction="LONG" if trade.size > 0 else "SHORT",
+            quantity=abs(trade.size),
+            entry_time=trade.entry_time,
+            entry_price=trade.entry_price,
+            exit_time=trade.exit_time,
+            exit_price=trade.exit_price,
+            pnl=trade.pnl,
+            commission=trade.commission,
+        )
+        for index, trade in enumerate(closed)
+    ]
 
 
 async def _arm_legs(

@@ -390,6 +390,7 @@ async def on_order_requested(envelope: Envelope[Message], context: RiskContext) 
                 requested_quantity=request.quantity,
                 approved_quantity=decision.approval.quantity if decision.approval else None,
                 sized_by=decision.approval.sized_by if decision.approval else None,
+                rejected_by=decision.rule,
                 reduce_only=request.reduce_only,
                 limit_price=request.limit_price,
                 stop_price=request.stop_price,

@@ -35,7 +35,7 @@ from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.signing import BacktestApprovalSigner
 from tai_optimizer.backtest.sizing import Sizer, SizingContext, TradeRecord
 from tai_optimizer.backtest.tape import BarFeed, BarTape, BookAfterFill
-from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
+from tai_quant.trades import ClosedTrade, TradeLedger
 from tai_risk.checks import RiskLimits
 from tai_risk.engine import RiskEngine
 from tai_risk.state import PortfolioState

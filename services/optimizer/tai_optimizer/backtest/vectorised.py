@@ -22,7 +22,7 @@ from tai_core.accounting import QUANTITY_EPSILON, Account
 from tai_optimizer.backtest.broker import ExitReason
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.sizing import AllInWholeUnits, FixedQuantity, SizingContext, TradeRecord
-from tai_optimizer.backtest.trades import ClosedTrade, TradeLedger
+from tai_quant.trades import ClosedTrade, TradeLedger
 
 FloatArray = npt.NDArray[np.float64]
 

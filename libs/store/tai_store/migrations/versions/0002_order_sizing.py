@@ -1,4 +1,4 @@
-"""Orders record how risk sized them: requested quantity optional, sized_by, reduce_only.
+"""Orders record how risk decided: requested quantity optional, sized_by, rejected_by, reduce_only.
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +25,7 @@ def upgrade() -> None:
     with op.batch_alter_table("orders") as batch:
         batch.alter_column("requested_quantity", existing_type=sa.Float(), nullable=True)
         batch.add_column(sa.Column("sized_by", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("rejected_by", sa.String(64), nullable=True))
         batch.add_column(
             sa.Column("reduce_only", sa.Boolean(), nullable=False, server_default=sa.false())
         )
@@ -33,5 +34,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("orders") as batch:
         batch.drop_column("reduce_only")
+        batch.drop_column("rejected_by")
         batch.drop_column("sized_by")
         batch.alter_column("requested_quantity", existing_type=sa.Float(), nullable=False)

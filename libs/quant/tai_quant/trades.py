@@ -1,13 +1,18 @@
-"""Closed trades from fills: FIFO lots per symbol, commissions shared pro rata."""
+"""Closed trades from fills: FIFO lots per symbol, commissions shared pro rata.
+
+Used by the backtester and by execution, which records each strategy's closed trades in the
+ledger (one TradeLedger per strategy).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from tai_core.accounting import QUANTITY_EPSILON
-from tai_optimizer.backtest.broker import ExitReason
 from tai_quant.metrics import Trade
+
+QUANTITY_EPSILON = 1e-9
+"""Quantities closer to zero than this are flat (as tai_core.accounting has it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +30,8 @@ class ClosedTrade:
     commission: float
     pnl: float
     """Net of the entry and exit commissions."""
-    exit_reason: ExitReason
+    exit_reason: str
+    """Why the position closed (the backtester's ExitReason, execution's order kind)."""
 
     @property
     def return_pct(self) -> float:
@@ -51,7 +57,7 @@ class ClosedTrade:
             "commission": self.commission,
             "pnl": self.pnl,
             "return_pct": self.return_pct,
-            "exit_reason": self.exit_reason.value,
+            "exit_reason": str(self.exit_reason),
         }
 
 
@@ -70,6 +76,18 @@ class TradeLedger:
 
     closed: list[ClosedTrade] = field(default_factory=list)
     open_lots: dict[str, list[_Lot]] = field(default_factory=dict)
+    keep_closed: bool = True
+    """Keep every closed trade in ``closed`` (a backtest's report); a live ledger only needs
+    the open lots."""
+
+    def copy_open(self) -> TradeLedger:
+        """Return an independent ledger with the same open lots (and no closed history)."""
+        return TradeLedger(
+            open_lots={
+                symbol: [replace(lot) for lot in lots] for symbol, lots in self.open_lots.items()
+            },
+            keep_closed=self.keep_closed,
+        )
 
     def apply(
         self,
@@ -80,7 +98,7 @@ class TradeLedger:
         *,
         time: datetime,
         bar: int,
-        reason: ExitReason,
+        reason: str,
     ) -> list[ClosedTrade]:
         """Apply one fill; return the trades it closed."""
         lots = self.open_lots.setdefault(symbol, [])
@@ -113,5 +131,6 @@ class TradeLedger:
                 lot.size -= direction * amount
         if abs(remaining) > QUANTITY_EPSILON:
             lots.append(_Lot(remaining, price, time, bar, commission_per_unit))
-        self.closed.extend(closed)
+        if self.keep_closed:
+            self.closed.extend(closed)
         return closed
