@@ -178,8 +178,12 @@ class BracketStrategy(Generic[P]):
         return book, signal, atr_value
 
     def warm_up(self, bar: BarClosed) -> None:
-        """Replay a historical bar through the indicators without trading."""
-        self._advance(bar)
+        """Replay a historical bar exactly as live, dropping the orders it calls for.
+
+        The decisions depend on the bars alone, so after a restart the replay rebuilds the
+        trades the strategy was timing (their entries and exits are in the ledger already).
+        """
+        self.on_bar(bar)
 
     def on_bar(self, bar: BarClosed) -> list[OrderIntent]:
         """Manage the open trade (exits), else enter on a fresh signal when flat."""
