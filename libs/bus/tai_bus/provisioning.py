@@ -68,7 +68,7 @@ EVENTS_WRITE: dict[str, str] = {
     "ingestion": rf"^(market\.(bar|tick)\..+|{_ALERTS})$",
     "inference": rf"^(ml\.prediction\..+|{_ALERTS})$",
     "strategy": rf"^(signal\..+|order\.requested|{_ALERTS})$",
-    "risk": rf"^(order\.(approved|rejected)|risk\.state|{_ALERTS})$",
+    "risk": rf"^(order\.(approved|rejected)|risk\.(state|limits)|{_ALERTS})$",
     "execution": (rf"^(order\.({_ORDER_STATES})|execution\.fill|position\.updated|{_ALERTS})$"),
     # ModelPromoted from the console's promote/rollback, its own refusal alerts
     "gateway": rf"^(model\.promoted|{_ALERTS})$",

@@ -21,7 +21,7 @@ from tai_events.orders import (
     SignalGenerated,
 )
 from tai_events.registry import MESSAGE_CLASSES, REGISTRY
-from tai_events.risk import RiskStateChanged, TradingState
+from tai_events.risk import RiskLimitsPublished, RiskStateChanged, TradingState
 from tai_events.strategies import StrategyParametersUpdated
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "PredictedClass",
     "PredictionMade",
     "ResumeTrading",
+    "RiskLimitsPublished",
     "RiskStateChanged",
     "Severity",
     "Side",

@@ -16,7 +16,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
-from tai_events.risk import RiskStateChanged
+from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 
 MESSAGE_CLASSES: tuple[type[Message], ...] = (
@@ -31,6 +31,7 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     FillExecuted,
     PositionUpdated,
     RiskStateChanged,
+    RiskLimitsPublished,
     AlertRaised,
     ModelPromoted,
     StrategyParametersUpdated,

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from tai_events.base import Event, FiniteFloat, NonNegativeAmount, ShortText, UtcDatetime
+from pydantic import BaseModel, ConfigDict, Field
+
+from tai_events.base import (
+    Event,
+    FiniteFloat,
+    Name,
+    NonNegativeAmount,
+    ScalarValue,
+    ShortText,
+    UtcDatetime,
+)
 
 
 class TradingState(StrEnum):
@@ -27,3 +38,30 @@ class RiskStateChanged(Event):
     daily_pnl: FiniteFloat
     changed_at: UtcDatetime
     changed_by: str = "risk"
+
+
+class BreakerDescription(BaseModel):
+    """One circuit breaker as risk applies it: condition, threshold, resulting state, lift."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    breaker: Name
+    condition: ShortText
+    setting: Name | None
+    """The risk setting holding the threshold (``RISK_<SETTING>``), if the breaker has one."""
+    threshold: FiniteFloat | None
+    moves_to: TradingState
+    lifted_by: Literal["next session", "admin resume"]
+
+
+class RiskLimitsPublished(Event):
+    """The limits and breakers risk enforces, announced at start and periodically.
+
+    What the console and API show as limits comes from here, never from a copy.
+    """
+
+    limits: dict[Name, ScalarValue] = Field(default_factory=dict)
+    """Every pre-trade limit by setting name; mappings are given as JSON text."""
+    breakers: list[BreakerDescription] = Field(default_factory=list)
+    published_at: UtcDatetime
+    account: str = Field(default="paper", max_length=64)

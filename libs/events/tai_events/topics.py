@@ -22,7 +22,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
-from tai_events.risk import RiskStateChanged
+from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 
 EVENTS_EXCHANGE = "tai.events"
@@ -43,6 +43,7 @@ ORDER_REJECTED = "order.rejected"
 EXECUTION_FILL = "execution.fill"
 POSITION_UPDATED = "position.updated"
 RISK_STATE = "risk.state"
+RISK_LIMITS = "risk.limits"
 MODEL_PROMOTED = "model.promoted"
 STRATEGY_PARAMS_UPDATED = "strategy.params.updated"
 
@@ -107,6 +108,7 @@ _ROUTES: dict[type[Message], Callable[[Any], str]] = {
     FillExecuted: lambda _message: EXECUTION_FILL,
     PositionUpdated: lambda _message: POSITION_UPDATED,
     RiskStateChanged: lambda _message: RISK_STATE,
+    RiskLimitsPublished: lambda _message: RISK_LIMITS,
     AlertRaised: lambda message: alert(message.severity.value),
     ModelPromoted: lambda _message: MODEL_PROMOTED,
     StrategyParametersUpdated: lambda _message: STRATEGY_PARAMS_UPDATED,
@@ -142,6 +144,7 @@ ROUTING_KEY_PATTERNS: dict[str, str] = {
     "FillExecuted": EXECUTION_FILL,
     "PositionUpdated": POSITION_UPDATED,
     "RiskStateChanged": RISK_STATE,
+    "RiskLimitsPublished": RISK_LIMITS,
     "AlertRaised": "alert.{severity}",
     "ModelPromoted": MODEL_PROMOTED,
     "StrategyParametersUpdated": STRATEGY_PARAMS_UPDATED,

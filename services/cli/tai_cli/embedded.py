@@ -99,6 +99,7 @@ class EmbeddedSystem:
                 approval_private_key=keys.private_key.read_text(encoding="ascii"),
                 initial_equity=options.initial_cash,
                 outbox_sweep_seconds=0,
+                limits_announce_seconds=0,
                 database_url=ledger_url,
                 amqp_url=MEMORY_URL,
             ),

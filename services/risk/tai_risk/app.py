@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 from tai_bus.api import Binding, Handler, MessageBus, Subscription
 from tai_core.accounting import Account
 from tai_core.clock import Clock
+from tai_core.periodic import PeriodicTask
 from tai_core.signing import ApprovalSigner
 from tai_events.base import Message
 from tai_events.codec import Envelope
+from tai_events.risk import RiskLimitsPublished
 from tai_events.topics import (
     ALL_ALERTS,
     ALL_CONTROL,
@@ -19,7 +21,7 @@ from tai_events.topics import (
     order_state,
     queue_name,
 )
-from tai_risk.breakers import CircuitBreakers
+from tai_risk.breakers import CircuitBreakers, describe_breakers
 from tai_risk.config import RiskSettings
 from tai_risk.engine import RiskEngine
 from tai_risk.handlers import (
@@ -91,7 +93,25 @@ class RiskApp:
             if settings.outbox_sweep_seconds > 0
             else None
         )
+        self._announcer = (
+            PeriodicTask("risk-limits", settings.limits_announce_seconds, self.announce_limits)
+            if settings.limits_announce_seconds > 0
+            else None
+        )
         self._started = False
+
+    def limits_event(self) -> RiskLimitsPublished:
+        """Return the limits and breaker table this risk service enforces."""
+        return RiskLimitsPublished(
+            limits=self.context.engine.limits.published(),
+            breakers=describe_breakers(self.context.breakers.settings),
+            published_at=self.context.clock.now(),
+            account=self.settings.account,
+        )
+
+    async def announce_limits(self) -> None:
+        """Publish the limits (a state announcement: the newest one is what counts)."""
+        await self.bus.publish(self.limits_event())
 
     def subscriptions(self) -> list[Subscription]:
         """Return the queues this service consumes (orders on a single active consumer)."""
@@ -159,12 +179,17 @@ class RiskApp:
             await self.bus.subscribe(subscription)
         if self._sweeper is not None:
             self._sweeper.start()
+        await self.announce_limits()
+        if self._announcer is not None:
+            self._announcer.start()
         self._started = True
 
     async def stop(self) -> None:
         """Stop the outbox sweeper (the runtime closes the bus)."""
         if self._sweeper is not None:
             await self._sweeper.stop()
+        if self._announcer is not None:
+            await self._announcer.stop()
         self._started = False
 
     def ready(self) -> bool:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from tai_events.alerts import Severity
-from tai_events.risk import TradingState
+from tai_events.risk import BreakerDescription, TradingState
 
 SESSION_BREAKERS = frozenset({"daily_loss", "consecutive_losses"})
 """Breakers whose state the next session lifts."""
@@ -49,6 +49,73 @@ class BreakerSettings(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerRule:
+    """One breaker rule: what trips it, the state it moves to and what lifts that state."""
+
+    breaker: str
+    setting: str | None
+    """The BreakerSettings field holding its threshold (None: no threshold)."""
+    target: TradingState
+    severity: Severity
+    condition: str
+
+
+BREAKER_RULES: tuple[BreakerRule, ...] = (
+    BreakerRule(
+        "daily_loss",
+        "daily_loss_halt_pct",
+        TradingState.HALTED,
+        Severity.CRITICAL,
+        "loss since the session opened >= threshold % of its opening equity",
+    ),
+    BreakerRule(
+        "drawdown",
+        "drawdown_reduce_pct",
+        TradingState.REDUCING,
+        Severity.WARNING,
+        "drawdown from the equity peak >= threshold %",
+    ),
+    BreakerRule(
+        "drawdown",
+        "drawdown_halt_pct",
+        TradingState.HALTED,
+        Severity.CRITICAL,
+        "drawdown from the equity peak >= threshold %",
+    ),
+    BreakerRule(
+        "consecutive_losses",
+        "max_consecutive_losses",
+        TradingState.REDUCING,
+        Severity.WARNING,
+        "losing trades in a row within one session >= threshold",
+    ),
+    BreakerRule(
+        "volatility_spike",
+        "volatility_spike_multiple",
+        TradingState.REDUCING,
+        Severity.WARNING,
+        "a symbol's ATR > threshold x its recent mean",
+    ),
+    BreakerRule(
+        "error_burst",
+        "error_burst_count",
+        TradingState.REDUCING,
+        Severity.WARNING,
+        "errors (critical alerts, broker rejections) within the burst window >= threshold",
+    ),
+    BreakerRule(
+        "reconciliation",
+        None,
+        TradingState.REDUCING,
+        Severity.CRITICAL,
+        "the broker's book and the ledger disagree",
+    ),
+)
+"""Every breaker, as the trips below apply them (and as risk publishes them)."""
+_RULES_BY_KEY = {rule.setting or rule.breaker: rule for rule in BREAKER_RULES}
+
+
+@dataclass(frozen=True, slots=True)
 class Trip:
     """A breaker fired: the state it asks for and why."""
 
@@ -66,6 +133,11 @@ class Trip:
     def actor(self) -> str:
         """Return the ``changed_by`` recorded for this breaker's transition."""
         return BREAKER_ACTOR_PREFIX + self.breaker
+
+
+def _trip(key: str, reason: str) -> Trip:
+    rule = _RULES_BY_KEY[key]
+    return Trip(rule.breaker, rule.target, reason, rule.severity)
 
 
 @dataclass
@@ -115,34 +187,28 @@ class CircuitBreakers:
         drawdown = self.drawdown_pct(equity)
         if drawdown >= self.settings.drawdown_halt_pct:
             trips.append(
-                Trip(
-                    "drawdown",
-                    TradingState.HALTED,
+                _trip(
+                    "drawdown_halt_pct",
                     f"drawdown {drawdown:.2f}% >= {self.settings.drawdown_halt_pct}% "
                     f"(equity {equity:.2f}, peak {self.peak_equity:.2f})",
-                    Severity.CRITICAL,
                 )
             )
         elif drawdown >= self.settings.drawdown_reduce_pct:
             trips.append(
-                Trip(
-                    "drawdown",
-                    TradingState.REDUCING,
+                _trip(
+                    "drawdown_reduce_pct",
                     f"drawdown {drawdown:.2f}% >= {self.settings.drawdown_reduce_pct}% "
                     f"(equity {equity:.2f}, peak {self.peak_equity:.2f})",
-                    Severity.WARNING,
                 )
             )
         if self.session_start is not None and self.session_start_equity > 0:
             loss_pct = -self.daily_pnl(equity) / self.session_start_equity * 100.0
             if loss_pct >= self.settings.daily_loss_halt_pct:
                 trips.append(
-                    Trip(
-                        "daily_loss",
-                        TradingState.HALTED,
+                    _trip(
+                        "daily_loss_halt_pct",
                         f"daily loss {loss_pct:.2f}% >= {self.settings.daily_loss_halt_pct}% "
                         f"of the session's opening equity {self.session_start_equity:.2f}",
-                        Severity.CRITICAL,
                     )
                 )
         return trips
@@ -163,12 +229,10 @@ class CircuitBreakers:
             self.consecutive_losses = 0
         if self.consecutive_losses >= self.settings.max_consecutive_losses:
             return [
-                Trip(
-                    "consecutive_losses",
-                    TradingState.REDUCING,
+                _trip(
+                    "max_consecutive_losses",
                     f"{self.consecutive_losses} consecutive losing trades this session "
                     f"(limit {self.settings.max_consecutive_losses})",
-                    Severity.WARNING,
                 )
             ]
         return []
@@ -179,12 +243,10 @@ class CircuitBreakers:
             return []
         if atr > self.settings.volatility_spike_multiple * atr_mean:
             return [
-                Trip(
-                    "volatility_spike",
-                    TradingState.REDUCING,
+                _trip(
+                    "volatility_spike_multiple",
                     f"{symbol} ATR {atr:.6g} > {self.settings.volatility_spike_multiple} x its "
                     f"mean {atr_mean:.6g}",
-                    Severity.WARNING,
                 )
             ]
         return []
@@ -197,12 +259,10 @@ class CircuitBreakers:
             self.error_times.popleft()
         if len(self.error_times) >= self.settings.error_burst_count:
             return [
-                Trip(
-                    "error_burst",
-                    TradingState.REDUCING,
+                _trip(
+                    "error_burst_count",
                     f"{len(self.error_times)} errors within "
                     f"{self.settings.error_burst_window_seconds:g}s, the last: {description}",
-                    Severity.WARNING,
                 )
             ]
         return []
@@ -210,11 +270,9 @@ class CircuitBreakers:
     def on_reconciliation_failed(self, description: str) -> list[Trip]:
         """Reduce exposure when the broker's book and ours disagree."""
         return [
-            Trip(
+            _trip(
                 "reconciliation",
-                TradingState.REDUCING,
                 f"reconciliation failed: {description}",
-                Severity.CRITICAL,
             )
         ]
 
@@ -226,3 +284,18 @@ class CircuitBreakers:
             self.session_start_equity = equity
         self.consecutive_losses = 0
         self.error_times.clear()
+
+
+def describe_breakers(settings: BreakerSettings) -> list[BreakerDescription]:
+    """Return the breaker table risk applies with these thresholds (as it publishes it)."""
+    return [
+        BreakerDescription(
+            breaker=rule.breaker,
+            condition=rule.condition,
+            setting=rule.setting,
+            threshold=None if rule.setting is None else float(getattr(settings, rule.setting)),
+            moves_to=rule.target,
+            lifted_by="next session" if rule.breaker in SESSION_BREAKERS else "admin resume",
+        )
+        for rule in BREAKER_RULES
+    ]

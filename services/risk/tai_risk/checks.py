@@ -12,6 +12,7 @@ win probability are not Kelly-sized: their quantity is bounded by the other limi
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -100,8 +101,7 @@ class RiskLimits(BaseModel):
         default=3, ge=1, description="no bar for this many intervals: refuse new exposure"
     )
     require_market_data: bool = Field(
-        default=False,
-        description="refuse new exposure in a symbol risk has no bar for (the service: on)",
+        default=True, description="refuse new exposure in a symbol risk has no bar for"
     )
     quantity_increment: float = Field(
         default=1.0, gt=0, description="sized quantities are whole multiples of this"
@@ -119,6 +119,16 @@ class RiskLimits(BaseModel):
         if chosen is not None and chosen in self.style_risk_caps_pct:
             return self.style_risk_caps_pct[chosen]
         return self.max_risk_per_trade_pct
+
+    def published(self) -> dict[str, ScalarValue]:
+        """Return every limit as a scalar (mappings as JSON text), as RiskLimitsPublished has it."""
+        values: dict[str, ScalarValue] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(value, dict | list):
+                values[name] = json.dumps(value, sort_keys=True)[:256]
+            else:
+                values[name] = value
+        return values
 
     def margin_rate(self, symbol: str) -> float:
         """Return the margin rate of a symbol."""

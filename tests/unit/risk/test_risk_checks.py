@@ -394,9 +394,9 @@ def test_stale_market_data_still_admits_an_order_that_reduces_exposure() -> None
 
 
 def test_a_symbol_without_any_bar_is_refused_when_market_data_is_required() -> None:
-    strict = RiskLimits(require_market_data=True)
-    required = check_market_data(_request(), PortfolioState(EQUITY), strict)
-    optional = check_market_data(_request(), PortfolioState(EQUITY), RiskLimits())
+    required = check_market_data(_request(), PortfolioState(EQUITY), RiskLimits())
+    relaxed = RiskLimits(require_market_data=False)
+    optional = check_market_data(_request(), PortfolioState(EQUITY), relaxed)
     assert not required.passed
     assert optional.passed
 
@@ -458,7 +458,9 @@ def test_engine_approves_the_sized_quantity_and_signs_it(
     signer: ApprovalSigner, verifier: ApprovalVerifier, clock: FakeClock
 ) -> None:
     # Arrange
-    engine = RiskEngine(RiskLimits(max_position_notional_pct=100), signer, clock)
+    engine = RiskEngine(
+        RiskLimits(max_position_notional_pct=100, require_market_data=False), signer, clock
+    )
     request = _request(quantity=50_000, stop_loss=1.25, win_probability=0.6)
     # Act
     decision = engine.check(request, PortfolioState(EQUITY), TradingState.ACTIVE)
@@ -474,7 +476,9 @@ def test_engine_cuts_an_order_to_the_risk_per_trade_limit_and_names_it(
     signer: ApprovalSigner, clock: FakeClock
 ) -> None:
     # Arrange: 9,000 units at 0.25 to the stop risk 2,250 > 2 % of 100,000
-    engine = RiskEngine(RiskLimits(max_position_notional_pct=1000), signer, clock)
+    engine = RiskEngine(
+        RiskLimits(max_position_notional_pct=1000, require_market_data=False), signer, clock
+    )
     # Act
     decision = engine.check(
         _request(quantity=9_000, stop_loss=1.25), PortfolioState(EQUITY), TradingState.ACTIVE
@@ -491,7 +495,9 @@ def test_engine_cuts_an_order_to_the_risk_per_trade_limit_and_names_it(
 
 def test_engine_rejects_when_not_one_unit_fits(signer: ApprovalSigner, clock: FakeClock) -> None:
     # Arrange: equity so small that one unit already risks more than 2 %
-    engine = RiskEngine(RiskLimits(max_position_notional_pct=1000), signer, clock)
+    engine = RiskEngine(
+        RiskLimits(max_position_notional_pct=1000, require_market_data=False), signer, clock
+    )
     # Act
     decision = engine.check(
         _request(quantity=9_000, stop_loss=1.25), PortfolioState(10.0), TradingState.ACTIVE

@@ -14,6 +14,9 @@ from tests.factories import T0
 
 PRICE = 1.25
 
+NO_BARS_LIMITS = RiskLimits(require_market_data=False)
+"""Default limits for portfolios priced without bars (market-data freshness has its own tests)."""
+
 
 def _request(
     side: Side = Side.BUY, quantity: float = 10_000, **overrides: object
@@ -34,7 +37,7 @@ def _request(
 
 @pytest.fixture
 def engine(signer: ApprovalSigner, clock: FakeClock) -> RiskEngine:
-    return RiskEngine(RiskLimits(), signer, clock)
+    return RiskEngine(NO_BARS_LIMITS, signer, clock)
 
 
 def _portfolio(position: float = 0.0, last_price: float = PRICE) -> PortfolioState:
@@ -122,7 +125,7 @@ def test_duplicate_order_id_is_refused(engine: RiskEngine) -> None:
 
 def test_max_open_positions(signer: ApprovalSigner, clock: FakeClock) -> None:
     # Arrange
-    engine = RiskEngine(RiskLimits(max_open_positions=2), signer, clock)
+    engine = RiskEngine(NO_BARS_LIMITS.model_copy(update={"max_open_positions": 2}), signer, clock)
     portfolio = PortfolioState(equity=100_000.0, projected_positions={"GBPUSD": 1.0, "USDJPY": 1.0})
     # Act
     opening = engine.check(_request(quantity=100), portfolio, TradingState.ACTIVE)

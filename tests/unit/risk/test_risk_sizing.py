@@ -20,6 +20,9 @@ T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
 EQUITY = 100_000.0
 PRICE = 1.5
 
+NO_BARS_LIMITS = RiskLimits(require_market_data=False)
+"""Default limits for portfolios priced without bars (market-data freshness has its own tests)."""
+
 
 def _intent(**overrides: object) -> OrderRequested:
     fields: dict[str, object] = {
@@ -43,6 +46,7 @@ def _intent(**overrides: object) -> OrderRequested:
 def wide_engine(signer: ApprovalSigner, clock: FakeClock) -> RiskEngine:
     """An engine whose exposure limits do not bind: sizing alone decides."""
     limits = RiskLimits(
+        require_market_data=False,
         max_position_notional_pct=1_000,
         max_gross_leverage=1_000,
         max_margin_utilisation_pct=100,
@@ -108,7 +112,7 @@ def test_default_limits_shrink_an_intent_to_the_notional_cap(
     signer: ApprovalSigner, clock: FakeClock
 ) -> None:
     # Arrange: the budget wants 250,000 units; 20 % of equity at 1.5 is 13,333 units
-    engine = RiskEngine(RiskLimits(), signer, clock)
+    engine = RiskEngine(NO_BARS_LIMITS, signer, clock)
     # Act
     decision = engine.check(_intent(), _portfolio(), TradingState.ACTIVE)
     # Assert
@@ -167,7 +171,7 @@ def test_every_approved_size_passes_every_limit(
     signer: ApprovalSigner, equity: float, budget: float, stop_distance: float, held: float
 ) -> None:
     # Arrange
-    engine = RiskEngine(RiskLimits(), signer, FakeClock(T0))
+    engine = RiskEngine(NO_BARS_LIMITS, signer, FakeClock(T0))
     portfolio = _portfolio(equity)
     if abs(held) >= 1:
         portfolio.record_approval("EURUSD", Side.BUY if held > 0 else Side.SELL, abs(held), "x")

@@ -56,6 +56,7 @@ _RESEARCH_WIDE_LIMITS: dict[str, object] = {
     "max_cvar_pct": 1e9,
     "max_orders_per_minute": 1_000_000_000,
     "stale_after_bars": 1_000_000_000,
+    "require_market_data": False,
 }
 """Research-wide values of every limit the risk engine has had; only those it knows are set."""
 
