@@ -115,9 +115,11 @@ def test_services_on_rabbitmq_fill_exactly_like_the_event_driven_backtester(
         "risk", {"RISK_STALE_AFTER_BARS": "1000000", "RISK_MAX_ORDERS_PER_MINUTE": "1000000"}
     )
     services.wait_ready("risk")
-    for name in ("execution", "strategy"):
-        services.start(name)
-        services.wait_ready(name)
+    services.start("execution")
+    services.wait_ready("execution")
+    # sma_cross alone: the backtester runs one strategy (the service runs the whole portfolio)
+    services.start("strategy", {"STRATEGY_STRATEGIES": '["sma_cross"]'})
+    services.wait_ready("strategy")
     live = StrategySettings()
     strategy = SmaCrossStrategy(
         SmaCrossParameters(fast=live.sma_fast, slow=live.sma_slow, quantity=live.quantity)

@@ -6,6 +6,7 @@ Mount with ``app.command("backtest")(backtest_command)`` on the trading-ai Typer
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from tai_core.settings import ConfigurationError, load_settings
 from tai_events.market import Timeframe
 from tai_ingestion.replay import ReplayFileError, load_bars
 from tai_optimizer.backtest.costs import CostModel
@@ -26,6 +28,7 @@ from tai_optimizer.backtest.sizing import (
     Sizer,
 )
 from tai_optimizer.strategies import UnknownStrategyError, build_strategy, parse_parameters
+from tai_risk.config import RiskPolicy
 
 
 class SizingMethod(StrEnum):
@@ -96,8 +99,20 @@ def backtest_command(
     commission_per_trade: Annotated[float, typer.Option(help="fixed commission per fill")] = 0.0,
     commission_per_unit: Annotated[float, typer.Option(help="commission per unit traded")] = 0.0,
     leverage: Annotated[float, typer.Option(help="buying power per unit of equity")] = 1.0,
+    live_risk: Annotated[
+        bool,
+        typer.Option(
+            help="apply the live risk limits and circuit breakers (RISK_* settings, defaults "
+            "as deployed) instead of research-wide limits: the sizes live risk would approve"
+        ),
+    ] = False,
 ) -> None:
-    """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects."""
+    """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects.
+
+    Entries are sized by the risk engine from the account, as live (each strategy's risk
+    budget, fractional Kelly, the limits). By default the limits are research-wide, so the run
+    measures the strategy; ``--live-risk`` applies the live limits and breakers.
+    """
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
@@ -116,7 +131,21 @@ def backtest_command(
             sizer=_sizer(sizing, sizing_value),
             leverage=leverage,
         )
-    except (ValueError, ReplayFileError, UnknownStrategyError, OSError) as error:
+        if live_risk:
+            policy = load_settings(RiskPolicy)
+            config = replace(
+                config,
+                limits=policy.limits(),
+                breakers=policy.breakers(),
+                risk_sees_bars=True,
+            )
+    except (
+        ValueError,
+        ReplayFileError,
+        UnknownStrategyError,
+        OSError,
+        ConfigurationError,
+    ) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
     if len(replay.bars) < 2:

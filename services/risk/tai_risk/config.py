@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tai_core.settings import ServiceSettings
 from tai_risk.breakers import BreakerSettings
 from tai_risk.checks import RiskLimits
 
 
-class RiskSettings(ServiceSettings, RiskLimits, BreakerSettings):
-    """Settings of the risk service (env prefix ``RISK_``); dicts are given as JSON.
+class RiskPolicy(BaseSettings, RiskLimits, BreakerSettings):
+    """Every pre-trade limit and breaker threshold, from ``RISK_*`` (dicts as JSON).
 
-    Every pre-trade limit (RiskLimits) and breaker threshold (BreakerSettings) is declared once,
-    in its own model with its documented default; the settings take them all, so
-    ``RISK_MAX_VAR_PCT`` sets ``RiskLimits.max_var_pct``. What risk enforces is published in
-    RiskLimitsPublished for the console and API to show.
+    Each is declared once, in RiskLimits or BreakerSettings with its documented default; this
+    takes them all, so ``RISK_MAX_VAR_PCT`` sets ``RiskLimits.max_var_pct``. The risk service
+    and ``trading-ai backtest --live-risk`` read the same policy; what risk enforces is
+    published in RiskLimitsPublished for the console and API to show.
     """
+
+    model_config = SettingsConfigDict(env_prefix="RISK_", frozen=True, extra="ignore")
+
+    def limits(self) -> RiskLimits:
+        """Return the pre-trade limits of this policy."""
+        return RiskLimits.model_validate(
+            {name: getattr(self, name) for name in RiskLimits.model_fields}
+        )
+
+    def breakers(self) -> BreakerSettings:
+        """Return the circuit breaker thresholds of this policy."""
+        return BreakerSettings.model_validate(
+            {name: getattr(self, name) for name in BreakerSettings.model_fields}
+        )
+
+
+class RiskSettings(ServiceSettings, RiskPolicy):
+    """Settings of the risk service (env prefix ``RISK_``): its policy, key and ledger."""
 
     model_config = SettingsConfigDict(env_prefix="RISK_", frozen=True, extra="ignore")
 
@@ -37,15 +55,3 @@ class RiskSettings(ServiceSettings, RiskLimits, BreakerSettings):
     outbox_sweep_seconds: float = Field(
         default=1.0, ge=0, description="timer publishing outbox leftovers; 0 disables"
     )
-
-    def limits(self) -> RiskLimits:
-        """Return the pre-trade limits these settings describe."""
-        return RiskLimits.model_validate(
-            {name: getattr(self, name) for name in RiskLimits.model_fields}
-        )
-
-    def breakers(self) -> BreakerSettings:
-        """Return the circuit breaker thresholds these settings describe."""
-        return BreakerSettings.model_validate(
-            {name: getattr(self, name) for name in BreakerSettings.model_fields}
-        )

@@ -42,8 +42,8 @@ from tai_risk.breakers import (
     BREAKER_ACTOR_PREFIX,
     SESSION_BREAKERS,
     CircuitBreakers,
-    Trip,
 )
+from tai_risk.desk import StateChange, TradingDesk
 from tai_risk.engine import Decision, RiskEngine
 from tai_risk.metrics import RiskMetrics
 from tai_risk.state import PortfolioState, TradingStateMachine
@@ -83,6 +83,11 @@ class RiskContext:
     def equity(self) -> float:
         """Return the account's equity at the last prices."""
         return self.account.equity(self.portfolio.last_prices)
+
+    @property
+    def desk(self) -> TradingDesk:
+        """Return the trading desk over this context's state and breakers."""
+        return TradingDesk(self.breakers, self.trading)
 
     @property
     def peak_equity(self) -> float:
@@ -228,27 +233,35 @@ async def publish_outbox(context: RiskContext) -> None:
 # --- trading state ---------------------------------------------------------------------------
 
 
-async def record_transition(
+async def record_changes(
     unit: UnitOfWork,
     context: RiskContext,
-    previous: TradingState,
-    reason: str,
-    changed_by: str,
+    changes: list[StateChange],
     cause: MessageHeaders | None,
-    severity: Severity,
+) -> bool:
+    """Persist, audit and publish (risk.state and alert.*) the desk's transitions."""
+    for change in changes:
+        await record_transition(unit, context, change, cause)
+    return bool(changes)
+
+
+async def record_transition(
+    unit: UnitOfWork, context: RiskContext, change: StateChange, cause: MessageHeaders | None
 ) -> None:
-    """Persist, audit and publish (risk.state and alert.*) a transition already applied."""
+    """Persist, audit and publish (risk.state and alert.*) one transition already applied."""
     now = context.clock.now()
-    target = context.trading.state
     equity = context.equity()
     peak = max(context.peak_equity, equity)
-    await unit.trading_state.record(target.value, previous.value, reason, changed_by, now)
+    target, previous = change.state, change.previous
+    await unit.trading_state.record(
+        target.value, previous.value, change.reason, change.changed_by, now
+    )
     await unit.audit.record(
-        actor=changed_by,
+        actor=change.changed_by,
         action="risk.trading_state",
         subject=target.value,
         outcome="changed",
-        details={"reason": reason, "previous": previous.value, "equity": equity},
+        details={"reason": change.reason, "previous": previous.value, "equity": equity},
         at=now,
     )
     await _outbox(
@@ -257,13 +270,13 @@ async def record_transition(
         RiskStateChanged(
             state=target,
             previous_state=previous,
-            reason=reason,
+            reason=change.reason,
             equity=equity,
             peak_equity=peak,
             drawdown_pct=context.breakers.drawdown_pct(equity),
             daily_pnl=context.breakers.daily_pnl(equity),
             changed_at=now,
-            changed_by=changed_by,
+            changed_by=change.changed_by,
         ),
         cause,
     )
@@ -271,56 +284,15 @@ async def record_transition(
         unit,
         context,
         AlertRaised(
-            severity=severity,
+            severity=change.severity,
             source="risk",
             code="trading_state_changed",
-            message=f"trading state {previous.value} -> {target.value}: {reason}",
-            details={"changed_by": changed_by, "state": target.value},
+            message=f"trading state {previous.value} -> {target.value}: {change.reason}",
+            details={"changed_by": change.changed_by, "state": target.value},
             raised_at=now,
         ),
         cause,
     )
-
-
-async def apply_trips(
-    unit: UnitOfWork, context: RiskContext, trips: list[Trip], cause: MessageHeaders | None
-) -> bool:
-    """Escalate the trading state for each breaker that fired; return True if it changed."""
-    changed = False
-    for trip in trips:
-        previous = context.trading.escalate(
-            trip.target, trip.reason, until_next_session=trip.until_next_session
-        )
-        if previous is not None:
-            await record_transition(
-                unit, context, previous, trip.reason, trip.actor, cause, trip.severity
-            )
-            changed = True
-    return changed
-
-
-async def _lift_session_state(
-    unit: UnitOfWork, context: RiskContext, cause: MessageHeaders | None
-) -> None:
-    """Return to ACTIVE: a new session lifts what a session breaker set."""
-    reason = "a new session started"
-    previous = context.trading.transition(TradingState.ACTIVE, reason)
-    if previous is not None:
-        await record_transition(
-            unit, context, previous, reason, "risk.session", cause, Severity.WARNING
-        )
-
-
-async def roll_session(
-    unit: UnitOfWork, context: RiskContext, moment: datetime, cause: MessageHeaders | None
-) -> bool:
-    """Open a new session at ``moment`` if due; lift a state a session breaker set."""
-    if not context.breakers.roll_session(moment, context.equity()):
-        return False
-    if context.trading.until_next_session and context.trading.state is not TradingState.ACTIVE:
-        await _lift_session_state(unit, context, cause)
-        return True
-    return False
 
 
 async def change_trading_state(
@@ -334,8 +306,8 @@ async def change_trading_state(
     """Move the trading state by command, record and audit it, and publish it."""
     now = context.clock.now()
     async with context.store.transaction() as unit:
-        previous = context.trading.transition(target, reason)
-        if previous is None:
+        change = context.desk.command(target, reason, changed_by, severity, context.equity())
+        if change is None:
             await unit.audit.record(
                 actor=changed_by,
                 action="risk.trading_state",
@@ -345,9 +317,7 @@ async def change_trading_state(
                 at=now,
             )
             return
-        if target is TradingState.ACTIVE:
-            context.breakers.rebase(context.equity())
-        await record_transition(unit, context, previous, reason, changed_by, cause, severity)
+        await record_transition(unit, context, change, cause)
     await publish_outbox(context)
 
 
@@ -483,44 +453,36 @@ def _timeframe_of(interval: timedelta) -> Timeframe:
     return _TIMEFRAMES_BY_DURATION[interval]
 
 
-def _observe_bar(context: RiskContext, bar: BarClosed) -> tuple[bool, list[Trip]]:
-    """Apply a bar in memory: return whether a new session lifts the state, and the trips."""
+def _observe_bar(context: RiskContext, bar: BarClosed) -> list[StateChange]:
+    """Apply a bar in memory; return the trading-state changes the desk decided."""
     market = context.portfolio.market.on_bar(bar)
     context.portfolio.last_prices[bar.symbol] = market.last_close
-    new_session = context.breakers.roll_session(bar.closed_at, context.equity())
-    lifts = (
-        new_session
-        and context.trading.until_next_session
-        and context.trading.state is not TradingState.ACTIVE
+    fresh = market.last_bar_at == bar.closed_at
+    return context.desk.on_market(
+        bar.closed_at,
+        context.equity(),
+        symbol=bar.symbol if fresh else None,
+        atr=market.atr_value,
+        atr_baseline=market.atr_baseline,
     )
-    trips = context.breakers.on_equity(context.equity())
-    if market.last_bar_at == bar.closed_at:
-        trips += context.breakers.on_volatility(bar.symbol, market.atr_value, market.atr_baseline)
-    return lifts, trips
 
 
 async def on_bar_closed(envelope: Envelope[Message], context: RiskContext) -> None:
-    """Track prices and history; check the equity and volatility breakers; roll sessions.
+    """Track prices and history; let the desk roll sessions and check the breakers.
 
-    Bars touch the ledger only when the trading state must change (bars are the busiest
-    stream); the transition is decided again on a refreshed state if another risk process
+    Bars touch the ledger only when the trading state changes (bars are the busiest
+    stream); the change is decided again on a refreshed state if another risk process
     handled messages meanwhile.
     """
     bar = envelope.message
     if not isinstance(bar, BarClosed):
         return
-    lifts, trips = _observe_bar(context, bar)
-    escalates = any(
-        context.trading.would_escalate(trip.target, until_next_session=trip.until_next_session)
-        for trip in trips
-    )
-    if lifts or escalates:
+    changes = _observe_bar(context, bar)
+    if changes:
         async with context.store.transaction() as unit:
             if await refresh_if_stale(unit, context):
-                lifts, trips = _observe_bar(context, bar)
-            if lifts:
-                await _lift_session_state(unit, context, envelope.headers)
-            await apply_trips(unit, context, trips, envelope.headers)
+                changes = _observe_bar(context, bar)
+            await record_changes(unit, context, changes, envelope.headers)
         await publish_outbox(context)
     context.observe()
 
@@ -535,7 +497,7 @@ async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) ->
             return
         if fill.fill_id in context.applied_fill_ids:
             return
-        changed = await roll_session(unit, context, fill.filled_at, envelope.headers)
+        equity_before = context.equity()
         context.account, _position, realized = context.account.apply_fill(
             fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.commission
         )
@@ -544,9 +506,8 @@ async def on_fill_executed(envelope: Envelope[Message], context: RiskContext) ->
             # a bracket leg (no approval of risk's): its fill moves the projected positions
             context.portfolio.record_approval(fill.symbol, fill.side, fill.quantity, fill.strategy)
         context.portfolio.last_prices.setdefault(fill.symbol, fill.price)
-        trips = context.breakers.on_trade_closed(realized, fill.filled_at) if realized else []
-        trips += context.breakers.on_equity(context.equity())
-        changed = await apply_trips(unit, context, trips, envelope.headers) or changed
+        changes = context.desk.on_fill(fill.filled_at, realized, equity_before, context.equity())
+        changed = await record_changes(unit, context, changes, envelope.headers)
     context.observe()
     if changed:
         await publish_outbox(context)
@@ -563,10 +524,10 @@ async def on_order_status_changed(envelope: Envelope[Message], context: RiskCont
             return
         order = await unit.orders.get(change.order_id)
         if change.state is OrderState.REJECTED:
-            trips = context.breakers.on_error(
+            changes = context.desk.on_error(
                 change.changed_at, f"order {change.order_id} rejected: {change.reason}"
             )
-            changed = await apply_trips(unit, context, trips, envelope.headers)
+            changed = await record_changes(unit, context, changes, envelope.headers)
     if (
         order is not None
         and order.approved_quantity is not None
@@ -591,12 +552,12 @@ async def on_alert_raised(envelope: Envelope[Message], context: RiskContext) -> 
         if not await claim(unit, context, envelope.headers):
             return
         if alert.code == RECONCILIATION_FAILED:
-            trips = context.breakers.on_reconciliation_failed(f"{alert.source}: {alert.message}")
+            changes = context.desk.on_reconciliation_failed(f"{alert.source}: {alert.message}")
         elif alert.severity is Severity.CRITICAL:
-            trips = context.breakers.on_error(alert.raised_at, f"{alert.source}: {alert.code}")
+            changes = context.desk.on_error(alert.raised_at, f"{alert.source}: {alert.code}")
         else:
-            trips = []
-        changed = await apply_trips(unit, context, trips, envelope.headers)
+            changes = []
+        changed = await record_changes(unit, context, changes, envelope.headers)
     context.observe()
     if changed:
         await publish_outbox(context)

@@ -36,9 +36,11 @@ from tai_optimizer.backtest.signing import BacktestApprovalSigner
 from tai_optimizer.backtest.sizing import Sizer, SizingContext, TradeRecord
 from tai_optimizer.backtest.tape import BarFeed, BarTape, BookAfterFill
 from tai_quant.trades import ClosedTrade, TradeLedger
+from tai_risk.breakers import BreakerSettings, CircuitBreakers
 from tai_risk.checks import RiskLimits
+from tai_risk.desk import StateChange, TradingDesk
 from tai_risk.engine import RiskEngine
-from tai_risk.state import PortfolioState
+from tai_risk.state import PortfolioState, TradingStateMachine
 from tai_strategy.base import OrderIntent, Strategy
 
 _RESEARCH_WIDE_LIMITS: dict[str, object] = {
@@ -93,6 +95,9 @@ class BacktestConfig:
     """Buying power per unit of equity (FX margin 3.33 % = leverage 30)."""
     limits: RiskLimits = BACKTEST_RISK_LIMITS
     trading_state: TradingState = TradingState.ACTIVE
+    breakers: BreakerSettings | None = None
+    """Run the live circuit breakers (daily loss, drawdown, losing streak, volatility) through
+    the risk service's own TradingDesk; None (research runs) trades without them."""
     risk_sees_bars: bool | None = None
     """Feed every bar to the risk engine's market history, as the live risk service gets
     them: its stale-data, ATR stop, volatility, correlation and VaR checks need it. None (the
@@ -153,6 +158,8 @@ class BacktestResult:
     rejections: list[Rejection]
     final_positions: dict[str, float]
     bar_count: int
+    state_changes: list[tuple[datetime, StateChange]] = field(default_factory=list)
+    """The trading-state transitions the circuit breakers made, at market time."""
 
     @property
     def final_equity(self) -> float:
@@ -206,6 +213,14 @@ class _Run:
         self.rejections: list[Rejection] = []
         self.pending: dict[str, list[_PendingIntent]] = {}
         self.sequence = 0
+        self.desk = (
+            None
+            if config.breakers is None
+            else TradingDesk(
+                CircuitBreakers(config.breakers, peak_equity=config.cash), TradingStateMachine()
+            )
+        )
+        self.state_changes: list[tuple[datetime, StateChange]] = []
 
     def run(self, bars: Sequence[BarClosed]) -> BacktestResult:
         # Everything that is a pure function of the bars (time order, closes per symbol, the
@@ -237,7 +252,7 @@ class _Run:
         sizer = self.config.sizer
         if (sizer is not None and sizer.observes_bars) or len(tape.symbols) > 1:
             return True
-        if self.config.feeds_risk_market_data:
+        if self.config.feeds_risk_market_data or self.desk is not None:
             return True
         return any(
             intent.stop_loss or intent.take_profit
@@ -265,6 +280,8 @@ class _Run:
                 observe(bar)
             if market is not None:
                 market(bar)
+            if self.desk is not None:
+                self._watch_breakers(bar, index)
             intents = signals.get(index)
             if intents:
                 self._queue(bar, intents)
@@ -285,6 +302,20 @@ class _Run:
             following = index + 1
             if following < count:  # else the orders stay pending, as bar by bar
                 self._execute_pending(bars[following], following, pending.pop(bar.symbol))
+
+    def _watch_breakers(self, bar: BarClosed, index: int) -> None:
+        """Let the desk see the bar's close with the equity marked at it (as live risk does)."""
+        assert self.desk is not None
+        marks = {**self.tape.marks_before(index), bar.symbol: bar.close}
+        market = self.portfolio.market.symbols.get(bar.symbol)
+        changes = self.desk.on_market(
+            bar.closed_at,
+            self.account.equity(marks),
+            symbol=bar.symbol if market is not None else None,
+            atr=market.atr_value if market is not None else None,
+            atr_baseline=market.atr_baseline if market is not None else None,
+        )
+        self.state_changes.extend((bar.closed_at, change) for change in changes)
 
     def _queue(self, bar: BarClosed, intents: list[OrderIntent]) -> None:
         """Hold a bar's intents until the symbol's next bar, where they execute."""
@@ -417,7 +448,8 @@ class _Run:
         equity = self.account.equity(marks)
         portfolio.equity = equity
         portfolio.last_prices[intent.symbol] = signal_bar.close
-        decision = self.risk.check(request, portfolio, self.config.trading_state)
+        state = self.desk.state if self.desk is not None else self.config.trading_state
+        decision = self.risk.check(request, portfolio, state)
         portfolio.decided_order_ids.add(order_id)
         portfolio.record_request(request.strategy, request.signal_time)  # the order-rate limit
         if decision.approval is None:
@@ -514,9 +546,16 @@ class _Run:
     def _apply(self, fill: PaperFill, index: int, reason: ExitReason) -> None:
         order = fill.order
         signed = _SIGN[order.side] * order.quantity
-        self.account, position, _ = self.account.apply_fill(
+        marks = {**self.tape.marks_before(index), order.symbol: fill.price}
+        equity_before = self.account.equity(marks) if self.desk is not None else 0.0
+        self.account, position, realized = self.account.apply_fill(
             order.symbol, signed, fill.price, fill.commission
         )
+        if self.desk is not None:
+            changes = self.desk.on_fill(
+                fill.filled_at, realized, equity_before, self.account.equity(marks)
+            )
+            self.state_changes.extend((fill.filled_at, change) for change in changes)
         self.books.append(BookAfterFill(index, order.symbol, self.account.cash, position.quantity))
         record = Fill(
             order_id=order.order_id,
@@ -557,6 +596,7 @@ class _Run:
                 if not held.is_flat
             },
             bar_count=len(bars),
+            state_changes=self.state_changes,
         )
 
 
