@@ -24,7 +24,7 @@ from tai_events import AlertRaised, Envelope, Message
 from tai_events.alerts import Severity
 from tai_events.topics import ALL_ALERTS, ALL_CONTROL, CONTROL_EXCHANGE
 from tai_gateway.app import GatewayApp, create_app
-from tai_gateway.auth import PasswordHashing, Principal, Role, TokenSigner
+from tai_gateway.auth import PasswordHashing, TokenSigner
 from tai_gateway.console import CALLBACK_PATH, CSRF_COOKIE, CSRF_HEADER
 from tai_store import Store
 from tai_telemetry import Telemetry
@@ -158,18 +158,17 @@ def _encode(claims: dict[str, object]) -> str:
 async def test_forged_tokens_are_refused(gateway: Gateway, forgery: str) -> None:
     # Arrange: an admin token as an attacker could make it
     clock = FakeClock(T0)
-    admin = Principal("alice", Role.ADMIN)
     viewer_token = await token_for(gateway.client, "victor", VIEWER_PASSWORD)
     if forgery == "foreign-secret":
-        token = TokenSigner(b"k" * 48, clock, timedelta(hours=1)).issue(admin).token
+        token = TokenSigner(b"k" * 48, clock, timedelta(hours=1)).issue("alice", "s-1").token
     elif forgery == "role-raised":
         claims = {**_claims(viewer_token), "role": "admin"}
         token = f"{_encode(claims)}.{viewer_token.partition('.')[2]}"
     elif forgery == "unsigned":
-        token = f"{_encode({'sub': 'alice', 'role': 'admin', 'exp': 2**40})}."
+        token = f"{_encode({'sub': 'alice', 'sid': 's-1', 'exp': 2**40})}."
     elif forgery == "expired":
         past = FakeClock(T0 - timedelta(days=2))
-        token = TokenSigner(SECRET.encode(), past, timedelta(hours=1)).issue(admin).token
+        token = TokenSigner(SECRET.encode(), past, timedelta(hours=1)).issue("alice", "s-1").token
     else:
         token = "not-a-token"
     # Act
@@ -240,9 +239,7 @@ async def test_unauthenticated_control_is_audited_and_alerted(gateway: Gateway, 
 
 
 async def test_forged_token_control_is_audited_and_alerted(gateway: Gateway) -> None:
-    token = TokenSigner(b"k" * 48, FakeClock(T0), timedelta(hours=1)).issue(
-        Principal("alice", Role.ADMIN)
-    )
+    token = TokenSigner(b"k" * 48, FakeClock(T0), timedelta(hours=1)).issue("alice", "s-1")
     response = await gateway.client.post(
         "/api/control/halt", json={"reason": "forged"}, headers=bearer(token.token)
     )

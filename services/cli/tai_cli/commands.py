@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
 from tai_cli.keys import generate_key_files
@@ -224,34 +226,116 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
     )
 
 
+DatabaseUrl = Annotated[str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")]
+DEFAULT_LEDGER_URL = "sqlite+aiosqlite:///.data/embedded.sqlite"
+sessions_app = typer.Typer(help="Signed-in sessions (API tokens, console cookies).")
+users_app.add_typer(sessions_app, name="sessions", no_args_is_help=True)
+
+
+def _read_password() -> str:
+    """Read a new password from the terminal (asked twice) or the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        console.print("[red]the passwords differ[/]")
+        raise typer.Exit(2)
+    return password
+
+
+def _administer(database_url: str, change: Callable[[Any], Awaitable[object]]) -> object:
+    """Run one user administration step on the ledger, turning refusals into exit code 2."""
+    from tai_gateway.users import UnknownUserError, UserAdministration  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
+    async def run() -> object:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            return await change(UserAdministration(store, operator=f"cli:{getpass.getuser()}"))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (UnknownUserError, ValueError) as error:
+        message = error.args[0] if error.args else str(error)
+        console.print(f"[red]{message}[/]")
+        raise typer.Exit(2) from None
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="login name")],
     role: Annotated[str, typer.Option(help="viewer, trader or admin")] = "viewer",
-    database_url: Annotated[
-        str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")
-    ] = "sqlite+aiosqlite:///.data/embedded.sqlite",
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
 ) -> None:
     """Create a console/API user; the password is read from the terminal (or stdin)."""
-    from tai_core.clock import SystemClock  # noqa: PLC0415
-    from tai_gateway.users import add_user  # noqa: PLC0415
-    from tai_store.database import Store  # noqa: PLC0415
-
     if role not in ("viewer", "trader", "admin"):
         console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
         raise typer.Exit(2)
-    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    if len(password) < 12:
-        console.print("[red]the password must have at least 12 characters[/]")
-        raise typer.Exit(2)
-
-    async def create() -> None:
-        store = Store(database_url)
-        try:
-            await store.migrate()
-            await add_user(store, username, password, role, SystemClock().now())
-        finally:
-            await store.close()
-
-    asyncio.run(create())
+    password = _read_password()
+    _administer(database_url, lambda users: users.add(username, password, role))
     console.print(f"user {username} ({role}) created")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Set a user's password (read like `add`); ends all of the user's sessions."""
+    password = _read_password()
+    ended = _administer(database_url, lambda users: users.set_password(username, password))
+    console.print(f"password of {username} changed; {ended} session(s) ended")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Argument(help="viewer, trader or admin")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Give a user another role; ends all of the user's sessions."""
+    if role not in ("viewer", "trader", "admin"):
+        console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
+        raise typer.Exit(2)
+    ended = _administer(database_url, lambda users: users.set_role(username, role))
+    console.print(f"{username} is now {role}; {ended} session(s) ended")
+
+
+@users_app.command("remove")
+def users_remove(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Delete a user; ends all of the user's sessions."""
+    ended = _administer(database_url, lambda users: users.remove(username))
+    console.print(f"user {username} removed; {ended} session(s) ended")
+
+
+@users_app.command("list")
+def users_list(database_url: DatabaseUrl = DEFAULT_LEDGER_URL) -> None:
+    """List users with their role and live sessions."""
+    summaries = _administer(database_url, lambda users: users.list())
+    assert isinstance(summaries, list)
+    table = Table("user", "role", "created", "API sessions", "console sessions")
+    for user in summaries:
+        table.add_row(
+            user.username,
+            user.role,
+            user.created_at.isoformat(timespec="seconds"),
+            str(user.api_sessions),
+            str(user.console_sessions),
+        )
+    Console().print(table)
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """End every session of a user (API tokens and console cookies) at once."""
+    ended = _administer(database_url, lambda users: users.revoke_sessions(username))
+    console.print(f"{ended} session(s) of {username} ended")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from tai_bus import MEMORY_URL, InMemoryBus
 from tai_cli.keys import ensure_key_files, ensure_secret
 from tai_core.clock import Clock, SystemClock
+from tai_core.files import ensure_private_directory
 from tai_events.market import Timeframe
 from tai_execution.app import create_app as create_execution
 from tai_execution.config import ExecutionSettings
@@ -84,7 +85,9 @@ class EmbeddedSystem:
         self.telemetry = Telemetry(service=PRODUCER)
         if options.reset and options.data_directory.exists():
             shutil.rmtree(options.data_directory)
-        options.data_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Ledger (password hashes), keys and the session secret live here: owner-only, even
+        # when the directory already existed with a looser mode.
+        ensure_private_directory(options.data_directory)
         keys = ensure_key_files(options.data_directory / "keys")
         self.store = Store(database_url(options))
         self.bus = InMemoryBus(
@@ -177,7 +180,7 @@ class EmbeddedSystem:
             has_admin = await unit.users.get("admin") is not None
         if not has_admin:
             self.admin_password = generate_password()
-            await add_user(self.store, "admin", self.admin_password, "admin", self.clock.now())
+            await add_user(self.store, "admin", self.admin_password, "admin", clock=self.clock)
         settings = GatewaySettings(
             session_secret=secret,
             session_cookie_secure=False,

@@ -20,7 +20,7 @@ from tai_core.clock import Clock
 from tai_events.topics import EVENTS_EXCHANGE, EVERYTHING, queue_name
 from tai_gateway.alerts import RefusalAlerts
 from tai_gateway.api import create_api
-from tai_gateway.auth import LockoutPolicy, PasswordHashing, TokenSigner
+from tai_gateway.auth import PasswordHashing, TokenSigner
 from tai_gateway.backtests import BacktestRunner
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.config import GatewaySettings
@@ -34,6 +34,8 @@ from tai_gateway.login import LoginService
 from tai_gateway.operations import AmqpOperations, BrokerOperations, MemoryOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
 from tai_gateway.risk_view import RiskLimits
+from tai_gateway.sessions import SessionStore
+from tai_gateway.throttle import BackoffPolicy, LoginThrottle
 from tai_store import Store
 from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
@@ -63,6 +65,7 @@ class GatewayApp:
         ledger: GatewayLedger,
         login: LoginService,
         tokens: TokenSigner,
+        sessions: SessionStore,
     ) -> None:
         self.settings = settings
         self.live = LiveState()
@@ -87,6 +90,7 @@ class GatewayApp:
             live=self.live,
             login=login,
             tokens=tokens,
+            sessions=sessions,
             limiter=TokenBucketLimiter(settings.api_rate_limit_per_minute, 60.0, clock),
             control=ControlService(
                 bus,
@@ -193,8 +197,15 @@ def create_app(
 ) -> GatewayApp:
     """Wire the gateway from its settings and injected bus, store, clock and telemetry."""
     ledger = GatewayLedger(store, clock, settings.account)
-    lockout = LockoutPolicy(
-        settings.login_max_failures, timedelta(minutes=settings.lockout_minutes)
+    longest = timedelta(minutes=settings.login_backoff_max_minutes)
+    forget = timedelta(minutes=settings.login_forget_minutes)
+    base = timedelta(seconds=settings.login_backoff_seconds)
+    throttle = LoginThrottle(
+        store,
+        per_account=BackoffPolicy(settings.login_max_failures, base, max(base, longest), forget),
+        per_source=BackoffPolicy(
+            settings.login_source_max_failures, base, max(base, longest), forget
+        ),
     )
     secret = settings.session_secret.get_secret_value().encode("utf-8")
     return GatewayApp(
@@ -203,6 +214,7 @@ def create_app(
         clock=clock,
         telemetry=telemetry,
         ledger=ledger,
-        login=LoginService(ledger, PasswordHashing(password_hasher), lockout, clock),
+        login=LoginService(ledger, PasswordHashing(password_hasher), throttle, clock),
         tokens=TokenSigner(secret, clock, timedelta(minutes=settings.token_minutes)),
+        sessions=SessionStore(store, clock),
     )
