@@ -15,7 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
-from tai_cli.keys import generate_key_files
+from tai_cli.keys import (
+    OPERATOR_PRIVATE_KEY_FILE,
+    OPERATOR_PUBLIC_KEY_FILE,
+    generate_key_files,
+)
 from tai_cli.main import SERVICES, run_one_service
 from tai_events.contracts import stale_contracts, write_contracts
 from tai_events.market import Timeframe
@@ -31,10 +35,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-keys_app = typer.Typer(help="Approval signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Approval and operator signing keys.", no_args_is_help=True)
+control_app = typer.Typer(
+    help="Break-glass control signed with an operator key (no login needed).",
+    no_args_is_help=True,
+)
 users_app = typer.Typer(help="Console and API users.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(control_app, name="control")
 app.add_typer(data_app, name="data")
 app.command("backtest")(backtest_command)
 app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
@@ -94,7 +103,12 @@ async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> No
         if system.gateway is not None:
             console.print(
                 f"[bold green]Console[/] http://{options.host}:{options.console_port}/   "
-                f"[bold green]API[/] http://{options.host}:{options.api_port}/docs"
+                f"[bold green]API[/] http://{options.host}:{options.api_port}/api/docs"
+            )
+            console.print(
+                "[bold]Break-glass halt[/] (no login): trading-ai control halt --reason '...' "
+                f"--key {system.operator_keys.private_key} "
+                f"--api-url http://{options.host}:{options.api_port}"
             )
             if system.admin_password:
                 console.print(
@@ -177,6 +191,49 @@ def keys_generate(
         raise typer.Exit(1) from None
     console.print(f"private key (risk only, mode 0600): {files.private_key}")
     console.print(f"public key (execution): {files.public_key}")
+
+
+@keys_app.command("operator")
+def keys_operator(
+    directory: Annotated[Path, typer.Option(help="where to write the key pair")] = Path(
+        ".data/keys"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing key pair")] = False,
+) -> None:
+    """Generate the operator's break-glass key pair (private key stays with the operator)."""
+    try:
+        files = generate_key_files(
+            directory,
+            overwrite=overwrite,
+            private_name=OPERATOR_PRIVATE_KEY_FILE,
+            public_name=OPERATOR_PUBLIC_KEY_FILE,
+        )
+    except FileExistsError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"private key (operator only, mode 0600): {files.private_key}")
+    console.print(f"public key (gateway, GATEWAY_OPERATOR_PUBLIC_KEYS): {files.public_key}")
+
+
+@control_app.command("halt")
+def control_halt(
+    reason: Annotated[str, typer.Option(help="why trading must stop (audited)")],
+    key: Annotated[
+        Path, typer.Option(envvar="TAI_OPERATOR_KEY", help="operator private key (PEM)")
+    ] = Path(f".data/keys/{OPERATOR_PRIVATE_KEY_FILE}"),
+    api_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_API_URL", help="the gateway's REST API")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Halt trading now (kill switch) with an operator-signed request; no account needed."""
+    from tai_cli.control import BreakGlassError, send_halt  # noqa: PLC0415
+
+    try:
+        sent = send_halt(api_url, key, reason)
+    except BreakGlassError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"{sent.command} published by {sent.operator} (message {sent.message_id})")
 
 
 @app.command("broker-setup")

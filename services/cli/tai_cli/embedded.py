@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tai_bus import MEMORY_URL, InMemoryBus
-from tai_cli.keys import ensure_key_files, ensure_secret
+from tai_cli.keys import (
+    OPERATOR_PRIVATE_KEY_FILE,
+    OPERATOR_PUBLIC_KEY_FILE,
+    ensure_key_files,
+    ensure_secret,
+)
 from tai_core.clock import Clock, SystemClock
 from tai_core.files import ensure_private_directory
 from tai_events.market import Timeframe
@@ -89,6 +94,12 @@ class EmbeddedSystem:
         # when the directory already existed with a looser mode.
         ensure_private_directory(options.data_directory)
         keys = ensure_key_files(options.data_directory / "keys")
+        self.operator_keys = ensure_key_files(
+            options.data_directory / "keys",
+            private_name=OPERATOR_PRIVATE_KEY_FILE,
+            public_name=OPERATOR_PUBLIC_KEY_FILE,
+        )
+        """The break-glass key pair: `trading-ai control halt` works without any login."""
         self.store = Store(database_url(options))
         self.bus = InMemoryBus(
             PRODUCER, clock=self.clock, telemetry=self.telemetry, deterministic=True
@@ -183,7 +194,8 @@ class EmbeddedSystem:
             await add_user(self.store, "admin", self.admin_password, "admin", clock=self.clock)
         settings = GatewaySettings(
             session_secret=secret,
-            session_cookie_secure=False,
+            # Secure unless the console binds loopback only (plain HTTP works locally).
+            operator_public_keys=self.operator_keys.public_key.read_text(encoding="ascii"),
             api_host=self.options.host,
             api_port=self.options.api_port,
             console_host=self.options.host,
@@ -217,7 +229,7 @@ class EmbeddedSystem:
         if self.gateway is not None:
             urls = {
                 "console": f"http://{self.options.host}:{self.options.console_port}/",
-                "api": f"http://{self.options.host}:{self.options.api_port}/docs",
+                "api": f"http://{self.options.host}:{self.options.api_port}/api/docs",
             }
         return EmbeddedResult(
             replay=report,

@@ -34,6 +34,7 @@ from tai_gateway.backtests import (
     BacktestRequestError,
     BacktestRun,
 )
+from tai_gateway.breakglass import break_glass_router
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import (
     ANONYMOUS,
@@ -821,6 +822,7 @@ def create_api(context: GatewayContext) -> FastAPI:
         _control_router(),
         _research_router(),
         _system_router(),
+        break_glass_router(context),
     ):
         api.include_router(router)
     return api

@@ -52,6 +52,27 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def server_config(settings: GatewaySettings, app: Any, host: str, port: int) -> uvicorn.Config:
+    """Return the uvicorn configuration of one of the gateway's HTTP servers.
+
+    Forwarded headers (X-Forwarded-For/-Proto) are believed only from the configured trusted
+    proxies (``GATEWAY_TRUSTED_PROXIES``); with none, they are ignored, so no client can pick
+    the address the rate limiter, the login throttle and the audit log see.
+    """
+    proxies = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+    )
+
+
 class GatewayApp:
     """The running gateway: subscribe to the event stream, serve the API and the console."""
 
@@ -141,16 +162,7 @@ class GatewayApp:
         return self._subscribed and self._bridge.attached
 
     def _server(self, app: Any, host: str, port: int) -> _EmbeddedServer:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_level=self.settings.log_level.lower(),
-            access_log=False,
-            server_header=False,
-        )
-        return _EmbeddedServer(config)
+        return _EmbeddedServer(server_config(self.settings, app, host, port))
 
     async def serve(self) -> None:
         """Serve the API and the console in this event loop until stop() is called."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from gateway_support import SECRET, T0, fast_hasher

@@ -124,8 +124,9 @@ async def test_unknown_and_known_names_get_the_same_answers(
     store: Store, clock: FakeClock, hashing: PasswordHashing, users: None
 ) -> None:
     login = service(store, clock, hashing)
-    known = [await attempt(login, "wrong-password-1", "alice", "198.51.100.1") for _ in range(5)]
-    unknown = [await attempt(login, "wrong-password-1", "mallory", "198.51.100.2") for _ in range(5)]
+    wrong = "wrong-password-1"
+    known = [await attempt(login, wrong, "alice", "198.51.100.1") for _ in range(5)]
+    unknown = [await attempt(login, wrong, "mallory", "198.51.100.2") for _ in range(5)]
     assert known == unknown
 
 
