@@ -18,10 +18,12 @@ import flask
 from markupsafe import escape
 
 from tai_gateway.bridge import LoopBridge
+from tai_gateway.callbacks import MalformedCallbackError, parse_callback_request
 from tai_gateway.config import GatewaySettings
 from tai_gateway.console_tabs import layout, register_callbacks
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
+from tai_gateway.guards import INVALID_REQUEST
 from tai_gateway.login import LoginOutcome
 from tai_gateway.session import (
     CONSOLE_CHANNEL,
@@ -127,7 +129,42 @@ def create_console(context: GatewayContext, bridge: LoopBridge) -> dash.Dash:
     )
     app.layout = lambda: layout(session_user(context) if flask.has_request_context() else None)
     register_callbacks(app, context, bridge)
+    _register_callback_check(server, app, context, bridge)
     return app
+
+
+def _register_callback_check(
+    server: flask.Flask, app: dash.Dash, context: GatewayContext, bridge: LoopBridge
+) -> None:
+    """Answer a malformed callback request with 400 (audited when it asked for a control)."""
+    logger = get_logger("tai_gateway.console")
+
+    @server.before_request
+    def well_formed_callback() -> Any:
+        # Runs after the session and CSRF guard: only signed-in users get this far.
+        if flask.request.path != CALLBACK_PATH or flask.request.method != "POST":
+            return None
+        try:
+            parse_callback_request(flask.request.get_data(cache=True), app.callback_map)
+        except MalformedCallbackError as error:
+            action = requested_control(flask.request.get_json(silent=True))
+            user = session_user(context)
+            if action is not None and user is not None:
+                context.metrics.control_requests.labels(action.value, INVALID_REQUEST).inc()
+                try:
+                    bridge.run(
+                        context.ledger.audit(
+                            actor=user.principal.username,
+                            action=action.value,
+                            subject="callback",
+                            outcome=INVALID_REQUEST,
+                            details={"channel": CONSOLE_CHANNEL, "error": str(error)[:200]},
+                        )
+                    )
+                except Exception:
+                    logger.exception("control_refusal_not_recorded", action=action.value)
+            return flask.jsonify({"error": f"malformed callback request: {error}"}), 400
+        return None
 
 
 def _set_csrf_cookie(response: flask.Response, token: str, settings: GatewaySettings) -> None:
