@@ -46,7 +46,7 @@ async def _serving(app: object, settings: GatewaySettings) -> AsyncIterator[str]
     port = _free_port()
     server = uvicorn.Server(server_config(settings, app, "127.0.0.1", port))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn's Server offers no started event
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

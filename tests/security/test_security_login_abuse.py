@@ -104,8 +104,8 @@ async def test_unknown_and_known_names_get_the_same_answers_all_the_way(
 async def test_unknown_names_take_as_long_as_known_ones(gateway: Gateway) -> None:
     # Arrange: a hash costly enough (~10-20 ms) that skipping it shows, as the probe saw
     hasher = PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
-    gateway.app.context.login._hashing._hasher = hasher  # noqa: SLF001 - cost, not logic
-    gateway.app.context.login._hashing._decoy_hash = hasher.hash("decoy")  # noqa: SLF001
+    gateway.app.context.login._hashing._hasher = hasher
+    gateway.app.context.login._hashing._decoy_hash = hasher.hash("decoy")
     async with gateway.store.transaction() as unit:
         from sqlalchemy import update  # noqa: PLC0415
 
