@@ -37,6 +37,7 @@ from tai_telemetry.metrics import Telemetry
 
 if TYPE_CHECKING:
     from tai_gateway.app import GatewayApp
+    from tai_gateway.config import GatewaySettings
 
 EMBEDDED_DATABASE = "embedded.sqlite"
 PRODUCER = "embedded"
@@ -179,9 +180,28 @@ class EmbeddedSystem:
         if self.options.serve_console:
             await self._start_gateway()
 
+    def gateway_settings(self, session_secret: str) -> GatewaySettings:
+        """Return the embedded gateway's settings (other GATEWAY_* come from the environment).
+
+        The session cookie's ``Secure`` flag is left to the settings: on whenever the console
+        binds beyond loopback (``--host 0.0.0.0``), off only on 127.0.0.1 where plain HTTP
+        must work.
+        """
+        from tai_gateway.config import GatewaySettings  # noqa: PLC0415
+
+        return GatewaySettings(
+            session_secret=session_secret,
+            operator_public_keys=self.operator_keys.public_key.read_text(encoding="ascii"),
+            api_host=self.options.host,
+            api_port=self.options.api_port,
+            console_host=self.options.host,
+            console_port=self.options.console_port,
+            database_url=database_url(self.options),
+            amqp_url=MEMORY_URL,
+        )
+
     async def _start_gateway(self) -> None:
         from tai_gateway.app import create_app as create_gateway  # noqa: PLC0415
-        from tai_gateway.config import GatewaySettings  # noqa: PLC0415
         from tai_gateway.users import add_user, generate_password  # noqa: PLC0415
 
         secret = ensure_secret(
@@ -192,17 +212,7 @@ class EmbeddedSystem:
         if not has_admin:
             self.admin_password = generate_password()
             await add_user(self.store, "admin", self.admin_password, "admin", clock=self.clock)
-        settings = GatewaySettings(
-            session_secret=secret,
-            # Secure unless the console binds loopback only (plain HTTP works locally).
-            operator_public_keys=self.operator_keys.public_key.read_text(encoding="ascii"),
-            api_host=self.options.host,
-            api_port=self.options.api_port,
-            console_host=self.options.host,
-            console_port=self.options.console_port,
-            database_url=database_url(self.options),
-            amqp_url=MEMORY_URL,
-        )
+        settings = self.gateway_settings(secret)
         gateway = create_gateway(
             settings, bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry
         )
