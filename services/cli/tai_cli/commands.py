@@ -375,7 +375,8 @@ def users_remove(
 def users_list(database_url: DatabaseUrl = DEFAULT_LEDGER_URL) -> None:
     """List users with their role and live sessions."""
     summaries = _administer(database_url, lambda users: users.list())
-    assert isinstance(summaries, list)
+    if not isinstance(summaries, list):
+        raise TypeError("users list returned no list")
     table = Table("user", "role", "created", "API sessions", "console sessions")
     for user in summaries:
         table.add_row(

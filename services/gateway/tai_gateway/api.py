@@ -787,7 +787,8 @@ def _install_guards(api: FastAPI, context: GatewayContext) -> None:
     """Answer malformed requests with safe 4xx (audited on control routes)."""
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, RequestValidationError)
+        if not isinstance(error, RequestValidationError):
+            raise error
         errors = safe_errors(error.errors())
         action = control_action_of(request.scope.get("route"))
         if action is not None and not await _audit_invalid_control(
