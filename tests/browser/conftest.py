@@ -34,9 +34,9 @@ from tai_telemetry import Telemetry
 ResultT = TypeVar("ResultT")
 SECRET = "browser-test-session-secret-0123456789abcdef"
 PASSWORDS = {
-    "alice": "alice-admin-password",
-    "tom": "tom-trader-password",
-    "victor": "victor-viewer-pw",
+    "alice": "desk-admin-passphrase",
+    "tom": "desk-trader-passphrase",
+    "victor": "desk-viewer-passphrase",
 }
 ROLES = {"alice": "admin", "tom": "trader", "victor": "viewer"}
 SEEDED_AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
@@ -110,7 +110,7 @@ async def _fake_risk(bus: InMemoryBus) -> None:
 async def _seed(store: Store) -> None:
     await store.migrate()
     for username, password in PASSWORDS.items():
-        await add_user(store, username, password, ROLES[username], SEEDED_AT)
+        await add_user(store, username, password, ROLES[username])
     async with store.transaction() as unit:
         for number in (1, 2, 3):
             await unit.fills.add(fill(number, SEEDED_AT + timedelta(hours=number)))

@@ -13,7 +13,6 @@ import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +36,7 @@ WAIT_SECONDS = 30
 REPLAY_BARS = 400
 REPLAY_SPEED = 60.0
 """Bars per second: the replay lasts several seconds, long enough to watch it live."""
-PASSWORDS = {"tom": "tom-trader-password", "victor": "victor-viewer-pw"}
+PASSWORDS = {"tom": "desk-trader-passphrase", "victor": "desk-viewer-passphrase"}
 TABS = ("live", "risk", "ml", "strategies", "research", "system")
 
 
@@ -92,7 +91,7 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedd
         await system.start()
         for username, password in PASSWORDS.items():
             role = "trader" if username == "tom" else "viewer"
-            await add_user(system.store, username, password, role, datetime.now(UTC))
+            await add_user(system.store, username, password, role)
         return system
 
     system = asyncio.run_coroutine_threadsafe(build(), loop).result(timeout=120)

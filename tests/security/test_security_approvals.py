@@ -74,6 +74,34 @@ def _expired(pipeline: MemoryPipeline) -> OrderApproved:
     )
 
 
+def _fresh(pipeline: MemoryPipeline, name: str, **changes: object) -> OrderApproved:
+    # an approval for a new order, genuinely signed with risk's own key (a stolen key's view)
+    signer = ApprovalSigner.from_pem(pipeline.private_key_pem)
+    update = {"approval_id": f"apr-{name}", "order_id": f"ord-{name}", **changes}
+    return signer.sign(_genuine(pipeline).model_copy(update=update))
+
+
+def _requested_quantity_altered(pipeline: MemoryPipeline) -> OrderApproved:
+    # risk's real signature; execution writes requested_quantity to the ledger, so it is signed
+    approval = _fresh(pipeline, "requested")
+    return approval.model_copy(update={"requested_quantity": approval.requested_quantity * 50})
+
+
+def _ten_year_lifetime(pipeline: MemoryPipeline) -> OrderApproved:
+    # signed by risk's key but valid for ten years: past any sane approval lifetime
+    now = pipeline.execution.context.clock.now()
+    return _fresh(pipeline, "decade", issued_at=now, expires_at=now + timedelta(days=3650))
+
+
+def _malleated_signature(pipeline: MemoryPipeline) -> OrderApproved:
+    # the same 64 signature bytes spelled differently: the last character's unused bits set
+    approval = _fresh(pipeline, "malleated")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(approval.signature[-1])
+    other = alphabet[last ^ 0b0001]  # the four low bits of the 86th character are padding
+    return approval.model_copy(update={"signature": approval.signature[:-1] + other})
+
+
 def _replayed(pipeline: MemoryPipeline) -> OrderApproved:
     # the genuine, already filled approval, sent again under a fresh message id
     return _genuine(pipeline)
@@ -85,6 +113,9 @@ ATTACKS: dict[str, tuple[Callable[[MemoryPipeline], OrderApproved], str]] = {
     "unsigned": (_unsigned, "approval_signature_invalid"),
     "expired": (_expired, "approval_expired"),
     "replayed": (_replayed, "approval_replayed"),
+    "requested_quantity_altered": (_requested_quantity_altered, "approval_signature_invalid"),
+    "ten_year_lifetime": (_ten_year_lifetime, "approval_lifetime_exceeded"),
+    "malleated_signature": (_malleated_signature, "approval_signature_invalid"),
 }
 
 

@@ -10,34 +10,23 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 from flask.testing import FlaskClient
 
-from tai_bus import Binding, InMemoryBus, Subscription
 from tai_core.clock import FakeClock
-from tai_events import AlertRaised, Envelope, Message
 from tai_events.alerts import Severity
-from tai_events.topics import ALL_ALERTS, ALL_CONTROL, CONTROL_EXCHANGE
-from tai_gateway.app import GatewayApp, create_app
-from tai_gateway.auth import PasswordHashing, Principal, Role, TokenSigner
+from tai_gateway.auth import TokenSigner
 from tai_gateway.console import CALLBACK_PATH, CSRF_COOKIE, CSRF_HEADER
-from tai_store import Store
-from tai_telemetry import Telemetry
+from tests.security.gateway_harness import Gateway
 from tests.unit.gateway.gateway_support import (
     ADMIN_PASSWORD,
     SECRET,
     T0,
     TRADER_PASSWORD,
     VIEWER_PASSWORD,
-    add_user,
     bearer,
-    fast_hasher,
-    make_settings,
     token_for,
 )
 
@@ -58,64 +47,6 @@ CONTROL = {
     "/api/control/resume": ({"reason": "attack"}, "resume_trading"),
     "/api/control/flatten": ({"symbol": "EURUSD"}, "flatten_positions"),
 }
-
-
-class Gateway:
-    """The app, an HTTP client on it, and what its bus carried."""
-
-    def __init__(
-        self, app: GatewayApp, client: httpx.AsyncClient, bus: InMemoryBus, store: Store
-    ) -> None:
-        self.app = app
-        self.store = store
-        self.client = client
-        self.bus = bus
-        self.commands: list[Message] = []
-        self.alerts: list[AlertRaised] = []
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    clock = FakeClock(T0)
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
-    await store.migrate()
-    hashing = PasswordHashing(fast_hasher())
-    for name, password, role in (
-        ("alice", ADMIN_PASSWORD, "admin"),
-        ("tom", TRADER_PASSWORD, "trader"),
-        ("victor", VIEWER_PASSWORD, "viewer"),
-    ):
-        await add_user(store, hashing, name, password, role)
-    bus = InMemoryBus("gateway", clock=clock)
-    await bus.start()
-    app = create_app(
-        make_settings(api_rate_limit_per_minute=1000),
-        bus=bus,
-        store=store,
-        clock=clock,
-        telemetry=Telemetry(service="gateway"),
-        password_hasher=fast_hasher(),
-    )
-    await app.start()
-    transport = httpx.ASGITransport(app=app.api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-        running = Gateway(app, client, bus, store)
-
-        async def command(envelope: Envelope[Message]) -> None:
-            running.commands.append(envelope.message)
-
-        async def alert(envelope: Envelope[Message]) -> None:
-            assert isinstance(envelope.message, AlertRaised)
-            running.alerts.append(envelope.message)
-
-        await bus.subscribe(
-            Subscription("test.control", [Binding(ALL_CONTROL, CONTROL_EXCHANGE)], command)
-        )
-        await bus.subscribe(Subscription("test.alerts", [Binding(ALL_ALERTS)], alert))
-        yield running
-    await app.stop()
-    await bus.close()
-    await store.close()
 
 
 async def _audit(gateway: Gateway, action: str) -> list[tuple[str, str]]:
@@ -158,18 +89,17 @@ def _encode(claims: dict[str, object]) -> str:
 async def test_forged_tokens_are_refused(gateway: Gateway, forgery: str) -> None:
     # Arrange: an admin token as an attacker could make it
     clock = FakeClock(T0)
-    admin = Principal("alice", Role.ADMIN)
     viewer_token = await token_for(gateway.client, "victor", VIEWER_PASSWORD)
     if forgery == "foreign-secret":
-        token = TokenSigner(b"k" * 48, clock, timedelta(hours=1)).issue(admin).token
+        token = TokenSigner(b"k" * 48, clock, timedelta(hours=1)).issue("alice", "s-1").token
     elif forgery == "role-raised":
         claims = {**_claims(viewer_token), "role": "admin"}
         token = f"{_encode(claims)}.{viewer_token.partition('.')[2]}"
     elif forgery == "unsigned":
-        token = f"{_encode({'sub': 'alice', 'role': 'admin', 'exp': 2**40})}."
+        token = f"{_encode({'sub': 'alice', 'sid': 's-1', 'exp': 2**40})}."
     elif forgery == "expired":
         past = FakeClock(T0 - timedelta(days=2))
-        token = TokenSigner(SECRET.encode(), past, timedelta(hours=1)).issue(admin).token
+        token = TokenSigner(SECRET.encode(), past, timedelta(hours=1)).issue("alice", "s-1").token
     else:
         token = "not-a-token"
     # Act
@@ -240,9 +170,7 @@ async def test_unauthenticated_control_is_audited_and_alerted(gateway: Gateway, 
 
 
 async def test_forged_token_control_is_audited_and_alerted(gateway: Gateway) -> None:
-    token = TokenSigner(b"k" * 48, FakeClock(T0), timedelta(hours=1)).issue(
-        Principal("alice", Role.ADMIN)
-    )
+    token = TokenSigner(b"k" * 48, FakeClock(T0), timedelta(hours=1)).issue("alice", "s-1")
     response = await gateway.client.post(
         "/api/control/halt", json={"reason": "forged"}, headers=bearer(token.token)
     )

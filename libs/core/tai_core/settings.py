@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +49,45 @@ class ServiceSettings(BaseSettings):
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+DEFAULT_BROKER_ACCOUNT = "guest"
+LOOPBACK_HOSTS = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deployed_broker_problem(amqp_url: str) -> str | None:
+    """Return why a deployed service must not connect with ``amqp_url``, or None if it may.
+
+    The default virtual host ``/`` carries none of the topic permissions ``trading-ai
+    broker-setup`` provisions (only risk may publish ``order.approved``...), so a service on
+    it runs without that layer of defence; ``guest`` beyond this machine means a broker whose
+    default account was opened to the network. The in-memory bus (``memory://``), used by
+    the embedded run, is always fine; so is guest on a loopback broker's own vhost (tests).
+    """
+    parsed = urlsplit(amqp_url)
+    if parsed.scheme not in {"amqp", "amqps"}:
+        return None
+    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+    vhost = unquote(path) if path else "/"
+    if vhost == "/":
+        return (
+            "the default vhost '/' has no topic permissions; connect to the provisioned vhost "
+            "(`trading-ai broker-setup`, default 'tai') with the service's own account"
+        )
+    account = unquote(parsed.username) if parsed.username else DEFAULT_BROKER_ACCOUNT
+    if account == DEFAULT_BROKER_ACCOUNT and not _is_loopback_host(parsed.hostname or ""):
+        return (
+            "the 'guest' account must not be used beyond this machine; connect with the "
+            "service's own account (`trading-ai broker-setup` creates them)"
+        )
+    return None
 
 
 def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:

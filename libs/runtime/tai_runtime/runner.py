@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 from tai_bus import create_bus
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock, SystemClock
-from tai_core.settings import ServiceSettings
+from tai_core.settings import ConfigurationError, ServiceSettings, deployed_broker_problem
 from tai_store.database import Store, create_database_if_missing, is_database_unavailable
 from tai_telemetry.logging import configure_logging, get_logger
 from tai_telemetry.metrics import Telemetry
@@ -119,7 +119,14 @@ def run_service(
     *,
     finished: Callable[[Any], asyncio.Event | None] | None = None,
 ) -> None:
-    """Configure logging and run ``serve`` in a fresh event loop."""
+    """Configure logging and run ``serve`` in a fresh event loop.
+
+    A broker URL a deployed service must not use (guest beyond loopback, the vhost ``/``
+    without topic permissions) stops the start with a ConfigurationError naming AMQP_URL.
+    """
+    problem = deployed_broker_problem(settings.amqp_url)
+    if problem is not None:
+        raise ConfigurationError(f"invalid configuration for {service}:\n  AMQP_URL: {problem}")
     configure_logging(settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(service, settings, factory, finished=finished))

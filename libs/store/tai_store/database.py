@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from tai_core.files import PRIVATE_DIRECTORY_MODE, ensure_private_file
 from tai_core.outage import DEFAULT_OUTAGE_PATIENCE_SECONDS, waiting_out_outages
 from tai_events.market import BarClosed
 from tai_store.repositories import UPSERT_CHUNK, UnitOfWork, ohlcv_rows, ohlcv_upsert
@@ -101,6 +102,23 @@ def _configure_sqlite_connection(dbapi_connection: Any, *, read_only: bool) -> N
         cursor.close()
 
 
+def _private_sqlite_files(database: Path) -> None:
+    """Create the ledger file owner-only (0600) and keep it, its WAL and shm files, so.
+
+    The ledger holds password hashes and the account's history: no other local user may read
+    it. SQLite gives the WAL and shm files the database file's mode; older ones are fixed too.
+    A missing parent directory is created 0700 (an existing one is left as it is: it may be
+    shared, like /tmp).
+    """
+    if not database.parent.exists():
+        database.parent.mkdir(parents=True, mode=PRIVATE_DIRECTORY_MODE)
+    ensure_private_file(database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = database.with_name(database.name + suffix)
+        if companion.exists():
+            ensure_private_file(companion)
+
+
 def _alembic_config() -> Config:
     config = Config()
     location = resources.files("tai_store") / "migrations"
@@ -135,7 +153,7 @@ class Store:
     def _create_sqlite_engine(self, *, echo: bool) -> AsyncEngine:
         memory = _is_sqlite_memory(self._url)
         if not memory and self._url.database:
-            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(Path(self._url.database))
         engine = create_async_engine(
             self._url,
             echo=echo,

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
-from tai_cli.keys import generate_key_files
+from tai_cli.keys import (
+    OPERATOR_PRIVATE_KEY_FILE,
+    OPERATOR_PUBLIC_KEY_FILE,
+    generate_key_files,
+)
 from tai_cli.main import SERVICES, run_one_service
 from tai_events.contracts import stale_contracts, write_contracts
 from tai_events.market import Timeframe
@@ -29,10 +35,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-keys_app = typer.Typer(help="Approval signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Approval and operator signing keys.", no_args_is_help=True)
+control_app = typer.Typer(
+    help="Break-glass control signed with an operator key (no login needed).",
+    no_args_is_help=True,
+)
 users_app = typer.Typer(help="Console and API users.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(control_app, name="control")
 app.add_typer(data_app, name="data")
 app.command("backtest")(backtest_command)
 app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
@@ -94,7 +105,12 @@ async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> No
         if system.gateway is not None:
             console.print(
                 f"[bold green]Console[/] http://{options.host}:{options.console_port}/   "
-                f"[bold green]API[/] http://{options.host}:{options.api_port}/docs"
+                f"[bold green]API[/] http://{options.host}:{options.api_port}/api/docs"
+            )
+            console.print(
+                "[bold]Break-glass halt[/] (no login): trading-ai control halt --reason '...' "
+                f"--key {system.operator_keys.private_key} "
+                f"--api-url http://{options.host}:{options.api_port}"
             )
             if system.admin_password:
                 console.print(
@@ -183,6 +199,49 @@ def keys_generate(
     console.print(f"public key (execution): {files.public_key}")
 
 
+@keys_app.command("operator")
+def keys_operator(
+    directory: Annotated[Path, typer.Option(help="where to write the key pair")] = Path(
+        ".data/keys"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing key pair")] = False,
+) -> None:
+    """Generate the operator's break-glass key pair (private key stays with the operator)."""
+    try:
+        files = generate_key_files(
+            directory,
+            overwrite=overwrite,
+            private_name=OPERATOR_PRIVATE_KEY_FILE,
+            public_name=OPERATOR_PUBLIC_KEY_FILE,
+        )
+    except FileExistsError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"private key (operator only, mode 0600): {files.private_key}")
+    console.print(f"public key (gateway, GATEWAY_OPERATOR_PUBLIC_KEYS): {files.public_key}")
+
+
+@control_app.command("halt")
+def control_halt(
+    reason: Annotated[str, typer.Option(help="why trading must stop (audited)")],
+    key: Annotated[
+        Path, typer.Option(envvar="TAI_OPERATOR_KEY", help="operator private key (PEM)")
+    ] = Path(f".data/keys/{OPERATOR_PRIVATE_KEY_FILE}"),
+    api_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_API_URL", help="the gateway's REST API")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Halt trading now (kill switch) with an operator-signed request; no account needed."""
+    from tai_cli.control import BreakGlassError, send_halt  # noqa: PLC0415
+
+    try:
+        sent = send_halt(api_url, key, reason)
+    except BreakGlassError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"{sent.command} published by {sent.operator} (message {sent.message_id})")
+
+
 @app.command("broker-setup")
 def broker_setup(  # nosec B107  # the empty password default means "unset: use rabbitmqctl"
     vhost: Annotated[str, typer.Option(help="virtual host to create")] = "tai",
@@ -230,34 +289,117 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
     )
 
 
+DatabaseUrl = Annotated[str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")]
+DEFAULT_LEDGER_URL = "sqlite+aiosqlite:///.data/embedded.sqlite"
+sessions_app = typer.Typer(help="Signed-in sessions (API tokens, console cookies).")
+users_app.add_typer(sessions_app, name="sessions", no_args_is_help=True)
+
+
+def _read_password() -> str:
+    """Read a new password from the terminal (asked twice) or the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        console.print("[red]the passwords differ[/]")
+        raise typer.Exit(2)
+    return password
+
+
+def _administer(database_url: str, change: Callable[[Any], Awaitable[object]]) -> object:
+    """Run one user administration step on the ledger, turning refusals into exit code 2."""
+    from tai_gateway.users import UnknownUserError, UserAdministration  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
+    async def run() -> object:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            return await change(UserAdministration(store, operator=f"cli:{getpass.getuser()}"))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (UnknownUserError, ValueError) as error:
+        message = error.args[0] if error.args else str(error)
+        console.print(f"[red]{message}[/]")
+        raise typer.Exit(2) from None
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="login name")],
     role: Annotated[str, typer.Option(help="viewer, trader or admin")] = "viewer",
-    database_url: Annotated[
-        str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")
-    ] = "sqlite+aiosqlite:///.data/embedded.sqlite",
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
 ) -> None:
     """Create a console/API user; the password is read from the terminal (or stdin)."""
-    from tai_core.clock import SystemClock  # noqa: PLC0415
-    from tai_gateway.users import add_user  # noqa: PLC0415
-    from tai_store.database import Store  # noqa: PLC0415
-
     if role not in ("viewer", "trader", "admin"):
         console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
         raise typer.Exit(2)
-    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    if len(password) < 12:
-        console.print("[red]the password must have at least 12 characters[/]")
-        raise typer.Exit(2)
-
-    async def create() -> None:
-        store = Store(database_url)
-        try:
-            await store.migrate()
-            await add_user(store, username, password, role, SystemClock().now())
-        finally:
-            await store.close()
-
-    asyncio.run(create())
+    password = _read_password()
+    _administer(database_url, lambda users: users.add(username, password, role))
     console.print(f"user {username} ({role}) created")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Set a user's password (read like `add`); ends all of the user's sessions."""
+    password = _read_password()
+    ended = _administer(database_url, lambda users: users.set_password(username, password))
+    console.print(f"password of {username} changed; {ended} session(s) ended")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Argument(help="viewer, trader or admin")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Give a user another role; ends all of the user's sessions."""
+    if role not in ("viewer", "trader", "admin"):
+        console.print(f"[red]role must be viewer, trader or admin, not {role!r}[/]")
+        raise typer.Exit(2)
+    ended = _administer(database_url, lambda users: users.set_role(username, role))
+    console.print(f"{username} is now {role}; {ended} session(s) ended")
+
+
+@users_app.command("remove")
+def users_remove(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """Delete a user; ends all of the user's sessions."""
+    ended = _administer(database_url, lambda users: users.remove(username))
+    console.print(f"user {username} removed; {ended} session(s) ended")
+
+
+@users_app.command("list")
+def users_list(database_url: DatabaseUrl = DEFAULT_LEDGER_URL) -> None:
+    """List users with their role and live sessions."""
+    summaries = _administer(database_url, lambda users: users.list())
+    if not isinstance(summaries, list):
+        raise TypeError("users list returned no list")
+    table = Table("user", "role", "created", "API sessions", "console sessions")
+    for user in summaries:
+        table.add_row(
+            user.username,
+            user.role,
+            user.created_at.isoformat(timespec="seconds"),
+            str(user.api_sessions),
+            str(user.console_sessions),
+        )
+    Console().print(table)
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    username: Annotated[str, typer.Argument(help="login name")],
+    database_url: DatabaseUrl = DEFAULT_LEDGER_URL,
+) -> None:
+    """End every session of a user (API tokens and console cookies) at once."""
+    ended = _administer(database_url, lambda users: users.revoke_sessions(username))
+    console.print(f"{ended} session(s) of {username} ended")

@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from tai_bus import MEMORY_URL, InMemoryBus
-from tai_cli.keys import ensure_key_files, ensure_secret
+from tai_cli.keys import (
+    OPERATOR_PRIVATE_KEY_FILE,
+    OPERATOR_PUBLIC_KEY_FILE,
+    ensure_key_files,
+    ensure_secret,
+)
 from tai_core.clock import Clock, SystemClock
+from tai_core.files import ensure_private_directory
 from tai_events.market import Timeframe
 from tai_execution.app import create_app as create_execution
 from tai_execution.config import ExecutionSettings
@@ -34,6 +40,7 @@ from tai_telemetry.metrics import Telemetry
 
 if TYPE_CHECKING:
     from tai_gateway.app import GatewayApp
+    from tai_gateway.config import GatewaySettings
 
 EMBEDDED_DATABASE = "embedded.sqlite"
 PRODUCER = "embedded"
@@ -87,8 +94,16 @@ class EmbeddedSystem:
         self.telemetry = Telemetry(service=PRODUCER)
         if options.reset and options.data_directory.exists():
             shutil.rmtree(options.data_directory)
-        options.data_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Ledger (password hashes), keys and the session secret live here: owner-only, even
+        # when the directory already existed with a looser mode.
+        ensure_private_directory(options.data_directory)
         keys = ensure_key_files(options.data_directory / "keys")
+        self.operator_keys = ensure_key_files(
+            options.data_directory / "keys",
+            private_name=OPERATOR_PRIVATE_KEY_FILE,
+            public_name=OPERATOR_PUBLIC_KEY_FILE,
+        )
+        """The break-glass key pair: `trading-ai control halt` works without any login."""
         self.store = Store(database_url(options))
         self.bus = InMemoryBus(
             PRODUCER, clock=self.clock, telemetry=self.telemetry, deterministic=True
@@ -169,9 +184,28 @@ class EmbeddedSystem:
         if self.options.serve_console:
             await self._start_gateway()
 
+    def gateway_settings(self, session_secret: str) -> GatewaySettings:
+        """Return the embedded gateway's settings (other GATEWAY_* come from the environment).
+
+        The session cookie's ``Secure`` flag is left to the settings: on whenever the console
+        binds beyond loopback (``--host 0.0.0.0``), off only on 127.0.0.1 where plain HTTP
+        must work.
+        """
+        from tai_gateway.config import GatewaySettings  # noqa: PLC0415
+
+        return GatewaySettings(
+            session_secret=session_secret,
+            operator_public_keys=self.operator_keys.public_key.read_text(encoding="ascii"),
+            api_host=self.options.host,
+            api_port=self.options.api_port,
+            console_host=self.options.host,
+            console_port=self.options.console_port,
+            database_url=database_url(self.options),
+            amqp_url=MEMORY_URL,
+        )
+
     async def _start_gateway(self) -> None:
         from tai_gateway.app import create_app as create_gateway  # noqa: PLC0415
-        from tai_gateway.config import GatewaySettings  # noqa: PLC0415
         from tai_gateway.users import add_user, generate_password  # noqa: PLC0415
 
         secret = ensure_secret(
@@ -181,17 +215,8 @@ class EmbeddedSystem:
             has_admin = await unit.users.get("admin") is not None
         if not has_admin:
             self.admin_password = generate_password()
-            await add_user(self.store, "admin", self.admin_password, "admin", self.clock.now())
-        settings = GatewaySettings(
-            session_secret=secret,
-            session_cookie_secure=False,
-            api_host=self.options.host,
-            api_port=self.options.api_port,
-            console_host=self.options.host,
-            console_port=self.options.console_port,
-            database_url=database_url(self.options),
-            amqp_url=MEMORY_URL,
-        )
+            await add_user(self.store, "admin", self.admin_password, "admin", clock=self.clock)
+        settings = self.gateway_settings(secret)
         gateway = create_gateway(
             settings, bus=self.bus, store=self.store, clock=self.clock, telemetry=self.telemetry
         )
@@ -218,7 +243,7 @@ class EmbeddedSystem:
         if self.gateway is not None:
             urls = {
                 "console": f"http://{self.options.host}:{self.options.console_port}/",
-                "api": f"http://{self.options.host}:{self.options.api_port}/docs",
+                "api": f"http://{self.options.host}:{self.options.api_port}/api/docs",
             }
         return EmbeddedResult(
             replay=report,

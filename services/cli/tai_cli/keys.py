@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tai_core.files import ensure_private_directory, ensure_private_file, write_private_file
 from tai_core.signing import generate_private_key_pem, public_key_pem
 
 PRIVATE_KEY_FILE = "approval-private.pem"
 PUBLIC_KEY_FILE = "approval-public.pem"
+OPERATOR_PRIVATE_KEY_FILE = "operator-private.pem"
+"""The break-glass key: signs `trading-ai control halt` (operators only, mode 0600)."""
+OPERATOR_PUBLIC_KEY_FILE = "operator-public.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,27 +23,38 @@ class ApprovalKeyFiles:
     public_key: Path
 
 
-def generate_key_files(directory: Path, *, overwrite: bool = False) -> ApprovalKeyFiles:
+def generate_key_files(
+    directory: Path,
+    *,
+    overwrite: bool = False,
+    private_name: str = PRIVATE_KEY_FILE,
+    public_name: str = PUBLIC_KEY_FILE,
+) -> ApprovalKeyFiles:
     """Write a new Ed25519 key pair (private key mode 0600); refuse to overwrite by default."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private_path = directory / PRIVATE_KEY_FILE
-    public_path = directory / PUBLIC_KEY_FILE
+    ensure_private_directory(directory)
+    private_path = directory / private_name
+    public_path = directory / public_name
     if private_path.exists() and not overwrite:
         raise FileExistsError(f"{private_path} exists; pass --overwrite to replace it")
     private_pem = generate_private_key_pem()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_pem)
+    write_private_file(private_path, private_pem)
     public_path.write_bytes(public_key_pem(private_pem))
     return ApprovalKeyFiles(private_path, public_path)
 
 
-def ensure_key_files(directory: Path) -> ApprovalKeyFiles:
-    """Return the key pair in a directory, generating it on first use."""
-    private_path = directory / PRIVATE_KEY_FILE
+def ensure_key_files(
+    directory: Path,
+    *,
+    private_name: str = PRIVATE_KEY_FILE,
+    public_name: str = PUBLIC_KEY_FILE,
+) -> ApprovalKeyFiles:
+    """Return the key pair in a directory, generating it on first use (modes enforced)."""
+    private_path = directory / private_name
     if private_path.exists():
-        return ApprovalKeyFiles(private_path, directory / PUBLIC_KEY_FILE)
-    return generate_key_files(directory)
+        ensure_private_directory(directory)
+        ensure_private_file(private_path)
+        return ApprovalKeyFiles(private_path, directory / public_name)
+    return generate_key_files(directory, private_name=private_name, public_name=public_name)
 
 
 def read_secret_file(path: Path) -> str:
@@ -51,10 +65,9 @@ def read_secret_file(path: Path) -> str:
 def ensure_secret(path: Path, generate: object) -> str:
     """Return the secret stored in a file, creating it (mode 0600) with ``generate()``."""
     if path.exists():
+        ensure_private_file(path)
         return path.read_text(encoding="utf-8").strip()
     value = str(generate() if callable(generate) else generate)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(value)
+    ensure_private_directory(path.parent)
+    write_private_file(path, value.encode("utf-8"))
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import httpx
 from pydantic import SecretStr
@@ -94,7 +95,10 @@ class ExecutionApp:
                     max_volume_share=settings.max_volume_share,
                 )
             ),
-            verifier=ApprovalVerifier.from_pem(*split_public_keys(settings.approval_public_keys)),
+            verifier=ApprovalVerifier.from_pem(
+                *split_public_keys(settings.approval_public_keys),
+                max_lifetime=timedelta(seconds=settings.approval_max_lifetime_seconds),
+            ),
             account=Account.opened_with(settings.initial_cash),
             account_name=settings.account,
             store=store,

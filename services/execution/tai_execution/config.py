@@ -19,6 +19,13 @@ class ExecutionSettings(ServiceSettings):
     approval_public_keys: str = Field(
         description="PEM public key(s) of risk's approval signer; several during a rotation"
     )
+    approval_max_lifetime_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="longest validity (expires_at - issued_at) of an approval execution acts "
+        "on; keep it at or above risk's RISK_APPROVAL_TTL_SECONDS",
+    )
     account: str = Field(default="paper", min_length=1, max_length=64)
     initial_cash: float = Field(default=100_000.0, gt=0)
     account_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")

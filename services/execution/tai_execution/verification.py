@@ -21,10 +21,15 @@ class ApprovalCheck:
 def check_approval(
     approval: OrderApproved, verifier: ApprovalVerifier, now: datetime
 ) -> ApprovalCheck:
-    """Refuse unsigned, forged, altered or expired approvals."""
+    """Refuse unsigned, forged, altered, over-long-lived or expired approvals.
+
+    The verifier checks the signature over every field and the lifetime (``expires_at -
+    issued_at`` at most its ``max_lifetime``); this adds the clock: not yet expired, not
+    issued in the future.
+    """
     verification = verifier.verify(approval)
     if not verification.valid:
-        return ApprovalCheck(False, "approval_signature_invalid", verification.reason)
+        return ApprovalCheck(False, verification.code, verification.reason)
     if now >= approval.expires_at:
         return ApprovalCheck(
             False,

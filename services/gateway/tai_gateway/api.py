@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -19,6 +19,7 @@ from fastapi import (
     Response,
     status,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -33,8 +34,16 @@ from tai_gateway.backtests import (
     BacktestRequestError,
     BacktestRun,
 )
+from tai_gateway.breakglass import break_glass_router
 from tai_gateway.context import GatewayContext
-from tai_gateway.control import ControlAction, ControlDeniedError, ControlReceipt, UnknownModelError
+from tai_gateway.control import (
+    ANONYMOUS,
+    ControlAction,
+    ControlDeniedError,
+    ControlReceipt,
+    UnknownModelError,
+)
+from tai_gateway.guards import INVALID_REQUEST, StrictJsonRoute, control_action_of, safe_errors
 from tai_gateway.login import LoginOutcome
 from tai_gateway.operations import (
     DEFAULT_QUEUES,
@@ -114,7 +123,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return loaded
 
 
-def _client_address(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """Return the caller's address (a trusted proxy's X-Forwarded-For, else the peer)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -140,10 +150,24 @@ def enforce_rate_limit(context: GatewayContext, key: str) -> None:
         )
 
 
-def current_principal(context: Context, token: Annotated[str, Depends(_bearer)]) -> Principal:
+async def session_principal(context: GatewayContext, token: str) -> Principal:
+    """Return the principal of a bearer token's live session, or raise InvalidTokenError.
+
+    The token's signature and expiry are checked first (cheap, no I/O), then its session
+    and the user's current role are read from the store: a revoked session, a removed user
+    or a changed role take effect on the next request.
+    """
+    claims = context.tokens.verify(token)
+    principal = await context.sessions.principal(claims.session_id, claims.username)
+    if principal is None:
+        raise InvalidTokenError("session ended (signed out, revoked, or the account changed)")
+    return principal
+
+
+async def current_principal(context: Context, token: Annotated[str, Depends(_bearer)]) -> Principal:
     """Return the bearer token's principal (401 when invalid), rate limited per user."""
     try:
-        principal = context.tokens.verify(token)
+        principal = await session_principal(context, token)
     except InvalidTokenError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -158,31 +182,36 @@ Authenticated = Annotated[Principal, Depends(current_principal)]
 _optional_bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 
 
-def control_caller(
-    action: ControlAction,
-) -> Callable[[GatewayContext, Request, str | None], Awaitable[Principal]]:
-    """Return a dependency like ``current_principal`` that also audits and alerts on a 401.
+class ControlCaller:
+    """A dependency like ``current_principal`` that also audits and alerts on a 401.
 
     A control call without valid credentials is an attack signal, not a stale page: the
     refusal is written to the audit log and raises a (rate-limited) alert. The caller's
-    address is rate limited first, so refusals cannot flood the audit table either.
+    address is rate limited first, so refusals cannot flood the audit table either. The
+    route's action is known from this dependency, so a malformed body sent to a control
+    route is audited as a refused action too (see ``tai_gateway.guards``).
     """
 
-    async def caller(
+    def __init__(self, action: ControlAction) -> None:
+        self.action = action
+
+    async def __call__(
+        self,
         context: Context,
         request: Request,
         token: Annotated[str | None, Depends(_optional_bearer)],
     ) -> Principal:
+        """Return the caller's principal, or audit, alert and raise 401."""
         try:
             if not token:
                 raise InvalidTokenError("no bearer token")
-            principal = context.tokens.verify(token)
+            principal = await session_principal(context, token)
         except InvalidTokenError as error:
-            source = _client_address(request)
+            source = client_address(request)
             enforce_rate_limit(context, f"ip:{source}")
-            context.metrics.control_requests.labels(action.value, "unauthenticated").inc()
+            context.metrics.control_requests.labels(self.action.value, "unauthenticated").inc()
             await context.control.record_unauthenticated(
-                action, channel=API_CHANNEL, source=source, error=str(error)
+                self.action, channel=API_CHANNEL, source=source, error=str(error)
             )
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -192,7 +221,10 @@ def control_caller(
         enforce_rate_limit(context, f"user:{principal.username}")
         return principal
 
-    return caller
+
+def control_caller(action: ControlAction) -> ControlCaller:
+    """Return the dependency authenticating (and auditing) callers of ``action``."""
+    return ControlCaller(action)
 
 
 HaltCaller = Annotated[Principal, Depends(control_caller(ControlAction.HALT))]
@@ -228,7 +260,7 @@ AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
 def _operations_router() -> APIRouter:
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
     @router.get("/health")
     def health() -> dict[str, str]:
@@ -246,15 +278,19 @@ def _operations_router() -> APIRouter:
         )
 
     @router.get("/metrics")
-    def metrics(context: Context) -> Response:
-        """Expose the gateway's Prometheus metrics."""
+    def metrics(context: Context, _: AdminPrincipal) -> Response:
+        """Expose the Prometheus metrics to admins (scrapers use the ops port, not this one).
+
+        The registry carries account figures (equity, exposure, drawdown, P&L), so on the
+        public API port it needs an admin token like the rest of the ledger.
+        """
         return Response(context.telemetry.render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
 
 def _auth_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["auth"])
+    router = APIRouter(prefix="/api", tags=["auth"], route_class=StrictJsonRoute)
 
     @router.post("/token")
     async def issue_token(
@@ -263,19 +299,33 @@ def _auth_router() -> APIRouter:
         form: Annotated[OAuth2PasswordRequestForm, Depends()],
     ) -> TokenResponse:
         """Exchange a username and password for a bearer token (OAuth2 password flow)."""
-        source = _client_address(request)
+        source = client_address(request)
         enforce_rate_limit(context, f"ip:{source}")
         result = await context.login.login(
             form.username, form.password, channel=API_CHANNEL, source=source
         )
         context.metrics.logins.labels(API_CHANNEL, result.outcome.value).inc()
+        if result.outcome is LoginOutcome.THROTTLED:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=result.message,
+                headers={"Retry-After": str(result.retry_after_seconds)},
+            )
         if result.outcome is not LoginOutcome.SUCCEEDED or result.principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail=result.message,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        issued = context.tokens.issue(result.principal)
+        session = await context.sessions.open(
+            result.principal.username,
+            channel=API_CHANNEL,
+            source=source,
+            lifetime=context.tokens.lifetime,
+        )
+        issued = context.tokens.issue(
+            result.principal.username, session.session_id, session.expires_at
+        )
         lifetime = issued.expires_at - context.clock.now()
         return TokenResponse(
             access_token=issued.token,
@@ -283,11 +333,24 @@ def _auth_router() -> APIRouter:
             role=result.principal.role,
         )
 
+    @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+    async def logout(context: Context, principal: Authenticated, request: Request) -> Response:
+        """End every session of the caller, API tokens and console cookies alike."""
+        ended = await context.sessions.revoke_user(principal.username)
+        await context.ledger.audit(
+            actor=principal.username,
+            action="logout",
+            subject=API_CHANNEL,
+            outcome="sessions_revoked",
+            details={"sessions": ended, "source": client_address(request)[:128]},
+        )
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
     return router
 
 
 def _ledger_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["ledger"])
+    router = APIRouter(prefix="/api", tags=["ledger"], route_class=StrictJsonRoute)
 
     @router.get("/fills")
     def fills(
@@ -448,7 +511,7 @@ async def _control(
 
 
 def _control_router() -> APIRouter:
-    router = APIRouter(prefix="/api/control", tags=["control"])
+    router = APIRouter(prefix="/api/control", tags=["control"], route_class=StrictJsonRoute)
     accepted = status.HTTP_202_ACCEPTED
 
     @router.post("/halt", status_code=accepted)
@@ -559,7 +622,7 @@ def _run_response(run: BacktestRun) -> dict[str, Any]:
 
 
 def _research_router() -> APIRouter:
-    router = APIRouter(prefix="/api/backtests", tags=["research"])
+    router = APIRouter(prefix="/api/backtests", tags=["research"], route_class=StrictJsonRoute)
 
     @router.get("")
     def list_backtests(
@@ -615,7 +678,7 @@ def _research_router() -> APIRouter:
 
 
 def _system_router() -> APIRouter:
-    router = APIRouter(prefix="/api/system", tags=["system"])
+    router = APIRouter(prefix="/api/system", tags=["system"], route_class=StrictJsonRoute)
 
     @router.get("/queues")
     async def queues(context: Context, _: Authenticated) -> list[dict[str, Any]]:
@@ -690,16 +753,69 @@ async def _settle(
     return asdict(letter)
 
 
+async def _audit_invalid_control(
+    context: GatewayContext, request: Request, action: ControlAction, errors: list[dict[str, Any]]
+) -> bool:
+    """Audit a control call refused for its body; return False when the caller is rate limited."""
+    source = client_address(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    actor = ANONYMOUS
+    if scheme.lower() == "bearer" and token:
+        try:
+            actor = (await session_principal(context, token.strip())).username
+        except InvalidTokenError:
+            actor = ANONYMOUS
+    if not context.limiter.allow(f"user:{actor}" if actor != ANONYMOUS else f"ip:{source}").allowed:
+        context.metrics.rate_limited.inc()
+        return False
+    context.metrics.control_requests.labels(action.value, INVALID_REQUEST).inc()
+    await context.ledger.audit(
+        actor=actor,
+        action=action.value,
+        subject=request.url.path[:256],
+        outcome=INVALID_REQUEST,
+        details={
+            "channel": API_CHANNEL,
+            "source": source[:128],
+            "errors": [error["type"] for error in errors],
+        },
+    )
+    return True
+
+
+def _install_guards(api: FastAPI, context: GatewayContext) -> None:
+    """Answer malformed requests with safe 4xx (audited on control routes)."""
+
+    async def on_validation_error(request: Request, error: Exception) -> Response:
+        if not isinstance(error, RequestValidationError):
+            raise error
+        errors = safe_errors(error.errors())
+        action = control_action_of(request.scope.get("route"))
+        if action is not None and not await _audit_invalid_control(
+            context, request, action, errors
+        ):
+            return JSONResponse({"detail": "rate limit exceeded"}, status_code=429)
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    api.add_exception_handler(RequestValidationError, on_validation_error)
+
+
 def create_api(context: GatewayContext) -> FastAPI:
-    """Build the FastAPI application over the shared gateway context."""
+    """Build the FastAPI application over the shared gateway context.
+
+    Bodies are capped (``GATEWAY_API_MAX_BODY_BYTES``, 413 before they are read), JSON is
+    parsed strictly (no NaN/Infinity) and validation errors never echo huge values.
+    """
     api = FastAPI(
         title="Trading AI Secure gateway",
         version="1",
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        max_body_size=context.settings.api_max_body_bytes,
     )
     api.state.context = context
+    _install_guards(api, context)
     for router in (
         _operations_router(),
         _auth_router(),
@@ -707,6 +823,7 @@ def create_api(context: GatewayContext) -> FastAPI:
         _control_router(),
         _research_router(),
         _system_router(),
+        break_glass_router(context),
     ):
         api.include_router(router)
     return api

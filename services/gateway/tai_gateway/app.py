@@ -20,7 +20,7 @@ from tai_core.clock import Clock
 from tai_events.topics import EVENTS_EXCHANGE, EVERYTHING, queue_name
 from tai_gateway.alerts import RefusalAlerts
 from tai_gateway.api import create_api
-from tai_gateway.auth import LockoutPolicy, PasswordHashing, TokenSigner
+from tai_gateway.auth import PasswordHashing, TokenSigner
 from tai_gateway.backtests import BacktestRunner
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.config import GatewaySettings
@@ -34,6 +34,8 @@ from tai_gateway.login import LoginService
 from tai_gateway.operations import AmqpOperations, BrokerOperations, MemoryOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
 from tai_gateway.risk_view import RiskLimits
+from tai_gateway.sessions import SessionStore
+from tai_gateway.throttle import BackoffPolicy, LoginThrottle
 from tai_store import Store
 from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
@@ -50,6 +52,27 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def server_config(settings: GatewaySettings, app: Any, host: str, port: int) -> uvicorn.Config:
+    """Return the uvicorn configuration of one of the gateway's HTTP servers.
+
+    Forwarded headers (X-Forwarded-For/-Proto) are believed only from the configured trusted
+    proxies (``GATEWAY_TRUSTED_PROXIES``); with none, they are ignored, so no client can pick
+    the address the rate limiter, the login throttle and the audit log see.
+    """
+    proxies = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+    )
+
+
 class GatewayApp:
     """The running gateway: subscribe to the event stream, serve the API and the console."""
 
@@ -63,6 +86,7 @@ class GatewayApp:
         ledger: GatewayLedger,
         login: LoginService,
         tokens: TokenSigner,
+        sessions: SessionStore,
     ) -> None:
         self.settings = settings
         self.live = LiveState()
@@ -87,6 +111,7 @@ class GatewayApp:
             live=self.live,
             login=login,
             tokens=tokens,
+            sessions=sessions,
             limiter=TokenBucketLimiter(settings.api_rate_limit_per_minute, 60.0, clock),
             control=ControlService(
                 bus,
@@ -137,16 +162,7 @@ class GatewayApp:
         return self._subscribed and self._bridge.attached
 
     def _server(self, app: Any, host: str, port: int) -> _EmbeddedServer:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_level=self.settings.log_level.lower(),
-            access_log=False,
-            server_header=False,
-        )
-        return _EmbeddedServer(config)
+        return _EmbeddedServer(server_config(self.settings, app, host, port))
 
     async def serve(self) -> None:
         """Serve the API and the console in this event loop until stop() is called."""
@@ -193,8 +209,15 @@ def create_app(
 ) -> GatewayApp:
     """Wire the gateway from its settings and injected bus, store, clock and telemetry."""
     ledger = GatewayLedger(store, clock, settings.account)
-    lockout = LockoutPolicy(
-        settings.login_max_failures, timedelta(minutes=settings.lockout_minutes)
+    longest = timedelta(minutes=settings.login_backoff_max_minutes)
+    forget = timedelta(minutes=settings.login_forget_minutes)
+    base = timedelta(seconds=settings.login_backoff_seconds)
+    throttle = LoginThrottle(
+        store,
+        per_account=BackoffPolicy(settings.login_max_failures, base, max(base, longest), forget),
+        per_source=BackoffPolicy(
+            settings.login_source_max_failures, base, max(base, longest), forget
+        ),
     )
     secret = settings.session_secret.get_secret_value().encode("utf-8")
     return GatewayApp(
@@ -203,6 +226,7 @@ def create_app(
         clock=clock,
         telemetry=telemetry,
         ledger=ledger,
-        login=LoginService(ledger, PasswordHashing(password_hasher), lockout, clock),
+        login=LoginService(ledger, PasswordHashing(password_hasher), throttle, clock),
         tokens=TokenSigner(secret, clock, timedelta(minutes=settings.token_minutes)),
+        sessions=SessionStore(store, clock),
     )

@@ -1,4 +1,4 @@
-"""Authentication and authorisation: roles, password hashing, lock-out policy, bearer tokens.
+"""Authentication and authorisation: roles, password hashing, bearer tokens.
 
 Everything here is pure (no I/O); the login flow that reads and writes users lives in
 ``tai_gateway.login``.
@@ -12,7 +12,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
@@ -21,8 +21,6 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from tai_core.clock import Clock
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
-MINIMUM_PASSWORD_LENGTH = 12
-MAXIMUM_PASSWORD_LENGTH = 1024
 TOKEN_DOMAIN = b"tai-gateway-token-v1"
 """Domain separation: a token signature can never be mistaken for any other HMAC of the key."""
 
@@ -65,17 +63,8 @@ def validate_username(username: str) -> str:
     return username
 
 
-def validate_password(password: str) -> str:
-    """Return the password when it meets the length policy, else raise ValueError."""
-    if len(password) < MINIMUM_PASSWORD_LENGTH:
-        raise ValueError(f"password must be at least {MINIMUM_PASSWORD_LENGTH} characters")
-    if len(password) > MAXIMUM_PASSWORD_LENGTH:
-        raise ValueError(f"password must be at most {MAXIMUM_PASSWORD_LENGTH} characters")
-    return password
-
-
 class PasswordHashing:
-    """Argon2id password hashes; verification runs even for unknown users (uniform timing)."""
+    """Argon2id password hashes; unknown users are checked against a decoy (uniform timing)."""
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self._hasher = hasher or PasswordHasher()
@@ -93,18 +82,6 @@ class PasswordHashing:
             )
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    """Lock an account for ``lockout`` after ``max_failures`` failed logins in a row."""
-
-    max_failures: int
-    lockout: timedelta
-
-    def is_locked(self, locked_until: datetime | None, now: datetime) -> bool:
-        """Return True while a lock-out is in force."""
-        return locked_until is not None and now < locked_until
 
 
 class InvalidTokenError(Exception):
@@ -127,32 +104,44 @@ class IssuedToken:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says: whose session it is, and which session."""
+
+    username: str
+    session_id: str
+    expires_at: datetime
+
+
 class TokenSigner:
-    """Issue and verify HMAC-SHA256 signed bearer tokens carrying a user, a role and an expiry."""
+    """Issue and verify HMAC-SHA256 signed bearer tokens naming a user's server-side session.
+
+    The token carries no role: the role is read from the user's record on every request, and
+    the session must still exist (see ``tai_gateway.sessions``), so revoking it ends the token.
+    """
 
     def __init__(self, secret: bytes, clock: Clock, lifetime: timedelta) -> None:
         if len(secret) < 32:
             raise ValueError("the token secret must be at least 32 bytes")
         self._key = hashlib.sha256(TOKEN_DOMAIN + b"\x00" + secret).digest()
         self._clock = clock
-        self._lifetime = lifetime
+        self.lifetime = lifetime
 
     def _signature(self, payload: str) -> str:
         return _b64encode(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, principal: Principal) -> IssuedToken:
-        """Return a token for the principal, valid for the configured lifetime."""
-        expires_at = self._clock.now() + self._lifetime
-        claims = {
-            "sub": principal.username,
-            "role": principal.role.value,
-            "exp": int(expires_at.timestamp()),
-        }
+    def issue(
+        self, username: str, session_id: str, expires_at: datetime | None = None
+    ) -> IssuedToken:
+        """Return a token for the user's session, valid until ``expires_at`` (or a lifetime)."""
+        if expires_at is None:
+            expires_at = self._clock.now() + self.lifetime
+        claims = {"sub": username, "sid": session_id, "exp": int(expires_at.timestamp())}
         payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
         return IssuedToken(f"{payload}.{self._signature(payload)}", expires_at)
 
-    def verify(self, token: str) -> Principal:
-        """Return the token's principal or raise InvalidTokenError."""
+    def verify(self, token: str) -> TokenClaims:
+        """Return the token's claims or raise InvalidTokenError (the session is checked apart)."""
         payload, separator, signature = token.partition(".")
         if not separator or not payload or not signature:
             raise InvalidTokenError("malformed token")
@@ -161,10 +150,10 @@ class TokenSigner:
         try:
             claims = json.loads(_b64decode(payload))
             username = validate_username(str(claims["sub"]))
-            role = Role(claims["role"])
+            session_id = str(claims["sid"])
             expires = int(claims["exp"])
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidTokenError("malformed token claims") from error
         if self._clock.now().timestamp() >= expires:
             raise InvalidTokenError("token expired")
-        return Principal(username, role)
+        return TokenClaims(username, session_id, datetime.fromtimestamp(expires, UTC))

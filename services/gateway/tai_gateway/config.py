@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tai_core.settings import ServiceSettings
 
 MINIMUM_SECRET_LENGTH = 32
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback(host: str) -> bool:
+    """Return True when ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class GatewaySettings(ServiceSettings):
@@ -26,17 +39,51 @@ class GatewaySettings(ServiceSettings):
     session_secret: SecretStr = Field(
         description="Signs console session cookies and API tokens (at least 32 characters)"
     )
-    session_cookie_secure: bool = Field(
-        default=True, description="Send the session cookie over HTTPS only"
+    session_cookie_secure: bool | None = Field(
+        default=None,
+        description="Send the session cookie over HTTPS only; unset: yes unless the console "
+        "binds loopback only. A non-loopback console always sends it Secure.",
     )
     session_minutes: int = Field(default=480, ge=1, description="Console session lifetime")
     token_minutes: int = Field(default=60, ge=1, description="API bearer token lifetime")
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed logins in a row that lock an account"
+        default=5,
+        ge=1,
+        description="Failed sign-ins of one account name from one address before back-off",
     )
-    lockout_minutes: int = Field(default=15, ge=1, description="How long a lock-out lasts")
+    login_source_max_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one address (any name) before back-off"
+    )
+    login_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="First back-off wait; each further failure doubles it"
+    )
+    login_backoff_max_minutes: float = Field(
+        default=15.0, gt=0, description="Longest back-off wait"
+    )
+    login_forget_minutes: float = Field(
+        default=60.0, gt=0, description="Failures older than this no longer count"
+    )
     api_rate_limit_per_minute: int = Field(
         default=120, ge=1, description="Requests per minute per user (or per IP before login)"
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request body the API reads; larger ones get 413 before any work",
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated addresses/networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty: forwarded headers are ignored",
+    )
+    operator_public_keys: str = Field(
+        default="",
+        description="PEM Ed25519 public key(s) of operators allowed the break-glass halt "
+        "(`trading-ai keys operator`); empty: the break-glass endpoint refuses everything",
+    )
+    break_glass_max_age_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="How old a signed break-glass request may be"
     )
     account: str = Field(default="paper", min_length=1, description="Ledger account shown")
     console_workers: int = Field(
@@ -65,3 +112,38 @@ class GatewaySettings(ServiceSettings):
         if len(value.get_secret_value()) < MINIMUM_SECRET_LENGTH:
             raise ValueError(f"must be at least {MINIMUM_SECRET_LENGTH} characters")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if entry == "*":
+                raise ValueError("'*' would trust forwarded headers from anyone; list the proxies")
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cookie_is_secure_beyond_loopback(self) -> Self:
+        if self.session_cookie_secure is False and not is_loopback(self.console_host):
+            raise ValueError(
+                "session_cookie_secure=false is only allowed while the console binds loopback "
+                f"(console_host is {self.console_host!r}); serve the console over HTTPS"
+            )
+        return self
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Return whether the session cookies carry ``Secure`` (always, beyond loopback)."""
+        if self.session_cookie_secure is None:
+            return not is_loopback(self.console_host)
+        return self.session_cookie_secure

@@ -18,12 +18,20 @@ import flask
 from markupsafe import escape
 
 from tai_gateway.bridge import LoopBridge
+from tai_gateway.callbacks import MalformedCallbackError, parse_callback_request
 from tai_gateway.config import GatewaySettings
 from tai_gateway.console_tabs import layout, register_callbacks
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
+from tai_gateway.guards import INVALID_REQUEST
 from tai_gateway.login import LoginOutcome
-from tai_gateway.session import CONSOLE_CHANNEL, session_user
+from tai_gateway.session import (
+    CONSOLE_CHANNEL,
+    SessionUser,
+    remember_session,
+    resolve_session,
+    session_user,
+)
 from tai_telemetry.logging import get_logger
 
 SESSION_COOKIE = "tai_session"
@@ -101,7 +109,7 @@ def create_console(context: GatewayContext, bridge: LoopBridge) -> dash.Dash:
         SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
@@ -121,7 +129,42 @@ def create_console(context: GatewayContext, bridge: LoopBridge) -> dash.Dash:
     )
     app.layout = lambda: layout(session_user(context) if flask.has_request_context() else None)
     register_callbacks(app, context, bridge)
+    _register_callback_check(server, app, context, bridge)
     return app
+
+
+def _register_callback_check(
+    server: flask.Flask, app: dash.Dash, context: GatewayContext, bridge: LoopBridge
+) -> None:
+    """Answer a malformed callback request with 400 (audited when it asked for a control)."""
+    logger = get_logger("tai_gateway.console")
+
+    @server.before_request
+    def well_formed_callback() -> Any:
+        # Runs after the session and CSRF guard: only signed-in users get this far.
+        if flask.request.path != CALLBACK_PATH or flask.request.method != "POST":
+            return None
+        try:
+            parse_callback_request(flask.request.get_data(cache=True), app.callback_map)
+        except MalformedCallbackError as error:
+            action = requested_control(flask.request.get_json(silent=True))
+            user = session_user(context)
+            if action is not None and user is not None:
+                context.metrics.control_requests.labels(action.value, INVALID_REQUEST).inc()
+                try:
+                    bridge.run(
+                        context.ledger.audit(
+                            actor=user.principal.username,
+                            action=action.value,
+                            subject="callback",
+                            outcome=INVALID_REQUEST,
+                            details={"channel": CONSOLE_CHANNEL, "error": str(error)[:200]},
+                        )
+                    )
+                except Exception:
+                    logger.exception("control_refusal_not_recorded", action=action.value)
+            return flask.jsonify({"error": f"malformed callback request: {error}"}), 400
+        return None
 
 
 def _set_csrf_cookie(response: flask.Response, token: str, settings: GatewaySettings) -> None:
@@ -130,7 +173,7 @@ def _set_csrf_cookie(response: flask.Response, token: str, settings: GatewaySett
         token,
         httponly=False,  # the renderer must read it to send it back as a header
         samesite="Strict",
-        secure=settings.session_cookie_secure,
+        secure=settings.cookie_secure,
         max_age=settings.session_minutes * 60,
     )
 
@@ -167,7 +210,7 @@ def _register_guards(server: flask.Flask, context: GatewayContext, bridge: LoopB
         path = flask.request.path
         if path.startswith(PUBLIC_PREFIXES):
             return None
-        user = session_user(context)
+        user = resolve_session(context, bridge)
         if user is None:
             if path == "/" and flask.request.method == "GET":
                 return flask.redirect("/login")
@@ -191,11 +234,44 @@ def _register_guards(server: flask.Flask, context: GatewayContext, bridge: LoopB
         return response
 
 
+def _sign_in(context: GatewayContext, bridge: LoopBridge, fresh_csrf: str) -> Any:
+    """Check the posted credentials; open a server-side session and set the cookie on success."""
+    username = flask.request.form.get("username", "").strip()[:64]
+    password = flask.request.form.get("password", "")[:1024]
+    source = flask.request.remote_addr or "unknown"
+    result = bridge.run(
+        context.login.login(username, password, channel=CONSOLE_CHANNEL, source=source)
+    )
+    context.metrics.logins.labels(CONSOLE_CHANNEL, result.outcome.value).inc()
+    if result.outcome is not LoginOutcome.SUCCEEDED or result.principal is None:
+        flask.session["login_csrf"] = fresh_csrf
+        page = _login_page(fresh_csrf, result.message, error=True)
+        if result.outcome is LoginOutcome.THROTTLED:
+            return page, 429, {"Retry-After": str(result.retry_after_seconds)}
+        return page, 401
+    opened = bridge.run(
+        context.sessions.open(
+            result.principal.username,
+            channel=CONSOLE_CHANNEL,
+            source=source,
+            lifetime=timedelta(minutes=context.settings.session_minutes),
+        )
+    )
+    flask.session.clear()  # a new session id on login: no session fixation
+    csrf = secrets.token_urlsafe(32)
+    remember_session(SessionUser(result.principal, csrf))
+    flask.session.permanent = True
+    flask.session.update(
+        username=result.principal.username, session_id=opened.session_id, csrf=csrf
+    )
+    return flask.redirect("/")
+
+
 def _register_auth_routes(server: flask.Flask, context: GatewayContext, bridge: LoopBridge) -> None:
     @server.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if flask.request.method == "GET":
-            if session_user(context) is not None:
+            if resolve_session(context, bridge) is not None:
                 return flask.redirect("/")
             # Reuse the form token: a second tab (or a stray redirect) must not void the first.
             existing = flask.session.get("login_csrf")
@@ -203,6 +279,12 @@ def _register_auth_routes(server: flask.Flask, context: GatewayContext, bridge: 
             flask.session.clear()
             flask.session["login_csrf"] = token
             return _login_page(token)
+        decision = context.limiter.allow(f"ip:{flask.request.remote_addr or 'unknown'}")
+        if not decision.allowed:
+            context.metrics.rate_limited.inc()
+            retry = str(max(1, round(decision.retry_after_seconds)))
+            page = _login_page(str(flask.session.get("login_csrf", "")), "Too many requests.")
+            return page, 429, {"Retry-After": retry}
         expected = flask.session.get("login_csrf")
         sent = flask.request.form.get("csrf_token", "")
         fresh = secrets.token_urlsafe(32)
@@ -210,33 +292,26 @@ def _register_auth_routes(server: flask.Flask, context: GatewayContext, bridge: 
             flask.session["login_csrf"] = fresh
             page = _login_page(fresh, "The form expired; please sign in again.", error=True)
             return page, 403
-        username = flask.request.form.get("username", "").strip()[:64]
-        password = flask.request.form.get("password", "")[:1024]
-        result = bridge.run(
-            context.login.login(
-                username,
-                password,
-                channel=CONSOLE_CHANNEL,
-                source=flask.request.remote_addr or "unknown",
-            )
-        )
-        context.metrics.logins.labels(CONSOLE_CHANNEL, result.outcome.value).inc()
-        if result.outcome is not LoginOutcome.SUCCEEDED or result.principal is None:
-            flask.session["login_csrf"] = fresh
-            return _login_page(fresh, result.message, error=True), 401
-        flask.session.clear()  # a new session id on login: no session fixation
-        flask.session.permanent = True
-        flask.session.update(
-            username=result.principal.username,
-            role=result.principal.role.value,
-            csrf=secrets.token_urlsafe(32),
-            issued_at=context.clock.now().isoformat(),
-        )
-        return flask.redirect("/")
+        return _sign_in(context, bridge, fresh)
 
     @server.route("/logout", methods=["POST"])
     def logout() -> Any:
+        # The guard already checked the session and its CSRF token. Signing out ends every
+        # session of the user (API tokens too): a kept cookie or token must not live on.
+        user = session_user(context)
+        if user is not None:
+            ended = bridge.run(context.sessions.revoke_user(user.principal.username))
+            bridge.run(
+                context.ledger.audit(
+                    actor=user.principal.username,
+                    action="logout",
+                    subject=CONSOLE_CHANNEL,
+                    outcome="sessions_revoked",
+                    details={"sessions": ended, "source": flask.request.remote_addr or ""},
+                )
+            )
         flask.session.clear()
+        remember_session(None)
         response = flask.redirect("/login")
         response.delete_cookie(CSRF_COOKIE)
         return response

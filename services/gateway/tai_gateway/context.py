@@ -19,6 +19,7 @@ from tai_gateway.login import LoginService
 from tai_gateway.operations import BrokerOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
 from tai_gateway.risk_view import RiskLimits
+from tai_gateway.sessions import SessionStore
 from tai_telemetry.metrics import Telemetry
 
 
@@ -73,6 +74,8 @@ class GatewayContext:
     live: LiveState
     login: LoginService
     tokens: TokenSigner
+    sessions: SessionStore
+    """Server-side sessions behind every token and console cookie (revocable)."""
     limiter: TokenBucketLimiter
     control: ControlService
     readiness: Callable[[], Coroutine[Any, Any, dict[str, bool]]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -67,24 +67,6 @@ class GatewayLedger:
         """Store a new user."""
         async with self._store.transaction() as unit:
             await unit.users.add(username, password_hash, role, at)
-
-    async def record_login_failure(
-        self, username: str, at: datetime, lock_after: int, lock_for: timedelta
-    ) -> UserRecord | None:
-        """Count a failed login (a lapsed lock-out starts a fresh count); return the user."""
-        async with self._store.transaction() as unit:
-            user = await unit.users.get(username)
-            if user is None:
-                return None
-            if user.locked_until is not None and not user.is_locked(at):
-                await unit.users.reset_failures(username)
-            updated = await unit.users.record_failure(username, at, lock_after, lock_for)
-        return None if updated is None else _record_of(updated)
-
-    async def reset_login_failures(self, username: str) -> None:
-        """Clear failures and any lock-out after a successful login."""
-        async with self._store.transaction() as unit:
-            await unit.users.reset_failures(username)
 
     async def audit(
         self,

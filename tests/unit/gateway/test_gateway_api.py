@@ -55,9 +55,10 @@ async def test_ready_reports_store_and_bus(api_client: httpx.AsyncClient) -> Non
     assert response.json() == {"ready": True, "checks": {"store": True, "bus": True}}
 
 
-async def test_metrics_expose_gateway_counters(api_client: httpx.AsyncClient) -> None:
+async def test_metrics_expose_gateway_counters_to_admins(api_client: httpx.AsyncClient) -> None:
     await api_client.post("/api/token", data={"username": "alice", "password": "nope-nope-nope"})
-    response = await api_client.get("/metrics")
+    token = await token_for(api_client, "alice", ADMIN_PASSWORD)
+    response = await api_client.get("/metrics", headers=bearer(token))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert 'tai_gateway_logins_total{channel="api",outcome="invalid_credentials"} 1.0' in (

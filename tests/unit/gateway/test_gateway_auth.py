@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,12 +13,12 @@ from tai_core.clock import FakeClock
 from tai_gateway.auth import (
     InvalidTokenError,
     PasswordHashing,
-    Principal,
     Role,
+    TokenClaims,
     TokenSigner,
-    validate_password,
     validate_username,
 )
+from tai_gateway.passwords import check_password
 from tai_gateway.users import generate_password
 
 
@@ -63,28 +65,29 @@ def test_malformed_usernames_are_refused(name: str) -> None:
 
 def test_short_password_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 12"):
-        validate_password("short-pass")
+        check_password("short-pass")
 
 
 def test_generated_passwords_are_long_random_and_valid() -> None:
     passwords = {generate_password() for _ in range(20)}
     assert len(passwords) == 20
     for password in passwords:
-        assert validate_password(password) == password
+        assert check_password(password) == password
         assert len(password) >= 24
 
 
-def test_token_round_trips_the_principal() -> None:
+def test_token_round_trips_the_session_and_carries_no_role() -> None:
     signer = TokenSigner(SECRET.encode(), FakeClock(T0), timedelta(minutes=30))
-    issued = signer.issue(Principal("alice", Role.ADMIN))
+    issued = signer.issue("alice", "session-1")
     assert issued.expires_at == T0 + timedelta(minutes=30)
-    assert signer.verify(issued.token) == Principal("alice", Role.ADMIN)
+    assert signer.verify(issued.token) == TokenClaims("alice", "session-1", issued.expires_at)
+    assert "role" not in _claims(issued.token)
 
 
 def test_token_expires_after_its_lifetime() -> None:
     clock = FakeClock(T0)
     signer = TokenSigner(SECRET.encode(), clock, timedelta(minutes=30))
-    token = signer.issue(Principal("alice", Role.VIEWER)).token
+    token = signer.issue("alice", "session-1").token
     clock.advance(timedelta(minutes=29, seconds=59))
     assert signer.verify(token).username == "alice"
     clock.advance(timedelta(seconds=1))
@@ -92,12 +95,12 @@ def test_token_expires_after_its_lifetime() -> None:
         signer.verify(token)
 
 
-def test_token_with_escalated_role_is_refused() -> None:
+def test_token_naming_another_session_is_refused() -> None:
     signer = TokenSigner(SECRET.encode(), FakeClock(T0), timedelta(minutes=30))
-    token = signer.issue(Principal("victor", Role.VIEWER)).token
+    token = signer.issue("victor", "session-1").token
     forged_payload = (
         TokenSigner(b"another-secret-another-secret-0123", FakeClock(T0), timedelta(minutes=30))
-        .issue(Principal("victor", Role.ADMIN))
+        .issue("alice", "session-2")
         .token.split(".")[0]
     )
     with pytest.raises(InvalidTokenError, match="signature"):
@@ -108,7 +111,7 @@ def test_token_signed_with_another_secret_is_refused() -> None:
     other = TokenSigner(b"another-secret-another-secret-0123", FakeClock(T0), timedelta(hours=1))
     signer = TokenSigner(SECRET.encode(), FakeClock(T0), timedelta(hours=1))
     with pytest.raises(InvalidTokenError, match="signature"):
-        signer.verify(other.issue(Principal("alice", Role.ADMIN)).token)
+        signer.verify(other.issue("alice", "session-1").token)
 
 
 @pytest.mark.parametrize("token", ["", "abc", "abc.", ".abc", "a.b.c"])
@@ -121,3 +124,9 @@ def test_malformed_tokens_are_refused(token: str) -> None:
 def test_short_token_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TokenSigner(b"short", FakeClock(T0), timedelta(hours=1))
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.partition(".")[0]
+    loaded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return loaded
