@@ -135,7 +135,8 @@ def test_same_order_submitted_twice_is_held_once() -> None:
 
 
 def _approval(signer: ApprovalSigner, clock: FakeClock) -> OrderApproved:
-    engine = RiskEngine(RiskLimits(), signer, clock)
+    # a portfolio without bars: only the approval's signature matters here
+    engine = RiskEngine(RiskLimits(require_market_data=False), signer, clock)
     request = OrderRequested(
         order_id="ord-1",
         strategy="sma_cross",
