@@ -357,8 +357,10 @@ class Sizing:
 
 
 def _floor_to_increment(quantity: float, increment: float) -> float:
-    """Round a quantity down to a whole number of increments (tolerating float noise)."""
-    return math.floor(quantity / increment + 1e-9) * increment
+    """Round a quantity down to a whole number of increments (tolerating float noise: a stop
+    1.1 - 1.095 away is 0.00500000000000012, and 2,500 over it a hair under 500,000)."""
+    steps = quantity / increment
+    return math.floor(steps * (1.0 + 1e-12) + 1e-9) * increment
 
 
 def size_order(request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits) -> Sizing:
