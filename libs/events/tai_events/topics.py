@@ -71,6 +71,11 @@ def market_bar(timeframe: Timeframe | str, symbol: str) -> str:
     return f"market.bar.{Timeframe(timeframe).value}.{symbol}"
 
 
+def market_bars(timeframe: Timeframe | str) -> str:
+    """Return the binding pattern of every symbol's bars of one timeframe."""
+    return f"market.bar.{Timeframe(timeframe).value}.*"
+
+
 def ml_prediction(symbol: str) -> str:
     """Return the routing key of a symbol's predictions."""
     return f"ml.prediction.{symbol}"

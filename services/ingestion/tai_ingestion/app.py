@@ -10,6 +10,7 @@ from datetime import timedelta
 from tai_bus.api import MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.market import BarClosed
+from tai_ingestion.bars import BarAggregator
 from tai_ingestion.calendar import calendar_for
 from tai_ingestion.config import IngestionSettings
 from tai_ingestion.factory import Connectors, Sources, build_sources
@@ -125,6 +126,12 @@ class IngestionApp:
         """
         interval = 1.0 / self.settings.replay_speed if self.settings.replay_speed > 0 else 0.0
         bars = data.bars
+        # the higher timeframes, built from the replayed bars as live bars are built
+        aggregators = [
+            BarAggregator(bars[0].symbol, timeframe, source=bars[0].source)
+            for timeframe in self.settings.live_timeframes
+            if bars and timeframe.duration > bars[0].timeframe.duration
+        ]
         total = len(bars)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -142,6 +149,13 @@ class IngestionApp:
             for bar in batch:
                 await self.bus.publish(bar)
                 self.metrics.record_published(bar)
+                completed = [higher for agg in aggregators for higher in agg.on_bar(bar)]
+                if completed:
+                    # after the bar that completed them: one queue sees both in this order
+                    await self.store.store_bars(completed)
+                    for higher in completed:
+                        await self.bus.publish(higher)
+                        self.metrics.record_published(higher)
                 index += 1
                 if after_bar is not None:
                     await after_bar(bar)

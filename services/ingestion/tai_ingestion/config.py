@@ -56,8 +56,11 @@ class IngestionSettings(ServiceSettings):
     # Live modes (when no replay file is set).
     poll_enabled: bool = Field(default=False, description="poll sources for new bars")
     timeframes: list[Timeframe] = Field(
-        default_factory=list,
-        description="timeframes built live besides `timeframe` (each a multiple of the shortest)",
+        default_factory=lambda: [Timeframe.D1],
+        description=(
+            "timeframes built besides `timeframe` (live and in replays; each a multiple of the "
+            "shortest; daily by default, for the strategies that confirm on it)"
+        ),
     )
     sources: list[SourceName] = Field(
         default_factory=lambda: [SourceName.IG, SourceName.ALPHA_VANTAGE, SourceName.YFINANCE],

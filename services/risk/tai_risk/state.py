@@ -83,7 +83,10 @@ class MarketHistory:
                 atr_history=deque(maxlen=self.atr_mean_bars),
             )
             self.symbols[bar.symbol] = market
-        elif market.close_values and bar.closed_at <= market.last_bar_at:
+        elif (market.close_values and bar.closed_at <= market.last_bar_at) or (
+            bar.timeframe.duration != market.interval
+        ):
+            # older, or another timeframe of the symbol (its returns and ATR use one interval)
             return market
         market.last_bar_at = bar.closed_at
         market.close_times.append(pd.Timestamp(bar.closed_at).value)

@@ -6,7 +6,7 @@ from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.base import Message
 from tai_events.codec import Envelope
-from tai_events.market import BarClosed
+from tai_events.market import BarClosed, Timeframe
 from tai_events.orders import OrderState, Side
 from tai_events.topics import (
     ALL_PREDICTIONS,
@@ -14,6 +14,7 @@ from tai_events.topics import (
     CONTROL_STRATEGY,
     EXECUTION_FILL,
     ORDER_REJECTED,
+    market_bars,
     queue_name,
 )
 from tai_store.database import Store
@@ -79,7 +80,8 @@ class StrategyApp:
         subscriptions = [
             Subscription(
                 queue=BARS_QUEUE,
-                bindings=[Binding(f"market.bar.{self.settings.timeframe.value}.*")],
+                # one queue: a higher bar arrives right after the bar that completed it
+                bindings=[Binding(market_bars(timeframe)) for timeframe in self.bar_timeframes()],
                 handler=self._on_bar,
                 single_active_consumer=True,
             ),
@@ -107,9 +109,20 @@ class StrategyApp:
             )
         return subscriptions
 
+    def bar_timeframes(self) -> list[Timeframe]:
+        """Return the trading timeframe and the higher ones the strategies read."""
+        trading = self.settings.timeframe
+        higher = self.book.higher_timeframes() - {trading}
+        return [trading, *sorted(higher, key=lambda timeframe: timeframe.duration)]
+
     async def _on_bar(self, envelope: Envelope[Message]) -> None:
         bar = envelope.message
-        if isinstance(bar, BarClosed) and bar.symbol not in self._warmed_up:
+        if not isinstance(bar, BarClosed):
+            return
+        if bar.timeframe is not self.settings.timeframe:
+            self.book.on_higher_bar(bar)
+            return
+        if bar.symbol not in self._warmed_up:
             await self._warm_up(bar)
         await on_bar_closed(envelope, self.context)
 
@@ -128,11 +141,28 @@ class StrategyApp:
             history = await unit.ohlcv.range(
                 first.symbol, first.timeframe.value, end=first.opened_at
             )
+            higher = [
+                row
+                for timeframe in self.bar_timeframes()[1:]
+                for row in await unit.ohlcv.range(
+                    first.symbol, timeframe.value, end=first.opened_at
+                )
+            ]
         bars = [bar.to_event() for bar in history if bar.opened_at < first.opened_at]
         if self.settings.warm_up_bars:
             bars = bars[-self.settings.warm_up_bars :]
+        start = bars[0].opened_at if bars else first.opened_at
+        # each higher bar after the trading bar that completed it, as they were published
+        higher_bars = sorted(
+            (bar.to_event() for bar in higher if start < bar.closed_at <= first.opened_at),
+            key=lambda bar: bar.closed_at,
+        )
+        position = 0
         for bar in bars:
             self.book.warm_up(bar)
+            while position < len(higher_bars) and higher_bars[position].closed_at <= bar.closed_at:
+                self.book.on_higher_bar(higher_bars[position])
+                position += 1
         self._warmed_up.add(first.symbol)
 
     async def rebuild_positions(self) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from tai_events.market import BarClosed
+from tai_events.market import BarClosed, Timeframe
 from tai_events.ml import PredictionMade
 from tai_events.orders import Side, SignalDirection, TradingStyle
 
@@ -63,6 +63,21 @@ class PredictionConsumer(Protocol):
 
     def on_prediction(self, prediction: PredictionMade) -> list[OrderIntent]:
         """Consume one prediction and return the orders it calls for."""
+        ...
+
+
+@runtime_checkable
+class MultiTimeframe(Protocol):
+    """A strategy that also reads bars of higher timeframes the system builds.
+
+    Each higher bar reaches it right after the trading-timeframe bar that completed it, in the
+    service (one queue carries both, in publish order) and in the backtester alike.
+    """
+
+    higher_timeframes: tuple[Timeframe, ...]
+
+    def on_higher_bar(self, bar: BarClosed) -> None:
+        """Consume a closed bar of one of ``higher_timeframes`` (no orders: it informs)."""
         ...
 
 

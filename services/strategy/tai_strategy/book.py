@@ -23,9 +23,15 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
-from tai_events.market import BarClosed
+from tai_events.market import BarClosed, Timeframe
 from tai_events.ml import PredictionMade
-from tai_strategy.base import OrderIntent, PredictionConsumer, RegimeWeighted, Strategy
+from tai_strategy.base import (
+    MultiTimeframe,
+    OrderIntent,
+    PredictionConsumer,
+    RegimeWeighted,
+    Strategy,
+)
 from tai_strategy.bracket import BracketStrategy
 from tai_strategy.registry import strategy_type
 
@@ -162,6 +168,22 @@ class StrategyBook:
             self._weigh(slot, bar.symbol)
             orders.extend((name, intent) for intent in slot.strategy.on_bar(bar))
         return orders
+
+    def on_higher_bar(self, bar: BarClosed) -> None:
+        """Hand a higher-timeframe bar to the strategies that read it (enabled or not)."""
+        for slot in self.slots.values():
+            strategy = slot.strategy
+            if isinstance(strategy, MultiTimeframe) and bar.timeframe in strategy.higher_timeframes:
+                strategy.on_higher_bar(bar)
+
+    def higher_timeframes(self) -> set[Timeframe]:
+        """Return the higher timeframes the book's strategies read."""
+        return {
+            timeframe
+            for slot in self.slots.values()
+            if isinstance(slot.strategy, MultiTimeframe)
+            for timeframe in slot.strategy.higher_timeframes
+        }
 
     def on_prediction(self, prediction: PredictionMade) -> list[tuple[str, OrderIntent]]:
         """Record the symbol's regime; return the orders prediction-driven strategies want."""

@@ -1,9 +1,9 @@
 """Swing: 4-hour to daily trend trades confirmed on a higher timeframe.
 
-The strategy builds the higher timeframe (``confirmation_timeframe``, default daily) from its own
-bars, bucketing them by UTC period: when a higher bar completes, its close updates
-EMA(``higher_period``). The higher trend is up when that close is above the EMA and the EMA
-rose; down when below and falling. Entries are EMA(``fast_period``)/EMA(``slow_period``)
+The higher timeframe (``confirmation_timeframe``, default daily) comes from the bars the system
+builds (ingestion aggregates them; the backtester with the same aggregator): each closed higher
+bar updates EMA(``higher_period``). The higher trend is up when that close is above the EMA
+and the EMA rose; down when below and falling. Entries are EMA(``fast_period``)/EMA(``slow_period``)
 crosses on the trading timeframe, taken only in the higher trend's direction and while RSI is
 not stretched. Exits: stop 2 ATR(14), target 4 ATR; risk 2-3 % per trade.
 """
@@ -11,7 +11,6 @@ not stretched. Exits: stop 2 ATR(14), target 4 ATR; risk 2-3 % per trade.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -20,8 +19,6 @@ from tai_events.market import BarClosed, Timeframe
 from tai_events.orders import SignalDirection, TradingStyle
 from tai_quant.indicators import ExponentialMovingAverage, RelativeStrengthIndex
 from tai_strategy.bracket import BracketParameters, BracketStrategy, Signal
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SwingParameters(BracketParameters):
@@ -56,8 +53,6 @@ class _SwingIndicators:
     slow: ExponentialMovingAverage
     rsi: RelativeStrengthIndex
     higher: ExponentialMovingAverage
-    bucket: int | None = None
-    bucket_close: float = 0.0
     higher_trend: SignalDirection = SignalDirection.FLAT
     higher_close: float | None = None
     previous_difference: float | None = None
@@ -86,29 +81,30 @@ class SwingStrategy(BracketStrategy[SwingParameters]):
         book = self._symbols.get(symbol)
         return book.indicators.higher_trend if book else SignalDirection.FLAT
 
-    def _roll_higher(self, indicators: _SwingIndicators, bar: BarClosed) -> None:
-        duration = self.parameters.confirmation_timeframe.duration
-        bucket = (bar.opened_at - _EPOCH) // duration
-        if indicators.bucket is not None and bucket != indicators.bucket:
-            # The previous higher bar is complete: its close is the last close inside it.
-            previous_average = indicators.higher.value
-            average = indicators.higher.update(indicators.bucket_close)
-            close = indicators.bucket_close
-            indicators.higher_close = close
-            if average is None or previous_average is None:
-                indicators.higher_trend = SignalDirection.FLAT
-            elif close > average > previous_average:
-                indicators.higher_trend = SignalDirection.LONG
-            elif close < average < previous_average:
-                indicators.higher_trend = SignalDirection.SHORT
-            else:
-                indicators.higher_trend = SignalDirection.FLAT
-        indicators.bucket = bucket
-        indicators.bucket_close = bar.close
+    @property
+    def higher_timeframes(self) -> tuple[Timeframe, ...]:
+        """Return the timeframe whose trend confirms entries."""
+        return (self.parameters.confirmation_timeframe,)
+
+    def on_higher_bar(self, bar: BarClosed) -> None:
+        """Update the higher trend from a closed bar of the confirmation timeframe."""
+        if bar.timeframe is not self.parameters.confirmation_timeframe:
+            return
+        indicators = self._book(bar.symbol).indicators
+        previous_average = indicators.higher.value
+        average = indicators.higher.update(bar.close)
+        indicators.higher_close = bar.close
+        if average is None or previous_average is None:
+            indicators.higher_trend = SignalDirection.FLAT
+        elif bar.close > average > previous_average:
+            indicators.higher_trend = SignalDirection.LONG
+        elif bar.close < average < previous_average:
+            indicators.higher_trend = SignalDirection.SHORT
+        else:
+            indicators.higher_trend = SignalDirection.FLAT
 
     def _update(self, indicators: _SwingIndicators, bar: BarClosed) -> Signal | None:
         values = self.parameters
-        self._roll_higher(indicators, bar)
         fast = indicators.fast.update(bar.close)
         slow = indicators.slow.update(bar.close)
         rsi_value = indicators.rsi.update(bar.close)

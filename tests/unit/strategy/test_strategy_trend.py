@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from tai_events import Side, SignalDirection
 from tai_events.market import BarClosed, Timeframe
+from tai_ingestion.bars import BarAggregator
 from tai_quant.indicators import atr
 from tai_strategy.base import OrderIntent
 from tai_strategy.intraday import IntradayParameters, IntradayStrategy
@@ -28,11 +29,25 @@ def _bars(closes: list[float], timeframe: Timeframe) -> list[BarClosed]:
     return [make_bar(index, close, timeframe=timeframe) for index, close in enumerate(closes)]
 
 
+def _with_daily_bars(
+    strategy: SwingStrategy, bar: BarClosed, daily: BarAggregator
+) -> list[OrderIntent]:
+    """Take a bar as the service does: on_bar, then the daily bar it completed (if any)."""
+    intents = strategy.on_bar(bar)
+    for higher in daily.on_bar(bar):
+        strategy.on_higher_bar(higher)
+    return intents
+
+
 def _first_signal(
     strategy: IntradayStrategy | SwingStrategy, bars: list[BarClosed]
 ) -> tuple[int, OrderIntent]:
+    daily = BarAggregator("EURUSD", Timeframe.D1, source="test")
     for index, bar in enumerate(bars):
-        intents = strategy.on_bar(bar)
+        if isinstance(strategy, SwingStrategy):
+            intents = _with_daily_bars(strategy, bar, daily)
+        else:
+            intents = strategy.on_bar(bar)
         if intents:
             return index, intents[0]
     raise AssertionError("no signal")
@@ -107,16 +122,26 @@ def test_swing_buys_a_cross_confirmed_by_the_daily_uptrend() -> None:
 def test_swing_without_higher_timeframe_confirmation_does_not_trade() -> None:
     # A 60-day EMA on the daily bars never warms up in 200 four-hour bars (33 days).
     strategy = SwingStrategy(SwingParameters(higher_period=60))
+    daily = BarAggregator("EURUSD", Timeframe.D1, source="test")
+    bars = _bars(SWING_UP, Timeframe.H4)
+    assert all(_with_daily_bars(strategy, bar, daily) == [] for bar in bars)
+    assert strategy.higher_trend("EURUSD") is SignalDirection.FLAT
+
+
+def test_swing_without_daily_bars_has_no_trend_and_does_not_trade() -> None:
+    # The higher trend comes from the bars the system builds, never from its own bucketing.
+    strategy = SwingStrategy()
     assert all(strategy.on_bar(bar) == [] for bar in _bars(SWING_UP, Timeframe.H4))
     assert strategy.higher_trend("EURUSD") is SignalDirection.FLAT
 
 
-def test_swing_higher_trend_is_built_from_completed_daily_buckets() -> None:
+def test_swing_higher_trend_is_built_from_completed_daily_bars() -> None:
     # Six 4-hour bars make a day: after 21 days of a steady rise the daily EMA(20) exists
     # and the trend is up.
     strategy = SwingStrategy()
+    daily = BarAggregator("EURUSD", Timeframe.D1, source="test")
     for bar in _bars([100.0 + index for index in range(6 * 22)], Timeframe.H4):
-        strategy.on_bar(bar)
+        _with_daily_bars(strategy, bar, daily)
     assert strategy.higher_trend("EURUSD") is SignalDirection.LONG
 
 

@@ -15,7 +15,7 @@ symbol order).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -30,6 +30,7 @@ from tai_events.orders import OrderRequested, OrderType, Side, SignalDirection
 from tai_events.risk import TradingState
 from tai_execution.handlers import working_order_from
 from tai_execution.paper import PaperFill, PaperRejection
+from tai_ingestion.bars import BarAggregator
 from tai_optimizer.backtest.broker import BacktestBroker, Bracket, ExitReason, bracket_trigger
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.signing import BacktestApprovalSigner
@@ -41,7 +42,7 @@ from tai_risk.checks import RiskLimits
 from tai_risk.desk import StateChange, TradingDesk
 from tai_risk.engine import RiskEngine
 from tai_risk.state import PortfolioState, TradingStateMachine
-from tai_strategy.base import OrderIntent, Strategy
+from tai_strategy.base import MultiTimeframe, OrderIntent, Strategy
 
 _RESEARCH_WIDE_LIMITS: dict[str, object] = {
     "max_position_notional_pct": 1000.0,
@@ -238,13 +239,39 @@ class _Run:
         # the bars with intents are kept: an empty list per bar kept alive would wake the
         # garbage collector over the whole heap.
         signals: dict[int, list[OrderIntent]] = dict(
-            filter(_HAS_INTENTS, enumerate(map(self.strategy.on_bar, bars)))
+            filter(_HAS_INTENTS, enumerate(map(self._strategy_step(), bars)))
         )
         if self._needs_every_bar(tape, signals):
             self._replay_every_bar(bars, signals)
         else:
             self._replay_signals(bars, signals)
         return self._result(bars, tape)
+
+    def _strategy_step(self) -> Callable[[BarClosed], list[OrderIntent]]:
+        """Return what takes one bar to the strategy: its on_bar, plus, for a strategy that
+        reads higher timeframes, the higher bars it completes (built as ingestion builds them,
+        handed over right after it, as the service's queue delivers them)."""
+        strategy = self.strategy
+        if not isinstance(strategy, MultiTimeframe):
+            return strategy.on_bar
+        aggregators: dict[str, list[BarAggregator]] = {}
+        multi: MultiTimeframe = strategy
+
+        def step(bar: BarClosed) -> list[OrderIntent]:
+            intents = strategy.on_bar(bar)
+            builders = aggregators.get(bar.symbol)
+            if builders is None:
+                builders = aggregators[bar.symbol] = [
+                    BarAggregator(bar.symbol, timeframe, source=bar.source)
+                    for timeframe in multi.higher_timeframes
+                    if timeframe.duration > bar.timeframe.duration
+                ]
+            for builder in builders:
+                for higher in builder.on_bar(bar):
+                    multi.on_higher_bar(higher)
+            return intents
+
+        return step
 
     def _needs_every_bar(self, tape: BarTape, signals: dict[int, list[OrderIntent]]) -> bool:
         """Return True unless orders are the only work: one symbol, no brackets, no sizer
