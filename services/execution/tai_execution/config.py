@@ -14,7 +14,10 @@ from tai_events.market import Timeframe
 class ExecutionSettings(ServiceSettings):
     """Settings of the execution service (env prefix ``EXECUTION_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="EXECUTION_", frozen=True, extra="ignore")
+    # Compose passes an unset optional secret as an empty value: read it as unset.
+    model_config = SettingsConfigDict(
+        env_prefix="EXECUTION_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     approval_public_keys: str = Field(
         description="PEM public key(s) of risk's approval signer; several during a rotation"

@@ -42,7 +42,10 @@ class IngestionSettings(ServiceSettings):
     ``REDIS_URL`` (an empty ``REDIS_URL`` turns the cache off).
     """
 
-    model_config = SettingsConfigDict(env_prefix="INGESTION_", frozen=True, extra="ignore")
+    # Compose passes an unset optional secret as an empty value: read it as unset.
+    model_config = SettingsConfigDict(
+        env_prefix="INGESTION_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     replay_file: Path | None = Field(default=None, description="CSV or Parquet of bars to replay")
     symbol: str = Field(default="EURUSD", pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
