@@ -22,6 +22,7 @@ from tai_ingestion.errors import (
     SourceTimeoutError,
     SourceUnavailableError,
     StreamDisconnectedError,
+    StreamProtocolError,
 )
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.metrics import IngestionMetrics
@@ -558,3 +559,24 @@ async def test_stream_failure_ends_the_ticks_after_those_already_received() -> N
         await iterator.__anext__()
     await client.session()
     assert stub.logins == 2
+
+
+async def test_protocol_refusal_is_reported_as_such_and_keeps_the_rest_session() -> None:
+    # Arrange
+    connector = FakeConnector()
+    stub = IgStub()
+    _, client = ig_source(stub)
+    stream = IgTickStream(client, InstrumentMap.with_overrides(), connector)
+    iterator = stream.ticks(["EURUSD"])
+    pending = asyncio.ensure_future(iterator.__anext__())
+    await asyncio.sleep(0)
+    assert connector.fail is not None
+
+    # Act: what the library reports for IG's "CONERR,65,Unsupported protocol version: 2.5.0"
+    connector.fail("server error (65): Unsupported protocol version: 2.5.0", 65)
+
+    # Assert: a protocol refusal, naming the client; the REST tokens stay (no new login)
+    with pytest.raises(StreamProtocolError, match=r"lightstreamer-client-lib 1\.0\.3"):
+        await pending
+    await client.session()
+    assert stub.logins == 1
