@@ -42,10 +42,7 @@ class IngestionSettings(ServiceSettings):
     ``REDIS_URL`` (an empty ``REDIS_URL`` turns the cache off).
     """
 
-    # Compose passes an unset optional secret as an empty value: read it as unset.
-    model_config = SettingsConfigDict(
-        env_prefix="INGESTION_", frozen=True, extra="ignore", env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_prefix="INGESTION_", frozen=True, extra="ignore")
 
     replay_file: Path | None = Field(default=None, description="CSV or Parquet of bars to replay")
     symbol: str = Field(default="EURUSD", pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -113,6 +110,14 @@ class IngestionSettings(ServiceSettings):
     bar_cache_ttl_seconds: float = Field(default=86_400.0, gt=0)
     quote_cache_ttl_seconds: float = Field(default=60.0, gt=0)
     cache_prefix: str = Field(default="tai:", description="namespace of the Redis keys")
+
+    @field_validator(
+        "alpha_vantage_api_key", "ig_api_key", "ig_identifier", "ig_password", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes an unset optional credential (${IG_API_KEY:-}) as an empty value.
+        return None if value == "" else value
 
     @field_validator("timeframes")
     @classmethod

@@ -35,3 +35,8 @@ async def test_empty_credentials_from_compose_leave_the_sources_out(
     assert settings.alpha_vantage_api_key is None
     assert settings.ig_api_key is None
     assert names == [SourceName.YFINANCE.value]
+
+
+def test_empty_redis_url_still_turns_the_cache_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "")
+    assert load_settings(IngestionSettings).redis_url == ""
