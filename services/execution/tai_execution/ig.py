@@ -690,9 +690,9 @@ class IgBroker:
                     direction=position.direction,
                     epic=position.epic,
                 )
-        return await self._from_activity(reference)
+        return await self.deal_from_activity(reference)
 
-    async def _from_activity(self, reference: str) -> DealConfirmation | None:
+    async def deal_from_activity(self, reference: str) -> DealConfirmation | None:
         """Find the deal in the account's activity (``GET /history/activity`` v3, detailed)."""
         params: dict[str, str | int] = {
             "from": (self._clock.now() - ACTIVITY_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%S"),

@@ -39,7 +39,8 @@ class IngestionSettings(ServiceSettings):
     Modes: a replay file is replayed; otherwise ``stream_enabled`` builds bars from IG live
     ticks (polling the sources while the stream is down), else ``poll_enabled`` polls the
     sources at each bar close. Live modes cache the latest bars and quotes in Redis at
-    ``REDIS_URL`` (an empty ``REDIS_URL`` turns the cache off).
+    ``REDIS_URL``, where IG's request allowances are also counted with execution's (an empty
+    ``REDIS_URL`` turns the cache off and counts the allowances in-process).
     """
 
     model_config = SettingsConfigDict(env_prefix="INGESTION_", frozen=True, extra="ignore")
