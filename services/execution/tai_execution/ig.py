@@ -66,6 +66,7 @@ MARKET_DETAILS_TTL = timedelta(hours=6)
 ACTIVITY_LOOKBACK = timedelta(days=2)
 """How far back the activity is searched for a deal: longer than any approval lives."""
 ACTIVITY_PAGES = 10
+VERDICTS_KEPT = 10_000
 _LOG = logging.getLogger(__name__)
 TOKEN_INVALID_CODES = frozenset(
     {"error.security.client-token-invalid", "error.security.oauth-token-invalid"}
@@ -489,6 +490,8 @@ class IgBroker:
         self._clock = clock
         self._sleep = sleep
         self._markets: dict[str, tuple[datetime, MarketRules]] = {}
+        self._verdicts: dict[str, DealConfirmation] = {}
+        """IG's verdicts found so far by reference (a verdict never changes once given)."""
 
     def epic(self, symbol: str) -> str:
         """Return the IG epic of a symbol (configured, or the FX pair's mini CFD)."""
@@ -649,6 +652,7 @@ class IgBroker:
         for attempt in range(self.confirm_attempts):
             confirmation = await self._confirm(reference)
             if confirmation is not None:
+                self._remember(confirmation)
                 return confirmation
             if attempt + 1 < self.confirm_attempts:
                 await self._sleep(self.confirm_delay_seconds)
@@ -674,6 +678,20 @@ class IgBroker:
         the open positions or in the account's activity (a position closed again since, a
         working order), so an order IG did deal is never taken for one it never saw.
         """
+        known = self._verdicts.get(reference)
+        if known is not None:
+            return known  # e.g. a working order still resting: nothing to ask IG again
+        confirmation = await self._find(reference)
+        if confirmation is not None:
+            self._remember(confirmation)
+        return confirmation
+
+    def _remember(self, confirmation: DealConfirmation) -> None:
+        if len(self._verdicts) >= VERDICTS_KEPT:
+            self._verdicts.pop(next(iter(self._verdicts)))
+        self._verdicts[confirmation.deal_reference] = confirmation
+
+    async def _find(self, reference: str) -> DealConfirmation | None:
         confirmation = await self._confirm(reference)
         if confirmation is not None:
             return confirmation

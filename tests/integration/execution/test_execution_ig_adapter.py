@@ -354,3 +354,20 @@ async def test_close_position_flattens_it(harness: Harness) -> None:
     assert confirmation.accepted
     assert await harness.broker.positions() == {}
     assert ("POST", "/positions/otc", "DELETE") in harness.stub.state.requests
+
+
+async def test_verdict_found_once_is_not_asked_of_ig_again(harness: Harness) -> None:
+    # Arrange: a resting order, its confirmation since forgotten by IG
+    await harness.broker.open_position(
+        _order("ord-limit", order_type=OrderType.LIMIT, limit_price=1.05)
+    )
+    harness.stub.state.expire_confirms()
+    reference = deal_reference("ord-limit")
+    first = await harness.broker.confirmation(reference)
+    asked = len(harness.stub.state.requests)
+    # Act: the periodic settling asks again, and again
+    again = [await harness.broker.confirmation(reference) for _ in range(3)]
+    # Assert
+    assert first is not None
+    assert again == [first] * 3
+    assert len(harness.stub.state.requests) == asked
