@@ -56,6 +56,8 @@ async def test_sigkill_between_deal_and_confirmation_never_deals_twice(
         "EXECUTION_IG_EPICS": json.dumps({"EURUSD": EPIC}),
         "EXECUTION_IG_TIMEOUT_SECONDS": "120",
         "EXECUTION_RECONCILE_SECONDS": "0",
+        # the IG allowances counted in-process: the stub's account is this test's alone
+        "REDIS_URL": "",
     }
     store = Store(database_url)
     bus = AmqpBus(broker.url, "e2e-test")
@@ -70,7 +72,7 @@ async def test_sigkill_between_deal_and_confirmation_never_deals_twice(
             "ord-crash-1",
             signal_time=clock.now(),
             issued_at=clock.now(),
-            quantity=2.0,
+            quantity=20_000.0,  # two mini contracts of 10,000 EUR
         )
         await record_as_risk(store, approval, clock.now())
         await bus.start()
@@ -103,10 +105,12 @@ async def test_sigkill_between_deal_and_confirmation_never_deals_twice(
             failures = await unit.audit.list(action="execution.reconciliation_failed")
         assert order is not None
         assert order.state == "FILLED"
-        assert [(fill.quantity, fill.price, fill.broker) for fill in fills] == [(2.0, 1.1, "ig")]
+        assert [(fill.quantity, fill.price, fill.broker) for fill in fills] == [
+            (20_000.0, 1.1, "ig")
+        ]
         # ... and the ledger matches the broker.
         ledger = {position.symbol: position.quantity for position in positions}
-        assert ledger == {"EURUSD": 2.0}
+        assert ledger == {"EURUSD": 20_000.0}
         assert stub.state.net_positions() == {EPIC: 2.0}
         assert [entry.outcome for entry in reconciliations] == ["ok", "ok"]
         assert failures == []

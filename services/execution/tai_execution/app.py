@@ -38,7 +38,6 @@ from tai_execution.ig import (
     IgBroker,
     IgClient,
     IgCredentials,
-    SlidingWindowLimiter,
 )
 from tai_execution.metrics import ExecutionMetrics
 from tai_execution.paper import (
@@ -52,6 +51,7 @@ from tai_execution.reconciliation import PositionMismatch
 from tai_quant.trades import TradeLedger
 from tai_store.database import Store
 from tai_store.outbox import OutboxRelay, OutboxSweeper
+from tai_store.ratelimit import RateLimiter, create_rate_limiter
 from tai_telemetry.metrics import Telemetry
 
 APPROVALS_QUEUE = queue_name("execution", "approvals")
@@ -84,6 +84,8 @@ class ExecutionApp:
         self.store = store
         self.telemetry = telemetry
         self._http: httpx.AsyncClient | None = None
+        self._limiter: RateLimiter | None = None
+        self._clock = clock
         self.context = ExecutionContext(
             broker=PaperBroker(
                 PaperBrokerConfig(
@@ -144,15 +146,13 @@ class ExecutionApp:
             identifier=settings.ig_identifier or "",
             password=settings.ig_password or SecretStr(""),
         )
-        client = IgClient(
-            self._http,
-            credentials,
-            trading_limiter=SlidingWindowLimiter(settings.ig_trading_requests_per_minute),
-            non_trading_limiter=SlidingWindowLimiter(settings.ig_non_trading_requests_per_minute),
-        )
+        # The key's allowances are shared with ingestion through Redis when it is set.
+        self._limiter = create_rate_limiter(settings.redis_url, self._clock)
+        client = IgClient(self._http, credentials, limiter=self._limiter)
         return IgBroker(
             client,
             settings.ig_epics,
+            clock=self._clock,
             currency_code=settings.ig_currency_code,
             contract_sizes=settings.ig_contract_sizes,
         )
@@ -291,6 +291,8 @@ class ExecutionApp:
             _LOG.exception("writing the last equity snapshots failed")
         if self._http is not None:
             await self._http.aclose()
+        if self._limiter is not None:
+            await self._limiter.close()
         self._started = False
 
     def ready(self) -> bool:

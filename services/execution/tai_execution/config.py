@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tai_core.settings import ServiceSettings
@@ -61,15 +61,25 @@ class ExecutionSettings(ServiceSettings):
     ig_identifier: str | None = None
     ig_password: SecretStr | None = None
     ig_epics: dict[str, str] = Field(
-        default_factory=dict, description="symbol -> IG epic (JSON object)"
+        default_factory=dict,
+        description="symbol -> IG epic (JSON object); FX pairs default to CS.D.<PAIR>.MINI.IP",
     )
     ig_contract_sizes: dict[str, float] = Field(
-        default_factory=dict, description="symbol -> units per IG deal size (default 1)"
+        default_factory=dict,
+        description="symbol -> units per IG contract, overriding the market's (JSON object)",
     )
-    ig_currency_code: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    ig_currency_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="deal in this currency where the market offers it, else in its default",
+    )
     ig_timeout_seconds: float = Field(default=10.0, gt=0)
-    ig_trading_requests_per_minute: int = Field(default=100, ge=1)
-    ig_non_trading_requests_per_minute: int = Field(default=30, ge=1)
+
+    @field_validator("ig_api_key", "ig_identifier", "ig_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes an unset optional credential (${IG_API_KEY:-}) as an empty value.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _require_ig_credentials(self) -> Self:

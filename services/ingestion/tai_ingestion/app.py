@@ -217,6 +217,7 @@ class IngestionApp:
             bus=self.bus,
             clock=self.clock,
             metrics=self.metrics,
+            instruments=self.instruments,
             cooldown=timedelta(seconds=self.settings.failover_cooldown_seconds),
             max_rejected_fraction=self.settings.max_rejected_fraction,
         )

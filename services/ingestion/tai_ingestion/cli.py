@@ -92,6 +92,7 @@ async def _backfill(
                     bus=bus,
                     clock=clock,
                     metrics=metrics,
+                    instruments=instruments,
                     cooldown=timedelta(seconds=settings.failover_cooldown_seconds),
                     max_rejected_fraction=settings.max_rejected_fraction,
                 )

@@ -39,7 +39,8 @@ class IngestionSettings(ServiceSettings):
     Modes: a replay file is replayed; otherwise ``stream_enabled`` builds bars from IG live
     ticks (polling the sources while the stream is down), else ``poll_enabled`` polls the
     sources at each bar close. Live modes cache the latest bars and quotes in Redis at
-    ``REDIS_URL`` (an empty ``REDIS_URL`` turns the cache off).
+    ``REDIS_URL``, where IG's request allowances are also counted with execution's (an empty
+    ``REDIS_URL`` turns the cache off and counts the allowances in-process).
     """
 
     model_config = SettingsConfigDict(env_prefix="INGESTION_", frozen=True, extra="ignore")
@@ -113,6 +114,14 @@ class IngestionSettings(ServiceSettings):
     bar_cache_ttl_seconds: float = Field(default=86_400.0, gt=0)
     quote_cache_ttl_seconds: float = Field(default=60.0, gt=0)
     cache_prefix: str = Field(default="tai:", description="namespace of the Redis keys")
+
+    @field_validator(
+        "alpha_vantage_api_key", "ig_api_key", "ig_identifier", "ig_password", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes an unset optional credential (${IG_API_KEY:-}) as an empty value.
+        return None if value == "" else value
 
     @field_validator("timeframes")
     @classmethod

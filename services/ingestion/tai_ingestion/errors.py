@@ -61,6 +61,12 @@ class StreamDisconnectedError(SourceError):
     reason = "disconnected"
 
 
+class StreamProtocolError(StreamDisconnectedError):
+    """The stream server refused the client's protocol version: retrying soon cannot help."""
+
+    reason = "protocol_refused"
+
+
 class StreamStalledError(SourceError):
     """A live stream went silent while the market was open."""
 

@@ -18,7 +18,14 @@ from tai_ingestion.sources.base import JsonHttpClient, MarketDataSource, TickStr
 from tai_ingestion.sources.ig import IgRestClient, IgSource
 from tai_ingestion.sources.ig_stream import IgTickStream, StreamConnector
 from tai_ingestion.sources.replay import FileSource
-from tai_ingestion.sources.yahoo import HistoryFunction, YFinanceSource, yfinance_history
+from tai_ingestion.sources.yahoo import (
+    HistoryFunction,
+    SplitsFunction,
+    YFinanceSource,
+    yfinance_history,
+    yfinance_splits,
+)
+from tai_store.ratelimit import RateLimiter, create_rate_limiter
 from tai_telemetry.logging import get_logger
 
 
@@ -28,7 +35,10 @@ class Connectors:
 
     http_transport: httpx.AsyncBaseTransport | None = None
     stream_connector: StreamConnector | None = None
+    rate_limiter: RateLimiter | None = None
+    """Replaces the allowance limiter (else Redis at REDIS_URL, or in-process)."""
     yfinance_history: HistoryFunction = yfinance_history
+    yfinance_splits: SplitsFunction = yfinance_splits
 
 
 @dataclass
@@ -41,11 +51,14 @@ class Sources:
     polling: list[MarketDataSource] = field(default_factory=list)
     open_stream: Callable[[], TickStream] | None = None
     http_clients: list[JsonHttpClient] = field(default_factory=list)
+    owned_limiter: RateLimiter | None = None
 
     async def aclose(self) -> None:
-        """Close every HTTP client the sources use."""
+        """Close every HTTP client the sources use, and the limiter they were given."""
         for client in self.http_clients:
             await client.close()
+        if self.owned_limiter is not None:
+            await self.owned_limiter.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -90,18 +103,27 @@ def build_sources(
     ig_client: IgRestClient | None = None
     wants_ig = SourceName.IG in settings.sources or settings.stream_enabled
     if wants_ig and settings.ig_api_key and settings.ig_identifier and settings.ig_password:
+        limiter = seams.rate_limiter
+        if limiter is None:
+            # The key's allowances are shared with execution through Redis when it is set.
+            limiter = built.owned_limiter = create_rate_limiter(
+                settings.redis_url, clock, prefix=settings.cache_prefix
+            )
         ig_client = IgRestClient(
             http("ig", settings.ig_url),
             settings.ig_api_key,
             settings.ig_identifier,
             settings.ig_password,
+            limiter=limiter,
         )
     for name in settings.sources:
         if name is SourceName.YFINANCE:
             built.polling.append(
                 YFinanceSource(
                     instruments,
+                    clock,
                     history=seams.yfinance_history,
+                    splits=seams.yfinance_splits,
                     timeout_seconds=settings.http_timeout_seconds * 3,
                 )
             )
@@ -123,7 +145,7 @@ def build_sources(
             if ig_client is None:
                 log.warning("ig skipped: INGESTION_IG_API_KEY/IDENTIFIER/PASSWORD not all set")
                 continue
-            built.polling.append(IgSource(ig_client, instruments))
+            built.polling.append(IgSource(ig_client, instruments, clock))
         elif settings.replay_file is not None:
             built.polling.append(
                 FileSource(

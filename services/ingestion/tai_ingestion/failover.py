@@ -1,8 +1,14 @@
 """Failover across sources in priority order, with validation as the last line of defence.
 
 A source that raises (error, time-out, rate limit, malformed payload) or whose answer fails
-validation is skipped for a cool-down and the next one answers. Each switch is logged,
-counted (``tai_ingestion_failovers``) and raised as an ``AlertRaised`` on the bus.
+validation is skipped for a cool-down (a rate limit: until it lifts, if the source says when)
+and the next one answers; a source that cannot serve this request (unsupported instrument,
+timeframe, range or endpoint) is skipped without resting, as other requests may suit it.
+Each switch is logged, counted (``tai_ingestion_failovers``) and raised as an
+``AlertRaised`` on the bus.
+
+A series is never mixed: a source whose bars do not have the instrument's price basis (as
+traded, regular hours: tai_ingestion.instruments) is never asked for it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from tai_bus.api import MessageBus
 from tai_core.clock import Clock
 from tai_events.alerts import AlertRaised, Severity
 from tai_events.market import BarClosed, Timeframe
-from tai_ingestion.errors import InvalidDataError, RateLimitedError, SourceError
+from tai_ingestion.errors import (
+    InvalidDataError,
+    RateLimitedError,
+    SourceError,
+    UnsupportedRequestError,
+)
+from tai_ingestion.instruments import InstrumentMap, convention
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.models import RawBar
 from tai_ingestion.sources.base import MarketDataSource
@@ -50,12 +62,14 @@ class FailoverSource:
         bus: MessageBus,
         clock: Clock,
         metrics: IngestionMetrics,
+        instruments: InstrumentMap | None = None,
         cooldown: timedelta = timedelta(minutes=1),
         max_rejected_fraction: float = 0.5,
     ) -> None:
         if not sources:
             raise ValueError("at least one source is needed")
         self._sources = list(sources)
+        self._instruments = instruments or InstrumentMap.with_overrides()
         self._validator = validator
         self._bus = bus
         self._clock = clock
@@ -63,6 +77,7 @@ class FailoverSource:
         self._cooldown = cooldown
         self._max_rejected_fraction = max_rejected_fraction
         self._resting_until: dict[str, datetime] = {}
+        self._mismatch_logged: set[tuple[str, str]] = set()
         self._log = get_logger("ingestion.failover")
 
     @property
@@ -94,7 +109,11 @@ class FailoverSource:
     ) -> SourcedBars:
         now = self._clock.now()
         failed: list[tuple[str, SourceError]] = []
-        candidates = [s for s in self._sources if self._resting_until.get(s.name, now) <= now]
+        candidates = [
+            source
+            for source in self._matching(symbol)
+            if self._resting_until.get(source.name, now) <= now
+        ]
         for index, source in enumerate(candidates):
             try:
                 rows = await self._call(
@@ -118,6 +137,28 @@ class FailoverSource:
             {"symbol": symbol, "timeframe": timeframe.value},
         )
         raise AllSourcesFailedError("failover", message)
+
+    def _matching(self, symbol: str) -> list[MarketDataSource]:
+        """Return the sources whose bars of ``symbol`` have its convention's price basis."""
+        if symbol not in self._instruments:
+            return list(self._sources)  # the sources themselves refuse an unknown symbol
+        instrument = self._instruments.get(symbol)
+        wanted = convention(instrument)
+        matching = []
+        for source in self._sources:
+            basis = source.price_basis(instrument)
+            if basis == wanted:
+                matching.append(source)
+            elif (source.name, symbol) not in self._mismatch_logged:
+                self._mismatch_logged.add((source.name, symbol))
+                self._log.warning(
+                    "source skipped: other price basis",
+                    source=source.name,
+                    symbol=symbol,
+                    basis=basis.describe(),
+                    wanted=wanted.describe(),
+                )
+        return matching
 
     async def _call(
         self,
@@ -164,6 +205,8 @@ class FailoverSource:
         return SourcedBars(source=source, bars=result.bars, report=result.report)
 
     def _rest(self, name: str, error: SourceError, now: datetime) -> None:
+        if isinstance(error, UnsupportedRequestError):
+            return  # this request does not suit the source; others may
         rest = self._cooldown
         if isinstance(error, RateLimitedError) and error.retry_after_seconds:
             rest = max(rest, timedelta(seconds=error.retry_after_seconds))

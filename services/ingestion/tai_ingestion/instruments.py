@@ -1,7 +1,24 @@
-"""One instrument naming for the system (``EURUSD``), mapped to each source's own names."""
+"""One instrument naming for the system (``EURUSD``), mapped to each source's own names.
+
+Each instrument class has one bar convention, which every source's bars are brought to
+before validation (docs/runbook.md, "Market data conventions"):
+
+- Time: intraday bars open on the UTC grid of their timeframe (1h bars on the whole UTC
+  hour, whatever the exchange's session open: a source whose hourly bars open at :30 is read
+  at 15 minutes and re-bucketed); daily bars are labelled 00:00 UTC of their trading date
+  (the date in the source's own day, e.g. London midnight for Yahoo FX, the session date for
+  equities).
+- Prices: as traded, never restated (no split or dividend adjustment), so a stored bar stays
+  true after a later corporate action.
+- Hours: the regular session only (equities 09:30-16:00 exchange time; FX its 24/5 week).
+
+Sources declare the basis they deliver (``PriceBasis``); the failover never takes bars from
+a source whose basis differs from the instrument's convention.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +29,37 @@ class AssetClass(StrEnum):
 
     FX = "fx"
     EQUITY = "equity"
+
+
+class PriceAdjustment(StrEnum):
+    """How a source's prices relate to what was traded."""
+
+    AS_TRADED = "as_traded"
+    SPLIT_ADJUSTED = "split_adjusted"
+    SPLIT_AND_DIVIDEND_ADJUSTED = "split_and_dividend_adjusted"
+
+
+class TradingHours(StrEnum):
+    """Which part of the trading day a source's bars cover."""
+
+    REGULAR = "regular"
+    EXTENDED = "extended"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBasis:
+    """What a series of bars means: its price adjustment and the hours it covers."""
+
+    adjustment: PriceAdjustment
+    hours: TradingHours
+
+    def describe(self) -> str:
+        """Return e.g. ``as_traded/regular``."""
+        return f"{self.adjustment.value}/{self.hours.value}"
+
+
+CONVENTION = PriceBasis(PriceAdjustment.AS_TRADED, TradingHours.REGULAR)
+"""The basis of every stored and published bar, for every instrument class."""
 
 
 class Instrument(BaseModel):
@@ -70,6 +118,12 @@ def default_instruments() -> dict[str, Instrument]:
         equity("MSFT"),
     ]
     return {instrument.symbol: instrument for instrument in instruments}
+
+
+def convention(instrument: Instrument) -> PriceBasis:
+    """Return the price basis bars of ``instrument`` must have (one per instrument class)."""
+    del instrument  # the same for FX (whose regular hours are its 24/5 week) and equities
+    return CONVENTION
 
 
 class UnknownInstrumentError(KeyError):

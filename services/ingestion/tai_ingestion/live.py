@@ -3,8 +3,11 @@
 ``LivePoller`` asks the failover sources for each configured timeframe when its bars close.
 ``StreamFeed`` aggregates a live tick stream with the bar builder and publishes each bar
 once, when it closes. When the stream fails (an error, the server cutting it off, or
-silence while the market is open) the switch is logged, counted and alerted; the sources
-are polled at each bar close meanwhile, and the stream is reconnected with back-off.
+silence while the market is open) the switch is logged, counted and alerted (once per
+outage: the attempts that fail while it is down are logged and counted, not alerted again);
+the sources are polled at each bar close meanwhile, and the stream is reconnected with
+back-off. A server that refuses the client's protocol is alerted as such (critical, once):
+reconnecting cannot help until the client changes, so attempts wait the longest back-off.
 
 No bar is lost or published twice across a switch: every bar goes through one BarPipeline,
 whose high-water mark drops a bar already published; a bar the stream saw only part of
@@ -28,7 +31,12 @@ from tai_events.alerts import AlertRaised, Severity
 from tai_events.market import BarClosed, Timeframe
 from tai_ingestion.bars import BarBuilder, check_derivable
 from tai_ingestion.calendar import TradingCalendar, align, missing_bar_opens
-from tai_ingestion.errors import SourceError, StreamDisconnectedError, StreamStalledError
+from tai_ingestion.errors import (
+    SourceError,
+    StreamDisconnectedError,
+    StreamProtocolError,
+    StreamStalledError,
+)
 from tai_ingestion.failover import FailoverSource
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.pipeline import BarPipeline, BarPoller
@@ -143,6 +151,8 @@ class StreamFeed:
         self._session_ticks = 0
         self._failed_sessions = 0
         self._down_since: datetime | None = None
+        self._alerted_kinds: set[str] = set()
+        """The failure kinds already alerted in the current outage."""
         self._log = get_logger("ingestion.stream")
 
     @property
@@ -263,7 +273,11 @@ class StreamFeed:
         if self._fallback is not None:
             await self._fallback.poll(timeframe, before=before)
 
-    def _reconnect_wait(self, _: RetryCallState) -> float:
+    def _reconnect_wait(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, StreamProtocolError):
+            # Refused for the client's protocol: only a new client helps; try seldom.
+            return self._max_retry.total_seconds()
         # Back off over consecutive sessions that delivered nothing; a session that
         # streamed ticks before failing starts the back-off again.
         self._failed_sessions = 1 if self._session_ticks else self._failed_sessions + 1
@@ -284,6 +298,7 @@ class StreamFeed:
         wait = retry_state.upcoming_sleep
         if self._down_since is None:
             self._down_since = self._clock.now()
+            self._alerted_kinds.clear()
         self._metrics.source_errors.labels(source=self._stream_name, reason=reason).inc()
         self._metrics.failovers.labels(
             from_source=self._stream_name, to_source=following, reason=reason
@@ -297,18 +312,32 @@ class StreamFeed:
             reconnect_in_seconds=wait,
             symbol=self._symbol,
         )
-        await self._alert(
-            Severity.WARNING,
-            "stream_failover",
-            f"{self._stream_name} failed ({reason}): {error}; {following} covers, "
-            f"reconnecting in {wait:.0f}s",
-            {
-                "from_source": self._stream_name,
-                "to_source": following,
-                "reason": reason,
-                "symbol": self._symbol,
-            },
-        )
+        details = {
+            "from_source": self._stream_name,
+            "to_source": following,
+            "reason": reason,
+            "symbol": self._symbol,
+        }
+        if isinstance(error, StreamProtocolError):
+            if "protocol" not in self._alerted_kinds:
+                self._alerted_kinds.add("protocol")
+                await self._alert(
+                    Severity.CRITICAL,
+                    "stream_protocol_refused",
+                    f"{error}; {following} covers by polling, the stream is retried every "
+                    f"{wait:.0f}s (pin the client to a protocol IG accepts: requirements.in)",
+                    details,
+                )
+            return
+        if not self._alerted_kinds:
+            self._alerted_kinds.add("failover")
+            await self._alert(
+                Severity.WARNING,
+                "stream_failover",
+                f"{self._stream_name} failed ({reason}): {error}; {following} covers, "
+                f"reconnecting in {wait:.0f}s",
+                details,
+            )
 
     async def _restored(self) -> None:
         down_for = self._clock.now() - (self._down_since or self._clock.now())

@@ -27,6 +27,7 @@ from tests.integration.execution.ig_stub import (
     IDENTIFIER,
     PASSWORD,
     IgStub,
+    IgStubState,
     start_stub,
     stop_stub,
 )
@@ -75,7 +76,7 @@ class Live:
             order_id,
             signal_time=T0,
             issued_at=self.clock.now(),
-            quantity=2.0,
+            quantity=20_000.0,  # two mini contracts of 10,000 EUR
             **changes,  # type: ignore[arg-type]
         )
 
@@ -88,7 +89,8 @@ class Live:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    stub, runner, url = await start_stub()
+    clock = FakeClock(T0 + timedelta(hours=1))
+    stub, runner, url = await start_stub(IgStubState(clock=clock.now))
     private_pem = generate_private_key_pem()
     database = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite'}"
     store = Store(database)
@@ -106,11 +108,12 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         reconcile_seconds=0,
         database_url=database,
         amqp_url="memory://",
+        redis_url="",  # the allowances counted in-process: this test owns its stub's account
     )
     harness = Live(
         stub,
         store,
-        FakeClock(T0 + timedelta(hours=1)),
+        clock,
         ApprovalSigner.from_pem(private_pem),
         settings,
         [],
@@ -145,9 +148,9 @@ async def test_approval_is_dealt_once_and_recorded_at_igs_level(live: Live) -> N
     assert (position["stopLevel"], position["limitLevel"]) == (1.05, 1.2)
     async with live.store.transaction() as unit:
         [fill] = await unit.fills.for_order("ord-1")
-    assert (fill.price, fill.quantity, fill.broker) == (1.1, 2.0, "ig")
+    assert (fill.price, fill.quantity, fill.broker) == (1.1, 20_000.0, "ig")
     assert (await live.order_state("ord-1"))[0] == "FILLED"
-    assert execution.context.account.position("EURUSD").quantity == 2.0
+    assert execution.context.account.position("EURUSD").quantity == 20_000.0
 
 
 async def test_rejected_deal_is_a_rejected_order_with_igs_reason(live: Live) -> None:
@@ -183,6 +186,56 @@ async def test_restart_confirms_an_order_ig_already_dealt_without_resending(live
     assert live.alerts == []  # the start-up reconciliation found broker and ledger equal
 
 
+async def test_restart_after_the_confirmation_expired_finds_the_deal_and_never_resends(
+    live: Live,
+) -> None:
+    # Arrange: IG dealt the order more than a minute before the restart, so /confirms has
+    # forgotten it (404 deal-not-found) although the position is open
+    approval = live.approval("ord-1")
+    await _crash_after_submitting(live, approval)
+    reference = deal_reference("ord-1")
+    live.stub.state.deal_posts[reference] += 1
+    live.stub._open(
+        reference, {"epic": EPIC, "direction": "BUY", "size": 2.0, "currencyCode": "USD"}
+    )
+    live.stub.state.expire_confirms()
+    # Act
+    await live.start()
+    assert live.bus is not None
+    await live.bus.drain()
+    # Assert: found among IG's positions by its reference, recorded, never dealt again
+    assert live.stub.state.deal_posts == {reference: 1}
+    assert len(live.stub.state.positions) == 1
+    assert (await live.order_state("ord-1"))[0] == "FILLED"
+    async with live.store.transaction() as unit:
+        [fill] = await unit.fills.for_order("ord-1")
+    assert (fill.price, fill.quantity) == (1.1, 20_000.0)
+    assert live.alerts == []
+
+
+async def test_restart_after_the_deal_was_closed_again_records_it_from_the_activity(
+    live: Live,
+) -> None:
+    # Arrange: dealt, stopped out since, and the confirmation forgotten
+    approval = live.approval("ord-1", stop_loss=1.05)
+    await _crash_after_submitting(live, approval)
+    reference = deal_reference("ord-1")
+    live.stub.state.deal_posts[reference] += 1
+    live.stub._open(
+        reference,
+        {"epic": EPIC, "direction": "BUY", "size": 2.0, "currencyCode": "USD", "forceOpen": True},
+    )
+    live.stub.state.close_all(EPIC)
+    live.stub.state.expire_confirms()
+    # Act
+    await live.start()
+    # Assert: not sent again; the entry is filled from IG's activity
+    assert live.stub.state.deal_posts == {reference: 1}
+    assert live.stub.state.positions == {}
+    state, _ = await live.order_state("ord-1")
+    assert state == "FILLED"
+
+
 async def test_restart_sends_an_order_ig_never_received_exactly_once(live: Live) -> None:
     await _crash_after_submitting(live, live.approval("ord-1"))
     await live.start()
@@ -208,7 +261,7 @@ async def test_position_at_ig_unknown_to_the_ledger_fails_reconciliation(live: L
     await live.bus.drain()
     [alert] = live.alerts
     assert (alert.code, alert.severity.value) == ("reconciliation_failed", "critical")
-    assert "broker holds -3" in alert.message
+    assert "broker holds -30000" in alert.message
 
 
 async def test_opposite_order_nets_off_the_position_at_ig_and_in_the_ledger(live: Live) -> None:

@@ -25,6 +25,8 @@ from tai_ingestion.sources.alphavantage import AlphaVantageSource
 from tai_ingestion.sources.base import JsonHttpClient
 from tai_ingestion.sources.ig import IgRestClient, IgSource
 from tai_store import Store, create_database_if_missing, drop_database_if_exists
+from tai_store.ratelimit import InProcessRateLimiter
+from tests import ig_responses
 
 pytestmark = pytest.mark.integration
 
@@ -63,33 +65,30 @@ async def stub_server() -> AsyncIterator[tuple[str, dict[str, object]]]:
     async def session(request: web.Request) -> web.StreamResponse:
         assert request.headers["X-IG-API-KEY"] == "key"
         return web.json_response(
-            {"currentAccountId": "ACC", "lightstreamerEndpoint": "http://127.0.0.1"},
-            headers={"CST": "c", "X-SECURITY-TOKEN": "x"},
+            ig_responses.session_body(), headers={"CST": "c", "X-SECURITY-TOKEN": "x"}
         )
+
+    async def applications(request: web.Request) -> web.StreamResponse:
+        assert request.headers["Version"] == "1"
+        return web.json_response(ig_responses.applications_body("key"))
 
     async def prices(request: web.Request) -> web.StreamResponse:
         assert request.headers["CST"] == "c"
-        assert request.match_info["epic"] == "CS.D.EURUSD.MINI.IP"
-        quote = {"bid": 1.0949, "ask": 1.0951, "lastTraded": None}
+        if request.match_info["epic"] != "CS.D.EURUSD.MINI.IP":
+            return web.json_response(
+                ig_responses.error_body(ig_responses.EPIC_NOT_FOUND[1]), status=404
+            )
+        if behaviour["mode"] == "historical_allowance_spent":
+            status, code = ig_responses.HISTORICAL_ALLOWANCE
+            return web.json_response(ig_responses.error_body(code), status=status)
         return web.json_response(
-            {
-                "prices": [
-                    {
-                        "snapshotTimeUTC": T0.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "openPrice": quote,
-                        "highPrice": quote,
-                        "lowPrice": quote,
-                        "closePrice": quote,
-                        "lastTradedVolume": 3,
-                    }
-                ],
-                "metadata": {"pageData": {"pageSize": 500, "pageNumber": 1, "totalPages": 1}},
-            }
+            ig_responses.prices_body([ig_responses.price_point(T0, 1.095)], expiry_seconds=3600)
         )
 
     app = web.Application()
     app.router.add_get("/query", query)
     app.router.add_post("/gateway/deal/session", session)
+    app.router.add_get("/gateway/deal/operations/application", applications)
     app.router.add_get("/gateway/deal/prices/{epic}", prices)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -120,14 +119,27 @@ async def test_alpha_vantage_over_real_http_then_429(
     await http.close()
 
 
-async def test_ig_over_real_http(stub_server: tuple[str, dict[str, object]]) -> None:
-    base_url, _ = stub_server
+async def test_ig_over_real_http_within_its_allowances(
+    stub_server: tuple[str, dict[str, object]],
+) -> None:
+    # Arrange
+    base_url, behaviour = stub_server
     http = JsonHttpClient("ig", f"{base_url}/gateway/deal", backoff_seconds=0)
-    client = IgRestClient(http, SecretStr("key"), "user", SecretStr("pw"))
-    rows = await IgSource(client, InstrumentMap.with_overrides()).fetch_history(
-        "EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1)
+    clock = FakeClock(T0)
+    client = IgRestClient(
+        http, SecretStr("key"), "user", SecretStr("pw"), limiter=InProcessRateLimiter(clock)
     )
-    assert [(row.timestamp, row.close) for row in rows] == [(T0, pytest.approx(1.095))]
+    source = IgSource(client, InstrumentMap.with_overrides(), clock)
+    # Act
+    rows = await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
+    behaviour["mode"] = "historical_allowance_spent"
+    with pytest.raises(RateLimitedError) as raised:
+        await source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
+    # Assert: mid prices; the allowance rests until the reset the last answer announced
+    assert [(row.timestamp, row.close) for row in rows] == [(T0, pytest.approx(1.0955))]
+    assert client.allowances.account_overall == 30
+    assert source.historical_allowance is not None
+    assert raised.value.retry_after_seconds == 3600
     await http.close()
 
 

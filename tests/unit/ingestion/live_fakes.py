@@ -14,6 +14,7 @@ from tai_events.market import Timeframe
 from tai_ingestion.calendar import align
 from tai_ingestion.sources.ig import RESOLUTIONS
 from tai_ingestion.sources.ig_stream import FailureCallback, UpdateCallback, tick_item
+from tests import ig_responses
 
 EURUSD_ITEM = tick_item("CS.D.EURUSD.MINI.IP")
 BY_RESOLUTION = {resolution: timeframe for timeframe, resolution in RESOLUTIONS.items()}
@@ -83,10 +84,12 @@ class IgRestStub:
             return httpx.Response(
                 200,
                 headers={"CST": f"cst{self.logins}", "X-SECURITY-TOKEN": f"xst{self.logins}"},
-                json={"currentAccountId": "ABC123", "lightstreamerEndpoint": "https://stream"},
+                json=ig_responses.session_body(),
             )
         if self.failing:
-            return httpx.Response(503, json={"errorCode": "unavailable"})
+            return httpx.Response(503, json={"errorCode": "system.error"})
+        if request.url.path.endswith("/operations/application"):
+            return httpx.Response(200, json=ig_responses.applications_body("key"))
         timeframe = BY_RESOLUTION[request.url.params["resolution"]]
         start = datetime.fromisoformat(request.url.params["from"]).replace(tzinfo=UTC)
         end = datetime.fromisoformat(request.url.params["to"]).replace(tzinfo=UTC)
@@ -108,10 +111,7 @@ class IgRestStub:
                 }
             )
             moment += timeframe.duration
-        return httpx.Response(
-            200,
-            json={"prices": prices, "metadata": {"pageData": {"pageNumber": 1, "totalPages": 1}}},
-        )
+        return httpx.Response(200, json=ig_responses.prices_body(prices))
 
 
 class FakeStreamConnector:

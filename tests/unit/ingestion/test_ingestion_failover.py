@@ -14,8 +14,15 @@ from tai_events.base import Message
 from tai_events.market import BarClosed, Timeframe
 from tai_ingestion.backfill import Backfiller
 from tai_ingestion.calendar import ForexCalendar
-from tai_ingestion.errors import SourceUnavailableError
+from tai_ingestion.errors import SourceUnavailableError, UnsupportedRequestError
 from tai_ingestion.failover import AllSourcesFailedError, FailoverSource
+from tai_ingestion.instruments import (
+    CONVENTION,
+    Instrument,
+    PriceAdjustment,
+    PriceBasis,
+    TradingHours,
+)
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.models import RawBar
 from tai_ingestion.pipeline import BarPipeline, BarPoller
@@ -40,11 +47,16 @@ def price(at: datetime) -> float:
 class ScriptedSource:
     """A source over a synthetic market that can be told to fail or to serve garbage."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, basis: PriceBasis = CONVENTION) -> None:
         self.name = name
+        self.basis = basis
         self.failing = False
         self.garbage = False
+        self.unsupported = False
         self.calls = 0
+
+    def price_basis(self, instrument: Instrument) -> PriceBasis:
+        return self.basis
 
     def _rows(self, start: datetime, end: datetime) -> list[RawBar]:
         rows: list[RawBar] = []
@@ -63,6 +75,8 @@ class ScriptedSource:
         self.calls += 1
         if self.failing:
             raise SourceUnavailableError(self.name, "HTTP 503")
+        if self.unsupported:
+            raise UnsupportedRequestError(self.name, "premium endpoint")
         return self._rows(start, end)
 
     async def poll_recent(
@@ -175,3 +189,43 @@ async def test_backfill_fetches_only_ranges_not_yet_stored(
     calls = source.calls
     again = await backfiller.run("EURUSD", Timeframe.H1, friday + 20 * HOUR, friday + 3 * 24 * HOUR)
     assert (again.spans_fetched, again.bars_already_stored, source.calls) == (0, 4, calls)
+
+
+@pytest.mark.parametrize(
+    "basis",
+    [
+        PriceBasis(PriceAdjustment.SPLIT_AND_DIVIDEND_ADJUSTED, TradingHours.REGULAR),
+        PriceBasis(PriceAdjustment.AS_TRADED, TradingHours.EXTENDED),
+    ],
+    ids=["adjusted", "extended hours"],
+)
+async def test_series_never_takes_bars_of_another_price_basis(
+    basis: PriceBasis, bus: InMemoryBus, clock: FakeClock, metrics: IngestionMetrics
+) -> None:
+    # Arrange: the primary would answer, but its bars mean something else
+    primary, secondary = ScriptedSource("alpha_vantage", basis), ScriptedSource("yfinance")
+    sources = failover([primary, secondary], bus, clock, metrics)
+    # Act
+    result = await sources.fetch_history("AAPL", Timeframe.H1, MONDAY, MONDAY + 4 * HOUR)
+    secondary.failing = True
+    clock.advance(timedelta(hours=1))
+    with pytest.raises(AllSourcesFailedError):
+        await sources.fetch_history("AAPL", Timeframe.H1, MONDAY, MONDAY + 4 * HOUR)
+    # Assert: the primary was never asked, not even with the secondary down
+    assert result.source == "yfinance"
+    assert primary.calls == 0
+
+
+async def test_request_a_source_cannot_serve_does_not_rest_it(
+    bus: InMemoryBus, clock: FakeClock, metrics: IngestionMetrics
+) -> None:
+    # Arrange
+    primary, secondary = ScriptedSource("alpha_vantage"), ScriptedSource("yfinance")
+    primary.unsupported = True
+    sources = failover([primary, secondary], bus, clock, metrics)
+    first = await sources.fetch_history("EURUSD", Timeframe.H1, MONDAY, MONDAY + 4 * HOUR)
+    primary.unsupported = False
+    # Act: the next request, at once (inside the 30-minute cool-down)
+    second = await sources.fetch_history("EURUSD", Timeframe.H1, MONDAY, MONDAY + 4 * HOUR)
+    # Assert
+    assert (first.source, second.source) == ("yfinance", "alpha_vantage")

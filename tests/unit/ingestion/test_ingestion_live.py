@@ -450,3 +450,66 @@ async def test_bars_still_go_out_when_redis_is_unreachable(
         errors.labels(operation="read")._value.get(),
         errors.labels(operation="write")._value.get(),
     ) == (1, 1)
+
+
+async def test_protocol_refusal_alerts_once_polls_and_retries_seldom_without_new_logins(
+    store: Store,
+    bus: InMemoryBus,
+    clock: FakeClock,
+    telemetry: Telemetry,
+    bars_seen: Recorder,
+    alerts_seen: Recorder,
+) -> None:
+    # Arrange: IG's stream server answers a too-new client CONERR,65 on every connection
+    class ProtocolRefusingConnector(FakeStreamConnector):
+        def connect(self, *args: Any, **kwargs: Any) -> FakeStreamConnector:
+            handle = super().connect(*args, **kwargs)
+            kwargs["on_failure"]("server error (65): Unsupported protocol version: 2.5.0", 65)
+            return handle
+
+    timer, connector, stub = ManualTimer(clock), ProtocolRefusingConnector(), IgRestStub()
+    clock.set(TEN)
+    app = create_app(
+        live_settings(stream_retry_seconds=5, stream_max_retry_seconds=300, timeframes=[]),
+        bus=bus,
+        store=store,
+        clock=clock,
+        telemetry=telemetry,
+        connectors=Connectors(http_transport=httpx.MockTransport(stub), stream_connector=connector),
+        sleep=timer.sleep,
+    )
+    await app.start()
+
+    def refusals() -> int:
+        return int(
+            app.metrics.failovers.labels(
+                from_source="ig_stream", to_source="ig", reason="protocol_refused"
+            )._value.get()
+        )
+
+    # Act: twelve minutes, minute by minute, each once the app has settled
+    for minute in range(1, 13):
+        moment = TEN + minute * MINUTE
+        await eventually(
+            lambda moment=moment: (
+                refusals() == len(connector.connections)  # type: ignore[misc]
+                and timer.deadlines() == [moment]
+            )
+        )
+        timer.advance_to(moment)
+        await eventually(count_is(99 + minute, lambda: len(bars_seen.messages)))
+    await app.stop()
+
+    # Assert: one critical alert naming the refusal; a retry every 5 minutes, not every few
+    # seconds; one REST login in all; the polling published every minute meanwhile
+    alerts = [m for m in alerts_seen.messages if isinstance(m, AlertRaised)]
+    assert [(alert.code, alert.severity) for alert in alerts] == [
+        ("stream_protocol_refused", Severity.CRITICAL)
+    ]
+    assert "Unsupported protocol version: 2.5.0" in alerts[0].message
+    assert "lightstreamer-client-lib 1." in alerts[0].message
+    assert alerts[0].details["reason"] == "protocol_refused"
+    assert len(connector.connections) == 3  # 10:00, 10:05, 10:10
+    assert stub.logins == 1
+    opens = [m.opened_at for m in bars_seen.messages if isinstance(m, BarClosed)]
+    assert opens[-1] == TEN + 11 * MINUTE

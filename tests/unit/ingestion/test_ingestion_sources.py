@@ -22,6 +22,7 @@ from tai_ingestion.errors import (
     SourceTimeoutError,
     SourceUnavailableError,
     StreamDisconnectedError,
+    StreamProtocolError,
 )
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.metrics import IngestionMetrics
@@ -35,9 +36,12 @@ from tai_ingestion.sources.ig_stream import (
     parse_tick,
 )
 from tai_ingestion.sources.yahoo import YFinanceSource
+from tai_store.ratelimit import InProcessRateLimiter
 from tai_telemetry.metrics import Telemetry
+from tests import ig_responses
 
 T0 = datetime(2024, 1, 8, 10, 0, tzinfo=UTC)
+YAHOO_CLOCK = FakeClock(T0 + timedelta(hours=2))
 Handler = Callable[[httpx.Request], httpx.Response]
 
 FX_INTRADAY = {
@@ -112,7 +116,7 @@ async def test_alpha_vantage_fx_intraday_request_and_parsing(
     ]
 
 
-async def test_alpha_vantage_equity_daily_times_are_converted_from_new_york(
+async def test_alpha_vantage_equity_daily_bars_are_labelled_by_their_date_at_midnight_utc(
     clock: FakeClock, metrics: IngestionMetrics
 ) -> None:
     payload = {
@@ -132,7 +136,7 @@ async def test_alpha_vantage_equity_daily_times_are_converted_from_new_york(
     ).fetch_history(
         "GOOG", Timeframe.D1, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
     )
-    assert rows[0].timestamp == datetime(2024, 1, 8, 5, tzinfo=UTC)
+    assert rows[0].timestamp == datetime(2024, 1, 8, tzinfo=UTC)
     assert rows[0].volume == "100"
 
 
@@ -209,23 +213,8 @@ async def test_own_request_budget_refuses_before_calling(
     assert len(calls) == 3
 
 
-def ig_price(at: datetime, mid: float) -> dict[str, object]:
-    def quote(price: float) -> dict[str, object]:
-        return {"bid": price - 0.0001, "ask": price + 0.0001, "lastTraded": None}
-
-    return {
-        "snapshotTime": at.strftime("%Y/%m/%d %H:%M:%S"),
-        "snapshotTimeUTC": at.strftime("%Y-%m-%dT%H:%M:%S"),
-        "openPrice": quote(mid),
-        "closePrice": quote(mid + 0.001),
-        "highPrice": quote(mid + 0.002),
-        "lowPrice": quote(mid - 0.001),
-        "lastTradedVolume": 42,
-    }
-
-
 class IgStub:
-    """Recorded IG behaviour: login, paged prices, an expiring token."""
+    """Recorded IG behaviour: login, the key's allowances, paged prices, an expiring token."""
 
     def __init__(self) -> None:
         self.logins = 0
@@ -243,34 +232,28 @@ class IgStub:
             return httpx.Response(
                 200,
                 headers={"CST": f"cst{self.logins}", "X-SECURITY-TOKEN": f"xst{self.logins}"},
-                json={
-                    "currentAccountId": "ABC123",
-                    "lightstreamerEndpoint": "https://demo-apd.marketdatasystems.com",
-                },
+                json=ig_responses.session_body(),
             )
         if self.expire_next:
             self.expire_next = False
-            return httpx.Response(401, json={"errorCode": "error.security.client-token-invalid"})
+            return httpx.Response(401, json=ig_responses.error_body(ig_responses.TOKEN_INVALID[1]))
         assert request.headers["CST"] == f"cst{self.logins}"
+        if request.url.path.endswith("/operations/application"):
+            assert request.headers["Version"] == "1"
+            return httpx.Response(200, json=ig_responses.applications_body("key"))
         assert request.headers["Version"] == "3"
         page = int(request.url.params["pageNumber"])
-        prices = [ig_price(T0 + timedelta(hours=page - 1), 1.09 + page / 1000)]
+        at = T0 + timedelta(hours=page - 1)
         return httpx.Response(
             200,
-            json={
-                "prices": prices,
-                "instrumentType": "CURRENCIES",
-                "metadata": {
-                    "allowance": {
-                        "remainingAllowance": 9999,
-                        "totalAllowance": 10000,
-                        "allowanceExpiry": 600,
-                    },
-                    "size": 1,
-                    "pageData": {"pageSize": 1, "pageNumber": page, "totalPages": 2},
-                },
-            },
+            json=ig_responses.prices_body(
+                [ig_responses.price_point(at, 1.09 + page / 1000)], page=page, total_pages=2
+            ),
         )
+
+    @property
+    def price_requests(self) -> list[httpx.Request]:
+        return [request for request in self.requests if "/prices/" in request.url.path]
 
 
 def ig_source(stub: Handler) -> tuple[IgSource, IgRestClient]:
@@ -280,8 +263,11 @@ def ig_source(stub: Handler) -> tuple[IgSource, IgRestClient]:
         backoff_seconds=0,
         transport=httpx.MockTransport(stub),
     )
-    client = IgRestClient(http, SecretStr("key"), "user", SecretStr("secret"))
-    return IgSource(client, InstrumentMap.with_overrides()), client
+    clock = FakeClock(T0 + timedelta(hours=2))
+    client = IgRestClient(
+        http, SecretStr("key"), "user", SecretStr("secret"), limiter=InProcessRateLimiter(clock)
+    )
+    return IgSource(client, InstrumentMap.with_overrides(), clock), client
 
 
 async def test_ig_logs_in_follows_pages_and_uses_mid_prices() -> None:
@@ -291,7 +277,7 @@ async def test_ig_logs_in_follows_pages_and_uses_mid_prices() -> None:
     assert [row.timestamp for row in rows] == [T0, T0 + timedelta(hours=1)]
     assert rows[0].open == pytest.approx(1.091)
     assert rows[0].volume == 42
-    prices_request = stub.requests[1]
+    prices_request = stub.price_requests[0]
     assert prices_request.url.path.endswith("/prices/CS.D.EURUSD.MINI.IP")
     assert prices_request.url.params["resolution"] == "HOUR"
     assert prices_request.url.params["from"] == "2024-01-08T10:00:00"
@@ -343,14 +329,14 @@ def test_yfinance_frame_in_exchange_time_is_read_and_empty_frame_gives_no_rows()
         },
         index=index,
     )
-    source = YFinanceSource(InstrumentMap.with_overrides(), history=lambda *_: frame)
+    source = YFinanceSource(InstrumentMap.with_overrides(), YAHOO_CLOCK, history=lambda *_: frame)
     seen: list[tuple[object, ...]] = []
 
     def record_call(*args: object) -> pd.DataFrame:
         seen.append(args)
         return pd.DataFrame()
 
-    source_empty = YFinanceSource(InstrumentMap.with_overrides(), history=record_call)
+    source_empty = YFinanceSource(InstrumentMap.with_overrides(), YAHOO_CLOCK, history=record_call)
     rows = asyncio.run(source.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1)))
     assert rows[0].timestamp == T0
     assert rows[0].close == 1.095
@@ -364,7 +350,9 @@ def test_yfinance_frame_in_exchange_time_is_read_and_empty_frame_gives_no_rows()
 
 async def test_yfinance_malformed_frame_and_failures_are_source_errors() -> None:
     broken = YFinanceSource(
-        InstrumentMap.with_overrides(), history=lambda *_: pd.DataFrame({"Close": [1.0]})
+        InstrumentMap.with_overrides(),
+        YAHOO_CLOCK,
+        history=lambda *_: pd.DataFrame({"Close": [1.0]}),
     )
     with pytest.raises(InvalidDataError):
         await broken.fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
@@ -373,9 +361,9 @@ async def test_yfinance_malformed_frame_and_failures_are_source_errors() -> None
         raise OSError("connection reset")
 
     with pytest.raises(SourceUnavailableError):
-        await YFinanceSource(InstrumentMap.with_overrides(), history=fail).fetch_history(
-            "EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1)
-        )
+        await YFinanceSource(
+            InstrumentMap.with_overrides(), YAHOO_CLOCK, history=fail
+        ).fetch_history("EURUSD", Timeframe.H1, T0, T0 + timedelta(hours=1))
 
 
 class FakeConnector:
@@ -522,7 +510,9 @@ async def test_yfinance_call_that_hangs_times_out() -> None:
         time.sleep(0.5)
         return pd.DataFrame()
 
-    source = YFinanceSource(InstrumentMap.with_overrides(), history=hang, timeout_seconds=0.05)
+    source = YFinanceSource(
+        InstrumentMap.with_overrides(), YAHOO_CLOCK, history=hang, timeout_seconds=0.05
+    )
 
     # Act / Assert
     with pytest.raises(SourceTimeoutError):
@@ -569,3 +559,24 @@ async def test_stream_failure_ends_the_ticks_after_those_already_received() -> N
         await iterator.__anext__()
     await client.session()
     assert stub.logins == 2
+
+
+async def test_protocol_refusal_is_reported_as_such_and_keeps_the_rest_session() -> None:
+    # Arrange
+    connector = FakeConnector()
+    stub = IgStub()
+    _, client = ig_source(stub)
+    stream = IgTickStream(client, InstrumentMap.with_overrides(), connector)
+    iterator = stream.ticks(["EURUSD"])
+    pending = asyncio.ensure_future(iterator.__anext__())
+    await asyncio.sleep(0)
+    assert connector.fail is not None
+
+    # Act: what the library reports for IG's "CONERR,65,Unsupported protocol version: 2.5.0"
+    connector.fail("server error (65): Unsupported protocol version: 2.5.0", 65)
+
+    # Assert: a protocol refusal, naming the client; the REST tokens stay (no new login)
+    with pytest.raises(StreamProtocolError, match=r"lightstreamer-client-lib 1\.0\.3"):
+        await pending
+    await client.session()
+    assert stub.logins == 1

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -18,6 +19,7 @@ from tenacity import (
 
 from tai_core.clock import Clock
 from tai_events.market import TickReceived, Timeframe
+from tai_ingestion.calendar import align
 from tai_ingestion.errors import (
     AuthenticationError,
     InvalidDataError,
@@ -26,6 +28,7 @@ from tai_ingestion.errors import (
     SourceTimeoutError,
     SourceUnavailableError,
 )
+from tai_ingestion.instruments import Instrument, PriceBasis
 from tai_ingestion.metrics import IngestionMetrics
 from tai_ingestion.models import RawBar
 
@@ -38,6 +41,10 @@ class MarketDataSource(Protocol):
     """
 
     name: str
+
+    def price_basis(self, instrument: Instrument) -> PriceBasis:
+        """Return the adjustment and trading hours of the bars this source gives."""
+        ...
 
     async def fetch_history(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
@@ -84,6 +91,60 @@ def in_range(rows: list[RawBar], start: datetime, end: datetime | None) -> list[
         if not isinstance(row.timestamp, datetime)
         or (start <= row.timestamp and (end is None or row.timestamp < end))
     ]
+
+
+def daily_label(day: date) -> datetime:
+    """Return the open of the daily bar of trading date ``day``: 00:00 UTC of that date."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def aggregate_rows(rows: list[RawBar], timeframe: Timeframe) -> list[RawBar]:
+    """Re-bucket time-ordered finer rows onto the UTC grid of ``timeframe``.
+
+    Open of the first row, close of the last, highest high, lowest low, summed volume. A
+    bucket holding a value that is not a number gets None there, so the validator rejects
+    (and reports) the bar instead of it being built from part of its data; rows whose time
+    did not parse pass through for the validator.
+    """
+    result: list[RawBar] = []
+    buckets: dict[datetime, list[RawBar]] = {}
+    for row in rows:
+        if isinstance(row.timestamp, datetime):
+            buckets.setdefault(align(row.timestamp, timeframe), []).append(row)
+        else:
+            result.append(row)
+    for opened_at, members in sorted(buckets.items()):
+        members.sort(key=lambda row: row.timestamp)
+        opens, highs, lows, closes, volumes = (
+            [_number(getattr(row, name)) for row in members]
+            for name in ("open", "high", "low", "close", "volume")
+        )
+        result.append(
+            RawBar(
+                members[0].row,
+                opened_at,
+                opens[0],
+                _combine(highs, max),
+                _combine(lows, min),
+                closes[-1],
+                _combine(volumes, sum),
+            )
+        )
+    return result
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _combine(values: list[float | None], how: Any) -> float | None:
+    if any(value is None for value in values):
+        return None
+    return float(how(values))
 
 
 class RequestBudget:
@@ -217,12 +278,11 @@ class JsonHttpClient:
                 SourceUnavailableError(self.source, f"{method} {path}: HTTP {response.status_code}")
             )
         if response.status_code >= httpx.codes.BAD_REQUEST:
-            raise self._count(
-                InvalidDataError(
-                    self.source,
-                    f"{method} {path}: HTTP {response.status_code} {response.text[:200]}",
-                )
+            invalid = InvalidDataError(
+                self.source, f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
             )
+            invalid.detail = response.text[:500]
+            raise self._count(invalid)
         return response
 
     def _count(self, error: SourceError) -> SourceError:

@@ -8,6 +8,13 @@ The library calls listeners on its own thread; updates are handed to the event l
 ``call_soon_threadsafe`` and parsed there. A server error (refused credentials, session
 closed by the server) or a refused subscription ends the ``ticks`` iteration with
 ``StreamDisconnectedError``; the library itself retries transient network losses.
+
+Protocol: IG's servers speak the Lightstreamer protocol of Server 7.3 (TLCP 2.4.0) and
+answer a newer client with ``CONERR,65,Unsupported protocol version`` (the library's
+``onServerError(65, ...)``); ``lightstreamer-client-lib`` is pinned to 1.0.x for that
+(requirements.in). Such a refusal ends the iteration with ``StreamProtocolError``, and the
+session tokens are kept: they were not what the server refused, so reconnecting does not log
+in over REST again (other failures drop them, as they may be what was refused).
 """
 
 from __future__ import annotations
@@ -15,20 +22,43 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from tai_events.market import TickReceived
-from tai_ingestion.errors import StreamDisconnectedError
+from tai_ingestion.errors import StreamDisconnectedError, StreamProtocolError
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.sources.ig import IgRestClient
 from tai_telemetry.logging import get_logger
 
 TICK_FIELDS = ("BID", "OFR", "LTP", "LTV", "UTM")
+PROTOCOL_REFUSED_CODES = frozenset({60, 65})
+"""Lightstreamer server errors refusing the client itself: 60 client version, 65 protocol."""
 
 UpdateCallback = Callable[[str, Mapping[str, str | None]], None]
-FailureCallback = Callable[[str], None]
+
+
+class FailureCallback(Protocol):
+    """Told once when the connection fails for good: the reason, and the server's code."""
+
+    def __call__(self, message: str, code: int | None = None) -> None:
+        """Report the failure."""
+        ...
+
+
+def protocol_refused(message: str, code: int | None) -> bool:
+    """Return True when the server refused the client's protocol or version."""
+    return code in PROTOCOL_REFUSED_CODES or "protocol version" in message.lower()
+
+
+def client_version() -> str:
+    """Return the installed ``lightstreamer-client-lib`` version (for reports)."""
+    try:
+        return metadata.version("lightstreamer-client-lib")
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 class StreamHandle(Protocol):
@@ -120,7 +150,7 @@ class LightstreamerConnector:
         class _ConnectionListener(ClientListener):  # type: ignore[misc]
             def onServerError(self, code: int, message: str) -> None:  # noqa: N802
                 # Only called when the server refused or closed the session for good.
-                on_failure(f"server error ({code}): {message}")
+                on_failure(f"server error ({code}): {message}", code)
 
         client = LightstreamerClient(endpoint, None)
         client.connectionDetails.setUser(user)
@@ -185,8 +215,8 @@ class IgTickStream:
         def deliver(item: str, fields: Mapping[str, str | None]) -> None:
             loop.call_soon_threadsafe(self._accept, by_item.get(item), dict(fields))
 
-        def fail(message: str) -> None:
-            loop.call_soon_threadsafe(self._fail, message)
+        def fail(message: str, code: int | None = None) -> None:
+            loop.call_soon_threadsafe(self._fail, message, code)
 
         self._handle = self._connector.connect(
             session.lightstreamer_endpoint,
@@ -204,11 +234,20 @@ class IgTickStream:
             if self._failure is not None:
                 raise self._failure
 
-    def _fail(self, message: str) -> None:
-        self._log.warning("stream failed", reason=message)
-        # The tokens may be what the server refused: log in afresh on the next connection.
-        self._client.forget_session()
-        failure = StreamDisconnectedError(self.name, message)
+    def _fail(self, message: str, code: int | None = None) -> None:
+        failure: StreamDisconnectedError
+        if protocol_refused(message, code):
+            failure = StreamProtocolError(
+                self.name,
+                f"the server refused lightstreamer-client-lib {client_version()}'s protocol: "
+                f"{message}",
+            )
+            self._log.error("stream protocol refused", reason=message, code=code)
+        else:
+            self._log.warning("stream failed", reason=message, code=code)
+            # The tokens may be what the server refused: log in afresh on the next connection.
+            self._client.forget_session()
+            failure = StreamDisconnectedError(self.name, message)
         try:
             self._queue.put_nowait(failure)
         except asyncio.QueueFull:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tai_events.market import Timeframe
 from tai_ingestion.errors import UnsupportedRequestError
+from tai_ingestion.instruments import Instrument, PriceBasis, convention
 from tai_ingestion.models import RawBar
 from tai_ingestion.replay import read_rows
 from tai_ingestion.sources.base import closed_rows, in_range
@@ -41,6 +42,10 @@ class FileSource:
                 for row in read_rows(self._path)
             ]
         return self._rows
+
+    def price_basis(self, instrument: Instrument) -> PriceBasis:
+        """Return the instrument's convention: a file is taken to follow it (runbook)."""
+        return convention(instrument)
 
     def _check(self, symbol: str, timeframe: Timeframe) -> None:
         if (symbol, timeframe) != (self._symbol, self._timeframe):
