@@ -9,6 +9,7 @@ import pandas as pd
 
 from tai_events import FillExecuted, OrderRequested, Side, TradingState
 from tai_store import Store, queries
+from tai_store.records import Trade
 
 T0 = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
 
@@ -95,3 +96,73 @@ async def test_orders_audit_positions_and_state_reports(store: Store) -> None:
 
 async def test_trading_state_is_none_before_any_transition(store: Store) -> None:
     assert queries.trading_state(store.sync_engine()) is None
+
+
+async def _order(
+    store: Store,
+    order_id: str,
+    strategy: str,
+    state: str,
+    *,
+    approved: float | None = None,
+    sized_by: str | None = None,
+    rejected_by: str | None = None,
+    reduce_only: bool = False,
+) -> None:
+    async with store.transaction() as unit:
+        await unit.orders.add(
+            order_id=order_id,
+            strategy=strategy,
+            symbol="EURUSD",
+            side=Side.BUY,
+            order_type="MARKET",
+            requested_quantity=None,
+            approved_quantity=approved,
+            sized_by=sized_by,
+            rejected_by=rejected_by,
+            reduce_only=reduce_only,
+            reference_price=1.1,
+            signal_time=T0,
+            at=T0,
+            state=state,
+        )
+
+
+async def test_strategy_summary_counts_requests_approvals_rejections_and_pnl(
+    store: Store,
+) -> None:
+    # Arrange: swing's orders, one bracket leg (not a request) and two closed trades
+    await _order(store, "ord-1", "swing", "FILLED", approved=5.0, sized_by="risk_budget")
+    await _order(store, "ord-2", "swing", "FILLED", approved=3.0, sized_by="max_var_pct")
+    await _order(store, "ord-3", "swing", "REJECTED", rejected_by="max_position_notional")
+    await _order(store, "ord-4", "swing", "REJECTED", rejected_by="max_position_notional")
+    await _order(store, "ord-5", "swing", "REJECTED")  # the broker's
+    await _order(store, "sl-1", "swing", "FILLED", approved=5.0, reduce_only=True)
+    async with store.transaction() as unit:
+        for index, pnl in enumerate((12.5, -2.5)):
+            await unit.trades.add(
+                Trade(
+                    trade_id=f"trd-{index}",
+                    account="paper",
+                    strategy="swing",
+                    symbol="EURUSD",
+                    direction="LONG",
+                    quantity=5.0,
+                    entry_time=T0,
+                    entry_price=1.1,
+                    exit_time=T0 + timedelta(hours=1),
+                    exit_price=1.2,
+                    pnl=pnl,
+                    commission=0.0,
+                )
+            )
+    # Act
+    summary = queries.strategy_summary(store.sync_engine())
+    # Assert
+    (row,) = summary.to_dict("records")
+    assert row["strategy"] == "swing"
+    assert (row["requests"], row["approved_full"], row["approved_reduced"]) == (5, 1, 1)
+    assert row["rejected"] == 3
+    assert row["rejections_by_rule"] == {"max_position_notional": 2, "broker": 1}
+    assert row["filled_orders"] == 2
+    assert (row["trades"], row["winning_trades"], row["net_pnl"]) == (2, 1, 10.0)
