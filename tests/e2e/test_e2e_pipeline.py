@@ -27,6 +27,7 @@ from tests.e2e.conftest import Broker, ServiceProcesses, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
+SMA_CROSS_ALONE = '["sma_cross"]'
 FILL_COLUMNS = ("fill_id", "order_id", "side", "quantity", "price", "commission", "filled_at")
 
 # One malformed message for every queue a service consumes (exchange, routing key, body).
@@ -151,11 +152,19 @@ def _wait_until_quiet(broker: Broker, database_url: str, timeout: float) -> None
 
 
 def test_five_processes_on_rabbitmq_fill_exactly_like_the_embedded_run(
-    services: ServiceProcesses, broker: Broker, database_url: str, tmp_path: Path
+    services: ServiceProcesses,
+    broker: Broker,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Arrange: the consuming services, each its own process; a queue observing dead letters
+    # Arrange: the consuming services, each its own process; a queue observing dead letters.
+    # sma_cross alone, whose decisions depend on the bars and not on the account: with the
+    # portfolio, risk sizes from the equity it has seen, and how far fills lag behind the
+    # requests differs between transports (see the portfolio test below).
+    monkeypatch.setenv("STRATEGY_STRATEGIES", SMA_CROSS_ALONE)
     for name in ("risk", "execution", "strategy"):
-        services.start(name)
+        services.start(name, {"STRATEGY_STRATEGIES": SMA_CROSS_ALONE})
         services.wait_ready(name)
     api_port, console_port = free_port(), free_port()
     services.start(
@@ -203,5 +212,64 @@ def test_five_processes_on_rabbitmq_fill_exactly_like_the_embedded_run(
     assert gateway_health["status"] == "ok"
     for name in ("risk", "execution", "strategy", "gateway"):
         assert services.processes[name].poll() is None, services.log(name)
+    codes = services.stop_all()
+    assert all(code == 0 for code in codes.values()), codes
+
+
+def _ledger_orders(database_url: str) -> list[tuple[str, str, str, str | None, bool]]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT order_id, strategy, state, rejected_by, reduce_only FROM orders "
+                "WHERE requested_quantity IS NULL OR reduce_only ORDER BY order_id"
+            )
+        ).all()
+    engine.dispose()
+    return [(str(a), str(b), str(c), d, bool(e)) for a, b, c, d, e in rows]
+
+
+def test_the_portfolio_on_rabbitmq_trades_every_strategy_and_exits_only_what_it_holds(
+    services: ServiceProcesses, broker: Broker, database_url: str, tmp_path: Path
+) -> None:
+    # Arrange: the default portfolio in separate processes (no inference: ml_driven waits
+    # for predictions that never come, as in the embedded run without inference)
+    for name in ("risk", "execution", "strategy"):
+        services.start(name)
+        services.wait_ready(name)
+
+    # Act
+    services.start(
+        "ingestion",
+        {
+            "INGESTION_REPLAY_FILE": str(sample_path("EURUSD.csv")),
+            "INGESTION_EXIT_WHEN_DONE": "true",
+        },
+    )
+    assert services.wait_exit("ingestion", timeout=300) == 0, services.log("ingestion")
+    _wait_until_quiet(broker, database_url, timeout=240)
+    distributed = _ledger_orders(database_url)
+    embedded_result = asyncio.run(
+        run_replay(EmbeddedOptions(data_directory=tmp_path / "embedded", serve_console=False))
+    )
+    assert embedded_result.fills
+
+    # Assert: every bar-driven strategy filled entries and exits ...
+    filled = {strategy for _, strategy, state, _, _ in distributed if state == "FILLED"}
+    assert {"scalping", "intraday", "swing"} <= filled
+    # ... no exit asked for a position its strategy did not hold ...
+    assert [row for row in distributed if row[3] == "reduce_only"] == []
+    # ... and the strategies decided the same entries on RabbitMQ as in one process
+    entries = {order_id for order_id, _, _, _, reduce_only in distributed if not reduce_only}
+    engine = create_engine(f"sqlite:///{tmp_path / 'embedded' / 'embedded.sqlite'}")
+    with engine.connect() as connection:
+        embedded_entries = {
+            str(row[0])
+            for row in connection.execute(
+                text("SELECT order_id FROM orders WHERE requested_quantity IS NULL")
+            )
+        }
+    engine.dispose()
+    assert entries == embedded_entries
     codes = services.stop_all()
     assert all(code == 0 for code in codes.values()), codes
