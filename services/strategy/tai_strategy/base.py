@@ -38,9 +38,6 @@ class OrderIntent:
     reduce_only: bool = False
     entry_signal_time: datetime | None = None
     """For an exit: the signal time of the entry whose position it closes."""
-    target_quantity: float | None = None
-    """For a strategy that holds a fixed size: the size of ``target``; the order then takes
-    the position the strategy really holds to it (e.g. a reversal after a refused order)."""
 
 
 class Strategy(Protocol):

@@ -4,25 +4,22 @@ Pure and synchronous. The strategy service tells it every order it sends and eve
 it hears of (fills, risk's rejections, terminal order states); strategies never count their
 own intents as positions (as NautilusTrader strategies read positions from the cache).
 
-Orders whose size depends on what is held wait for it to be known:
-* an exit names the entry whose position it closes and asks for exactly what that entry left
-  the strategy holding: nothing when the entry was refused or expired (the exit is dropped),
-  the filled part of a partial fill;
-* a target order (a fixed-size strategy's reversal) asks for the difference between the
-  target and what the strategy holds.
-While an earlier order of the strategy in that symbol has no known outcome (its fill is still
-on the way) such an order waits, and is released, with its own signal time, once every earlier
-order resolved: the order is the same however late the outcomes arrive.
+An exit names the entry whose position it closes and asks for exactly what that entry left the
+strategy holding: nothing when the entry was refused or expired (the exit is dropped), the
+filled part of a partial fill. While an earlier order of the strategy in that symbol has no
+known outcome (its fill is still on the way) the exit waits, and is released, with its own
+signal time, once every earlier order resolved: the order is the same however late the
+outcomes arrive.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from tai_core.ids import deterministic_id
 from tai_events.market import Timeframe
-from tai_events.orders import OrderState, Side, SignalDirection
+from tai_events.orders import OrderState, Side
 from tai_strategy.base import OrderIntent
 
 _EPSILON = 1e-9
@@ -120,16 +117,14 @@ class PositionBook:
 
     @staticmethod
     def depends_on_position(intent: OrderIntent) -> bool:
-        """Return True for an order sized from what is held (an exit or a target order)."""
-        return (intent.reduce_only and intent.quantity is None) or (
-            intent.target_quantity is not None
-        )
+        """Return True for an order sized from what is held (an exit)."""
+        return intent.reduce_only and intent.quantity is None
 
     def exit_for(
         self, strategy: str, intent: OrderIntent, timeframe: Timeframe, signal_time: datetime
     ) -> ExitOrder | None:
-        """Return the order to send now, or None (it waits for earlier outcomes, or nothing
-        is to be done)."""
+        """Return the exit to send now, or None (it waits for earlier outcomes, or nothing is
+        held to close)."""
         entry_id = self._entry_id(strategy, intent, timeframe) or ""
         if self._waits(strategy, intent.symbol):
             self.pending_exits.append(
@@ -158,24 +153,8 @@ class PositionBook:
         signal_time: datetime,
         entry_id: str,
     ) -> ExitOrder | None:
-        if intent.target_quantity is not None:
-            return self._target_order(strategy, intent, timeframe, signal_time)
         entry = self.orders.get(entry_id) if entry_id else None
         return self._sized_exit(strategy, intent, timeframe, signal_time, entry)
-
-    def _target_order(
-        self, strategy: str, intent: OrderIntent, timeframe: Timeframe, signal_time: datetime
-    ) -> ExitOrder | None:
-        assert intent.target_quantity is not None
-        sign = {SignalDirection.LONG: 1.0, SignalDirection.SHORT: -1.0}.get(
-            intent.target or SignalDirection.FLAT, 0.0
-        )
-        change = sign * intent.target_quantity - self.held(strategy, intent.symbol)
-        if abs(change) <= _EPSILON:
-            return None
-        side = Side.BUY if change > 0 else Side.SELL
-        sized = replace(intent, side=side, quantity=abs(change), target_quantity=None)
-        return ExitOrder(strategy, sized, timeframe, signal_time)
 
     def _entry_id(self, strategy: str, intent: OrderIntent, timeframe: Timeframe) -> str | None:
         if intent.entry_signal_time is None:

@@ -224,5 +224,4 @@ class SmaCrossStrategy:
                 f"SMA({self.parameters.slow}) at close {bar.close}"
             ),
             target=target,
-            target_quantity=size,
         )

@@ -127,28 +127,6 @@ def test_a_fill_is_applied_once() -> None:
     assert book.held("swing", "EURUSD") == -2_000.0
 
 
-def test_a_target_order_takes_the_held_position_to_its_target() -> None:
-    # Arrange: sma_cross holds -4,000 (its last reversal was cut) and now targets +10,000
-    book = PositionBook()
-    book.on_fill("fill-1", "ord-1", "sma_cross", "EURUSD", Side.SELL, 4_000.0)
-    intent = OrderIntent(
-        symbol="EURUSD",
-        side=Side.BUY,
-        quantity=20_000.0,
-        reference_price=1.1,
-        confidence=1.0,
-        reason="golden cross",
-        target=SignalDirection.LONG,
-        target_quantity=10_000.0,
-    )
-    # Act
-    order = book.exit_for("sma_cross", intent, H1, EXIT_AT)
-    # Assert
-    assert order is not None
-    assert order.intent.side is Side.BUY
-    assert order.intent.quantity == 14_000.0
-
-
 def test_the_oldest_resolved_orders_are_forgotten_beyond_the_bound() -> None:
     book = PositionBook(max_orders=10)
     for index in range(12):

@@ -379,15 +379,6 @@ class _Run:
                 return intent.side, 0.0
             return intent.side, abs(held)
         if sizer is None:
-            if intent.target_quantity is not None:
-                held = self.account.position(intent.symbol).quantity
-                wanted = (
-                    intent.target_quantity
-                    if intent.target is _LONG
-                    else (-intent.target_quantity if intent.target is not _FLAT else 0.0)
-                )
-                change = wanted - held
-                return (_BUY if change > 0 else _SELL), abs(change)
             return intent.side, intent.quantity
         target_direction = intent.target
         if target_direction is None:
