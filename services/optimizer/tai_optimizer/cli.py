@@ -8,24 +8,17 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from tai_events.market import Timeframe
-from tai_ingestion.replay import ReplayFileError, load_bars
-from tai_optimizer.backtest.costs import CostModel
-from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
-from tai_optimizer.backtest.report import report_dict, write_html, write_json
-from tai_optimizer.backtest.sizing import (
-    AllInWholeUnits,
-    AtrRisk,
-    FixedFraction,
-    FractionalKelly,
-    Sizer,
-)
-from tai_optimizer.strategies import UnknownStrategyError, build_strategy, parse_parameters
+
+if TYPE_CHECKING:
+    from tai_optimizer.backtest.sizing import Sizer
+
+# The engine, pandas and the loader are imported when the command runs, not when it is
+# registered: ``trading-ai backtest --help`` stays well under a second.
 
 
 class SizingMethod(StrEnum):
@@ -39,6 +32,13 @@ class SizingMethod(StrEnum):
 
 
 def _sizer(method: SizingMethod, value: float) -> Sizer | None:
+    from tai_optimizer.backtest.sizing import (  # noqa: PLC0415
+        AllInWholeUnits,
+        AtrRisk,
+        FixedFraction,
+        FractionalKelly,
+    )
+
     if method is SizingMethod.ALL_IN:
         return AllInWholeUnits()
     if method is SizingMethod.FIXED_FRACTION:
@@ -52,6 +52,8 @@ def _sizer(method: SizingMethod, value: float) -> Sizer | None:
 
 def infer_timeframe(path: Path) -> Timeframe:
     """Return the timeframe whose duration is the median spacing of the file's timestamps."""
+    import pandas as pd  # noqa: PLC0415
+
     index = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(path, index_col=0).index[:500]))
     if len(index) < 2:
         raise ValueError(f"{path} has fewer than two rows")
@@ -98,6 +100,16 @@ def backtest_command(
     leverage: Annotated[float, typer.Option(help="buying power per unit of equity")] = 1.0,
 ) -> None:
     """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects."""
+    from tai_ingestion.replay import ReplayFileError, load_bars  # noqa: PLC0415
+    from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
+    from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester  # noqa: PLC0415
+    from tai_optimizer.backtest.report import report_dict, write_html, write_json  # noqa: PLC0415
+    from tai_optimizer.strategies import (  # noqa: PLC0415
+        UnknownStrategyError,
+        build_strategy,
+        parse_parameters,
+    )
+
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
