@@ -81,6 +81,10 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+.PHONY: bench-cli
+bench-cli: $(STAMP) ## Whole processes: start-up, backtest vs backtesting.py, growth, optimize, validation
+	$(BIN)/python bench/cli_bench.py $(BENCH_ARGS)
+
 .PHONY: bench-optimizer
 bench-optimizer: $(STAMP) ## Optuna trials per minute for a fixed study, beside a single backtest
 	$(BIN)/python bench/optimizer_bench.py

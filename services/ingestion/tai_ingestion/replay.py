@@ -7,6 +7,7 @@ asks for bar events (``ReplayData.bars``); research wants a frame, which needs n
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tai_events.base import SYMBOL_PATTERN
 from tai_events.market import BarClosed, Timeframe
 from tai_ingestion.models import RawBar
 from tai_ingestion.validation import (
@@ -94,6 +96,23 @@ class ReplayData:
 
 class ReplayFileError(ValueError):
     """The file cannot be replayed at all (missing, unreadable, wrong columns)."""
+
+
+def symbol_from_file_name(path: Path) -> str:
+    """Return the instrument a data file is named after (``eurusd.csv``: ``EURUSD``).
+
+    A name that is no symbol (``eurusd.2024.csv``: symbols have no dots, they are routing-key
+    segments) raises a ValueError that says to pass the symbol, and suggests one.
+    """
+    name = path.stem.upper()
+    if SYMBOL_PATTERN.fullmatch(name):
+        return name
+    leading = re.match(r"[A-Z0-9][A-Z0-9_-]{0,31}", name)
+    example = f", e.g. --symbol {leading.group()}" if leading else ""
+    raise ValueError(
+        f"the file name {path.name!r} names no instrument ({name!r} is not 1-32 upper-case "
+        f"letters, digits, '_' or '-'): pass --symbol{example}"
+    )
 
 
 def read_columns(path: Path) -> RawColumns:
@@ -238,6 +257,10 @@ def load_bars(
     ``timeframe`` it is inferred from the spacing of the first rows. With a ``cache``, a file
     validated before under the same settings is not read again.
     """
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValueError(
+            f"symbol {symbol!r} is not 1-32 upper-case letters, digits, '_' or '-' (e.g. EURUSD)"
+        )
     validator = validator or Validator()
     key = cache.key(path, validator, timeframe, start) if cache is not None else None
     cached = cache.load(key) if cache is not None and key is not None else None

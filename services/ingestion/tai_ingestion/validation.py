@@ -34,6 +34,7 @@ vectorised ones replaced (tests/unit/ingestion/row_wise_reference.py, compared b
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import warnings
@@ -342,6 +343,17 @@ class ValidatedBars:
             volume=float(self.volume[0]),
             source=source,
         )
+        collecting = gc.isenabled()
+        gc.disable()  # a million new objects would set off collections over all of them
+        try:
+            return self._trusted_bars(first, opens, closes)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _trusted_bars(
+        self, first: BarClosed, opens: list[datetime], closes: list[datetime]
+    ) -> list[BarClosed]:
         bars = [first]
         symbol, timeframe, source = first.symbol, first.timeframe, first.source
         make, assign = BarClosed.__new__, object.__setattr__

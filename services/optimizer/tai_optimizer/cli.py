@@ -15,7 +15,9 @@ import typer
 from tai_events.market import Timeframe
 
 if TYPE_CHECKING:
+    from tai_ingestion.replay import ReplayData
     from tai_optimizer.backtest.sizing import Sizer
+    from tai_optimizer.backtest.tape import BarFeed
 
 # The engine, pandas and the loader are imported when the command runs, not when it is
 # registered: ``trading-ai backtest --help`` stays well under a second.
@@ -50,20 +52,13 @@ def _sizer(method: SizingMethod, value: float) -> Sizer | None:
     return None
 
 
-def infer_timeframe(path: Path) -> Timeframe:
-    """Return the timeframe whose duration is the median spacing of the file's timestamps."""
-    import pandas as pd  # noqa: PLC0415
+def _feed(replay: ReplayData, symbol: str) -> BarFeed:
+    """Return the loaded bars with their tape, tabulated from the loader's columns."""
+    from tai_optimizer.backtest.tape import BarFeed, BarTape  # noqa: PLC0415
 
-    index = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(path, index_col=0).index[:500]))
-    if len(index) < 2:
-        raise ValueError(f"{path} has fewer than two rows")
-    spacing = pd.Timedelta(index.to_series().diff().median())
-    for timeframe in Timeframe:
-        if spacing == timeframe.duration:
-            return timeframe
-    if spacing >= Timeframe.D1.duration:
-        return Timeframe.D1  # daily data skips weekends and holidays
-    raise ValueError(f"cannot infer the timeframe of {path} (median spacing {spacing})")
+    columns = replay.columns
+    tape = None if columns is None else BarTape.of_columns(symbol, columns.times(), columns.close)
+    return BarFeed(replay.bars, tape)
 
 
 def backtest_command(
@@ -100,7 +95,12 @@ def backtest_command(
     leverage: Annotated[float, typer.Option(help="buying power per unit of equity")] = 1.0,
 ) -> None:
     """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects."""
-    from tai_ingestion.replay import ReplayFileError, load_bars  # noqa: PLC0415
+    from tai_ingestion.bar_cache import default_cache  # noqa: PLC0415
+    from tai_ingestion.replay import (  # noqa: PLC0415
+        ReplayFileError,
+        load_bars,
+        symbol_from_file_name,
+    )
     from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
     from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester  # noqa: PLC0415
     from tai_optimizer.backtest.report import report_dict, write_html, write_json  # noqa: PLC0415
@@ -113,9 +113,9 @@ def backtest_command(
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
-        frame_timeframe = timeframe or infer_timeframe(data)
-        name = symbol or data.stem.upper()
-        replay = load_bars(data, symbol=name, timeframe=frame_timeframe)
+        name = symbol or symbol_from_file_name(data)
+        replay = load_bars(data, symbol=name, timeframe=timeframe, cache=default_cache())
+        bars = _feed(replay, name)
         config = BacktestConfig(
             cash=cash,
             costs=CostModel(
@@ -131,16 +131,16 @@ def backtest_command(
     except (ValueError, ReplayFileError, UnknownStrategyError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
-    if len(replay.bars) < 2:
+    if len(bars) < 2:
         typer.echo(f"error: {data} holds fewer than two valid bars", err=True)
         raise typer.Exit(code=2)
-    result = EventDrivenBacktester(built, config).run(replay.bars)
+    result = EventDrivenBacktester(built, config).run(bars)
     report = report_dict(result, strategy=strategy, parameters=values, symbol=name)
     report["rejected_rows"] = len(replay.rejections)
     if json_path is not None:
         write_json(report, json_path)
     if html_path is not None:
-        write_html(report, result, replay.bars, html_path)
+        write_html(report, result, bars, html_path)
     summary = {
         key: report[key]
         for key in (

@@ -73,15 +73,15 @@ def _fail(message: str) -> typer.Exit:
 
 def load_frame(data: Path, symbol: str | None, timeframe: Timeframe | None) -> pd.DataFrame:
     """Load and validate a CSV of bars into an OHLCV frame."""
-    from tai_ingestion.replay import load_bars  # noqa: PLC0415
-    from tai_optimizer.cli import infer_timeframe  # noqa: PLC0415
-    from tai_optimizer.daily import frame_from_bars  # noqa: PLC0415
+    from tai_ingestion.bar_cache import default_cache  # noqa: PLC0415
+    from tai_ingestion.replay import load_bars, symbol_from_file_name  # noqa: PLC0415
 
-    name = symbol or data.stem.upper()
-    replay = load_bars(data, symbol=name, timeframe=timeframe or infer_timeframe(data))
-    if len(replay.bars) < 10:
-        raise ValueError(f"{data} holds only {len(replay.bars)} valid bars")
-    return frame_from_bars(replay.bars)
+    name = symbol or symbol_from_file_name(data)
+    replay = load_bars(data, symbol=name, timeframe=timeframe, cache=default_cache())
+    frame = replay.frame()
+    if len(frame) < 10:
+        raise ValueError(f"{data} holds only {len(frame)} valid bars")
+    return frame
 
 
 @contextmanager
