@@ -179,7 +179,9 @@ def backtest_section(directory: Path, repeats: int) -> dict[str, Any]:
     theirs = json.loads(reference_json.read_text())
     _same_trades(ours, theirs)
     _same_trades(cached, theirs)
+    phases = phases_of_a_backtest(data, directory, repeats)
     return {
+        "phases_seconds": phases,
         "bars": 200_000,
         "trades": ours["trades"],
         "final_equity": ours["final_equity"],
@@ -189,6 +191,65 @@ def backtest_section(directory: Path, repeats: int) -> dict[str, Any]:
         "goal_ratio": 3.0,
         "repeats": repeats,
     }
+
+
+_PHASES = """
+import json, sys, time
+started = time.perf_counter()
+from pathlib import Path
+from tai_ingestion.replay import load_bars
+from tai_optimizer.backtest.costs import CostModel
+from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
+from tai_optimizer.backtest.report import report_dict, write_json
+from tai_optimizer.backtest.sizing import AllInWholeUnits
+from tai_optimizer.cli import _feed
+from tai_optimizer.strategies import build_strategy
+phases = {"imports": time.perf_counter() - started}
+data, fast, slow, cash, commission, output = sys.argv[1:7]
+started = time.perf_counter()
+replay = load_bars(Path(data), symbol="EURUSD", timeframe=None)
+phases["read and validate"] = time.perf_counter() - started
+started = time.perf_counter()
+bars = _feed(replay, "EURUSD")
+phases["bar events and tape"] = time.perf_counter() - started
+strategy, values = build_strategy("sma_cross", {"fast": int(fast), "slow": int(slow)})
+config = BacktestConfig(
+    cash=float(cash), costs=CostModel(commission_rate=float(commission)), sizer=AllInWholeUnits()
+)
+started = time.perf_counter()
+result = EventDrivenBacktester(strategy, config).run(bars)
+phases["engine (strategy, risk, broker)"] = time.perf_counter() - started
+started = time.perf_counter()
+report = report_dict(result, strategy="sma_cross", parameters=values, symbol="EURUSD")
+phases["report (metrics, trade list)"] = time.perf_counter() - started
+started = time.perf_counter()
+write_json(report, Path(output))
+phases["write the JSON report"] = time.perf_counter() - started
+print(json.dumps(phases))
+"""
+
+
+def phases_of_a_backtest(data: Path, directory: Path, repeats: int) -> dict[str, float]:
+    """Return where a backtest process spends its time (best of ``repeats`` per phase)."""
+    best: dict[str, float] = {}
+    command = [
+        sys.executable,
+        "-c",
+        _PHASES,
+        str(data),
+        str(FAST),
+        str(SLOW),
+        str(CASH),
+        str(COMMISSION),
+        str(directory / "phases.json"),
+    ]
+    for _ in range(repeats):
+        result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+            command, capture_output=True, text=True, env=environment(None), check=True
+        )
+        for phase, seconds in json.loads(result.stdout.strip().splitlines()[-1]).items():
+            best[phase] = min(best.get(phase, float("inf")), seconds)
+    return best
 
 
 def growth_section(directory: Path, repeats: int) -> dict[str, Any]:
@@ -322,6 +383,9 @@ def _print(results: dict[str, Any]) -> None:
         ):
             ratio = seconds["backtesting_py"] / seconds[key]
             print(f"{label:<44}{seconds[key]:>10.3f}{ratio:>19.2f}x")
+        print("where a backtest process spends its time (in process, best of N):")
+        for phase, phase_seconds in section["phases_seconds"].items():
+            print(f"  {phase:<42}{phase_seconds:>10.3f}")
     if "growth" in results:
         section = results["growth"]
         print(f"\n{'trading-ai backtest, whole process':<44}{'seconds':>10}{'us/bar':>10}")
