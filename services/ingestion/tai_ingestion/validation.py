@@ -689,34 +689,23 @@ class Validator:
         self, candidates: _Candidates, previous: BarClosed | None, findings: _Findings
     ) -> _Candidates:
         config = self.config
-        if config.outlier_max_return is None and config.outlier_max_z_score is None:
-            return candidates
-        if len(candidates.close) == 0:
+        max_return, max_z = config.outlier_max_return, config.outlier_max_z_score
+        if len(candidates.close) == 0 or (max_return is None and max_z is None):
             return candidates
         policy = config.policy(Rule.OUTLIER)
         previous_close = previous.close if previous is not None else None
-        if config.outlier_max_z_score is None:
-            assert config.outlier_max_return is not None
+        if max_z is not None:
+            rule = _OutlierRule(
+                max_return, max_z, config.outlier_window, reject=policy is Policy.REJECT
+            )
+            flagged, reasons = rule.decide(candidates.close, previous_close)
+        elif max_return is not None:
             changes = _return_outliers(
-                candidates.close,
-                previous_close,
-                config.outlier_max_return,
-                reject=policy is Policy.REJECT,
+                candidates.close, previous_close, max_return, reject=policy is Policy.REJECT
             )
             flagged = np.zeros(len(candidates.close), dtype=np.bool_)
             flagged[list(changes)] = True
-            reasons = {
-                slot: _return_reason(change, config.outlier_max_return)
-                for slot, change in changes.items()
-            }
-        else:
-            rule = _OutlierRule(
-                config.outlier_max_return,
-                config.outlier_max_z_score,
-                config.outlier_window,
-                reject=policy is Policy.REJECT,
-            )
-            flagged, reasons = rule.decide(candidates.close, previous_close)
+            reasons = {slot: _return_reason(change, max_return) for slot, change in changes.items()}
         for slot in np.flatnonzero(flagged).tolist():
             findings.add(int(candidates.positions[slot]), Rule.OUTLIER, reasons[slot], policy)
         if policy is Policy.REJECT and flagged.any():
@@ -958,8 +947,7 @@ def _return_outliers(
             return found
         slot = int(speculative[following])
         found[slot] = float(changes[slot])
-        last_kept = values[slot - 1] if slot > 0 else previous_close
-        assert last_kept is not None
+        last_kept = float(reference[slot])  # the close its return was measured against
         slot += 1
         while slot < count:
             change = values[slot] / last_kept - 1.0
