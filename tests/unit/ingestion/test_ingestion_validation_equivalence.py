@@ -267,7 +267,7 @@ CALENDARS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=corrupted_rows(),
     config=configs(),
@@ -304,7 +304,7 @@ def test_corrupted_rows_give_the_same_findings(
     _assert_same(expected, actual)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=corrupted_rows(), config=configs(), calendar=CALENDARS, cut=st.integers(0, 48))
 def test_corrupted_files_load_to_the_same_findings(
     tmp_path_factory: pytest.TempPathFactory,
