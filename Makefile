@@ -16,12 +16,16 @@ PYTEST_FLAGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
+# Byte-compiled at install (--compile-bytecode, compileall): where PYTHONDONTWRITEBYTECODE is set
+# (CI, containers, this machine) every process would otherwise recompile pandas & co. from
+# source, seconds before any command runs.
 $(STAMP): requirements.lock $(LOCAL_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@scripts/lock-extract uv < requirements.lock > $(VENV)/uv-requirement.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/uv-requirement.txt
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation $(foreach dir,$(LOCAL_PACKAGE_DIRS),-e $(dir))
+	$(BIN)/python -m compileall -q -j0 $(LOCAL_PACKAGE_DIRS)
 	@touch $@
 
 .PHONY: install
@@ -76,6 +80,10 @@ audit: $(STAMP) ## pip-audit requirements.lock; fails on a vulnerability or an u
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+.PHONY: bench-cli
+bench-cli: $(STAMP) ## Whole processes: start-up, backtest vs backtesting.py, growth, optimize, validation
+	$(BIN)/python bench/cli_bench.py $(BENCH_ARGS)
 
 .PHONY: bench-optimizer
 bench-optimizer: $(STAMP) ## Optuna trials per minute for a fixed study, beside a single backtest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,16 @@ from tai_core.signing import (
     public_key_pem,
 )
 from tests.factories import T0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bar_cache_in_a_temporary_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Keep the commands' cache of validated bars (``TAI_BAR_CACHE``) out of the work tree."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TAI_BAR_CACHE", str(tmp_path_factory.mktemp("bar-cache")))
+        yield
 
 
 @pytest.fixture

@@ -1,39 +1,70 @@
-"""The ``trading-ai`` commands: run the system, one service, or its tools."""
+"""The ``trading-ai`` commands: run the system, one service, or its tools.
+
+Each command imports what it needs when it runs: the research and training commands are
+registered by name and help line (``tai_cli.lazy``) and imported only when invoked or asked for
+their own ``--help``; the commands defined here import their dependencies in their bodies.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from tai_cli.embedded import EmbeddedOptions, EmbeddedSystem
-from tai_cli.keys import (
-    OPERATOR_PRIVATE_KEY_FILE,
-    OPERATOR_PUBLIC_KEY_FILE,
-    generate_key_files,
-)
+from tai_cli.keys import OPERATOR_PRIVATE_KEY_FILE
+from tai_cli.lazy import DeferredCommand, deferred_group
 from tai_cli.main import SERVICES, run_one_service
-from tai_events.contracts import stale_contracts, write_contracts
 from tai_events.market import Timeframe
-from tai_inference.cli import make_train_command
-from tai_ingestion.cli import data_app
-from tai_ingestion.samples import sample_path
-from tai_optimizer.cli import backtest_command
-from tai_optimizer.research_cli import montecarlo_command, optimize_command, walk_forward_command
+
+if TYPE_CHECKING:
+    from tai_cli.embedded import EmbeddedOptions
+
+DEFERRED_COMMANDS = (
+    DeferredCommand(
+        "data",
+        "Market data: backfill history and import files.",
+        "tai_ingestion.cli:data_app",
+    ),
+    DeferredCommand(
+        "backtest",
+        "Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects.",
+        "tai_optimizer.cli:backtest_command",
+    ),
+    DeferredCommand(
+        "train",
+        "Train a classifier on triple-barrier labels, register it and print its metrics.",
+        "tai_cli.commands:train_command",
+        factory=True,
+    ),
+    DeferredCommand(
+        "walk-forward",
+        "Walk-forward optimisation: in-sample search, out-of-sample trading, stitched equity.",
+        "tai_optimizer.research_cli:walk_forward_command",
+    ),
+    DeferredCommand(
+        "optimize",
+        "Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily.",
+        "tai_optimizer.research_cli:optimize_command",
+    ),
+    DeferredCommand(
+        "montecarlo",
+        "Monte Carlo on a backtest's trades (bootstrap, reshuffle) and returns (block bootstrap).",
+        "tai_optimizer.research_cli:montecarlo_command",
+    ),
+)
+"""The commands of other packages, imported only when used (their help lines are checked
+against their docstrings by the tests)."""
 
 app = typer.Typer(
     name="trading-ai",
     help="Trading AI Secure: run the system, one service, or its tools.",
     no_args_is_help=True,
     add_completion=False,
+    cls=deferred_group(DEFERRED_COMMANDS),
 )
 keys_app = typer.Typer(help="Approval and operator signing keys.", no_args_is_help=True)
 control_app = typer.Typer(
@@ -44,13 +75,17 @@ users_app = typer.Typer(help="Console and API users.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(control_app, name="control")
-app.add_typer(data_app, name="data")
-app.command("backtest")(backtest_command)
-app.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
-app.command("walk-forward")(walk_forward_command)
-app.command("optimize")(optimize_command)
-app.command("montecarlo")(montecarlo_command)
 console = Console(stderr=True)
+
+
+def train_command() -> typer.Typer:
+    """Return the ``train`` command, training on the bundled bars of the symbol by default."""
+    from tai_inference.cli import make_train_command  # noqa: PLC0415 - XGBoost, LightGBM ...
+    from tai_ingestion.samples import sample_path  # noqa: PLC0415
+
+    single = typer.Typer(add_completion=False)
+    single.command("train")(make_train_command(lambda symbol: sample_path(f"{symbol}.csv")))
+    return single
 
 
 @app.command()
@@ -75,6 +110,10 @@ def run(
     ] = False,
 ) -> None:
     """Run every service in one process on the in-memory bus and SQLite, replaying data."""
+    import asyncio  # noqa: PLC0415 - the embedded system loads only when it runs
+
+    from tai_cli.embedded import EmbeddedOptions  # noqa: PLC0415
+
     options = EmbeddedOptions(
         data_directory=data_directory,
         replay_file=replay_file,
@@ -95,6 +134,15 @@ def run(
 
 
 async def _run_embedded(options: EmbeddedOptions, *, exit_when_done: bool) -> None:
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from tai_cli.embedded import EmbeddedSystem  # noqa: PLC0415
     from tai_cli.reports import rejection_lines, strategy_table  # noqa: PLC0415
 
     system = EmbeddedSystem(options)
@@ -169,6 +217,8 @@ def contracts(
     check: Annotated[bool, typer.Option(help="fail if proto/ differs from the code")] = False,
 ) -> None:
     """Regenerate (or check) the published JSON Schemas and AsyncAPI document."""
+    from tai_events.contracts import stale_contracts, write_contracts  # noqa: PLC0415
+
     if check:
         problems = stale_contracts(directory)
         if problems:
@@ -190,6 +240,8 @@ def keys_generate(
     overwrite: Annotated[bool, typer.Option(help="replace an existing key pair")] = False,
 ) -> None:
     """Generate an Ed25519 approval key pair (private key for risk, public for execution)."""
+    from tai_cli.keys import generate_key_files  # noqa: PLC0415
+
     try:
         files = generate_key_files(directory, overwrite=overwrite)
     except FileExistsError as error:
@@ -207,6 +259,8 @@ def keys_operator(
     overwrite: Annotated[bool, typer.Option(help="replace an existing key pair")] = False,
 ) -> None:
     """Generate the operator's break-glass key pair (private key stays with the operator)."""
+    from tai_cli.keys import OPERATOR_PUBLIC_KEY_FILE, generate_key_files  # noqa: PLC0415
+
     try:
         files = generate_key_files(
             directory,
@@ -297,6 +351,8 @@ users_app.add_typer(sessions_app, name="sessions", no_args_is_help=True)
 
 def _read_password() -> str:
     """Read a new password from the terminal (asked twice) or the first line of stdin."""
+    import getpass  # noqa: PLC0415
+
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
     password = getpass.getpass("password: ")
@@ -308,6 +364,9 @@ def _read_password() -> str:
 
 def _administer(database_url: str, change: Callable[[Any], Awaitable[object]]) -> object:
     """Run one user administration step on the ledger, turning refusals into exit code 2."""
+    import asyncio  # noqa: PLC0415
+    import getpass  # noqa: PLC0415
+
     from tai_gateway.users import UnknownUserError, UserAdministration  # noqa: PLC0415
     from tai_store.database import Store  # noqa: PLC0415
 
@@ -383,6 +442,8 @@ def users_list(database_url: DatabaseUrl = DEFAULT_LEDGER_URL) -> None:
     summaries = _administer(database_url, lambda users: users.list())
     if not isinstance(summaries, list):
         raise TypeError("users list returned no list")
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table("user", "role", "created", "API sessions", "console sessions")
     for user in summaries:
         table.add_row(

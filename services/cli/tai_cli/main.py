@@ -2,7 +2,8 @@
 
 ``trading-ai service NAME`` imports only that service: a restarted service is back in seconds,
 without loading the research and training tools (optuna, scipy, the ML libraries). Every
-other command goes to the full command set in ``tai_cli.commands``.
+other command goes to the command set in ``tai_cli.commands``, where each command imports
+only what it uses.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-from tai_core.settings import ConfigurationError
-
 SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier", "inference")
 
 
 def run_one_service(name: str) -> int:
     """Run one service until it stops; return the exit code (2 for bad configuration)."""
+    from tai_core.settings import ConfigurationError  # noqa: PLC0415 - pydantic-settings
+
     module = importlib.import_module(f"tai_{name}.__main__")
     try:
         module.main()

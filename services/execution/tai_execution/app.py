@@ -21,7 +21,6 @@ from tai_events.topics import ORDER_APPROVED, queue_name
 from tai_execution.config import ExecutionSettings
 from tai_execution.handlers import (
     ExecutionContext,
-    entry_order_from,
     flush_snapshots,
     on_bar_closed,
     on_order_approved,
@@ -45,6 +44,7 @@ from tai_execution.paper import (
     PaperBroker,
     PaperBrokerConfig,
     bracket_legs,
+    entry_order_from,
 )
 from tai_execution.portfolio import CurrencyConverter
 from tai_execution.reconciliation import PositionMismatch

@@ -47,6 +47,7 @@ from tai_execution.paper import (
     PaperRejection,
     PaperResult,
     WorkingOrder,
+    entry_order_from,
 )
 from tai_execution.portfolio import (
     ConversionUnavailableError,
@@ -132,39 +133,6 @@ async def _outbox(
 async def publish_outbox(context: ExecutionContext) -> None:
     """Publish what committed transactions left in the outbox (the relay serialises calls)."""
     await context.relay.publish_pending()
-
-
-def working_order_from(approval: OrderApproved) -> WorkingOrder:
-    """Return the market order an approval authorises (the backtester's view: no bracket)."""
-    return WorkingOrder(
-        order_id=approval.order_id,
-        strategy=approval.strategy,
-        symbol=approval.symbol,
-        side=approval.side,
-        quantity=approval.quantity,
-        signal_time=approval.signal_time,
-        price_floor=approval.price_floor,
-        price_ceiling=approval.price_ceiling,
-    )
-
-
-def entry_order_from(approval: OrderApproved) -> WorkingOrder:
-    """Return the full order an approval authorises: type, trigger prices and bracket."""
-    return WorkingOrder(
-        order_id=approval.order_id,
-        strategy=approval.strategy,
-        symbol=approval.symbol,
-        side=approval.side,
-        quantity=approval.quantity,
-        signal_time=approval.signal_time,
-        price_floor=approval.price_floor,
-        price_ceiling=approval.price_ceiling,
-        order_type=approval.order_type,
-        limit_price=approval.limit_price,
-        stop_price=approval.stop_price,
-        stop_loss=approval.stop_loss,
-        take_profit=approval.take_profit,
-    )
 
 
 async def _status(unit: UnitOfWork, order_id: str) -> OrderStatus | None:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tai_core.accounting import QUANTITY_EPSILON
 from tai_core.ids import deterministic_id
 from tai_events.market import BarClosed
-from tai_events.orders import OrderType, Side
+from tai_events.orders import OrderApproved, OrderType, Side
 
 RECENT_BARS_KEPT = 256
 BASIS_POINTS = 10_000.0
@@ -516,3 +516,36 @@ class PaperBroker:
             if price is not None:
                 return target, price
         return None
+
+
+def working_order_from(approval: OrderApproved) -> WorkingOrder:
+    """Return the market order an approval authorises (the backtester's view: no bracket)."""
+    return WorkingOrder(
+        order_id=approval.order_id,
+        strategy=approval.strategy,
+        symbol=approval.symbol,
+        side=approval.side,
+        quantity=approval.quantity,
+        signal_time=approval.signal_time,
+        price_floor=approval.price_floor,
+        price_ceiling=approval.price_ceiling,
+    )
+
+
+def entry_order_from(approval: OrderApproved) -> WorkingOrder:
+    """Return the full order an approval authorises: type, trigger prices and bracket."""
+    return WorkingOrder(
+        order_id=approval.order_id,
+        strategy=approval.strategy,
+        symbol=approval.symbol,
+        side=approval.side,
+        quantity=approval.quantity,
+        signal_time=approval.signal_time,
+        price_floor=approval.price_floor,
+        price_ceiling=approval.price_ceiling,
+        order_type=approval.order_type,
+        limit_price=approval.limit_price,
+        stop_price=approval.stop_price,
+        stop_loss=approval.stop_loss,
+        take_profit=approval.take_profit,
+    )

@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tai_core.clock import SystemClock
 from tai_events.market import Timeframe
-from tai_inference.registry import promote_model, register_model
-from tai_inference.training import ALGORITHMS, TrainingOptions, TrainingResult, train_model
-from tai_store.database import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tai_inference.training import TrainingResult
+
+# The training stack (pandas, XGBoost, LightGBM, SHAP) and the store are imported when the
+# command runs: registering it, or its --help, imports none of them.
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/embedded.sqlite"
 
 
 def load_bars(path: Path) -> pd.DataFrame:
     """Read an OHLCV CSV (first column the bar opening time) as the training frame."""
+    import pandas as pd  # noqa: PLC0415
+
     return pd.read_csv(path, index_col=0, parse_dates=True)
 
 
 async def store_model(database_url: str, result: TrainingResult, *, promote: bool) -> None:
     """Register a trained model (and promote it) in the registry at ``database_url``."""
+    from tai_core.clock import SystemClock  # noqa: PLC0415
+    from tai_inference.registry import promote_model, register_model  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
     store = Store(database_url)
     try:
         await store.migrate()
@@ -94,6 +102,11 @@ def make_train_command(
         ] = True,
     ) -> None:
         """Train a classifier on triple-barrier labels, register it and print its metrics."""
+        import asyncio  # noqa: PLC0415
+
+        from tai_core.clock import SystemClock  # noqa: PLC0415
+        from tai_inference.training import ALGORITHMS, TrainingOptions, train_model  # noqa: PLC0415
+
         console = Console()
         if model not in ALGORITHMS:
             console.print(f"[red]--model must be one of {', '.join(ALGORITHMS)}[/]")

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tai_bus.memory import InMemoryBus
-from tai_core.clock import SystemClock
-from tai_core.settings import load_settings
 from tai_events.market import Timeframe
-from tai_ingestion.backfill import Backfiller, BackfillReport
-from tai_ingestion.calendar import calendar_for
-from tai_ingestion.config import IngestionSettings, SourceName
-from tai_ingestion.factory import build_sources
-from tai_ingestion.failover import FailoverSource
-from tai_ingestion.instruments import InstrumentMap
-from tai_ingestion.metrics import IngestionMetrics
-from tai_ingestion.replay import load_bars
-from tai_ingestion.validation import Validator
-from tai_store.database import Store
-from tai_telemetry.metrics import Telemetry
+from tai_ingestion.models import SourceName
+
+if TYPE_CHECKING:
+    from tai_ingestion.backfill import BackfillReport
+    from tai_ingestion.config import IngestionSettings
+
+# The sources, the store and the validator are imported when a command runs: registering
+# these commands (and their --help) imports none of them.
 
 data_app = typer.Typer(help="Market data: backfill history and import files.", no_args_is_help=True)
 IMPORT_CHUNK = 1000
@@ -57,6 +50,11 @@ def backfill(
     ] = None,
 ) -> None:
     """Fetch the bars the store lacks in [start, end) and upsert them (stored ones are skipped)."""
+    import asyncio  # noqa: PLC0415
+
+    from tai_core.settings import load_settings  # noqa: PLC0415
+    from tai_ingestion.config import IngestionSettings  # noqa: PLC0415
+
     overrides: dict[str, object] = {"symbol": symbol, "timeframe": timeframe}
     if source:
         overrides["sources"] = source
@@ -75,6 +73,20 @@ def backfill(
 async def _backfill(
     settings: IngestionSettings, start: datetime, end: datetime, console: Console
 ) -> BackfillReport:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from tai_bus.memory import InMemoryBus  # noqa: PLC0415
+    from tai_core.clock import SystemClock  # noqa: PLC0415
+    from tai_ingestion.backfill import Backfiller  # noqa: PLC0415
+    from tai_ingestion.calendar import calendar_for  # noqa: PLC0415
+    from tai_ingestion.factory import build_sources  # noqa: PLC0415
+    from tai_ingestion.failover import FailoverSource  # noqa: PLC0415
+    from tai_ingestion.instruments import InstrumentMap  # noqa: PLC0415
+    from tai_ingestion.metrics import IngestionMetrics  # noqa: PLC0415
+    from tai_ingestion.validation import Validator  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+    from tai_telemetry.metrics import Telemetry  # noqa: PLC0415
+
     clock = SystemClock()
     metrics = IngestionMetrics.create(Telemetry("ingestion-cli").registry)
     instruments = InstrumentMap.with_overrides(settings.instruments)
@@ -116,6 +128,11 @@ def import_file(
     timeframe: Annotated[Timeframe, typer.Option(help="bar timeframe")] = Timeframe.H1,
 ) -> None:
     """Validate a file of bars and upsert them into the store (re-importing is harmless)."""
+    import asyncio  # noqa: PLC0415
+
+    from tai_core.settings import load_settings  # noqa: PLC0415
+    from tai_ingestion.config import IngestionSettings  # noqa: PLC0415
+
     settings = load_settings(IngestionSettings, symbol=symbol, timeframe=timeframe)
     console = Console()
     stored, rejected = asyncio.run(_import(settings, file, console))
@@ -125,6 +142,12 @@ def import_file(
 async def _import(
     settings: IngestionSettings, path: Path, console: Console
 ) -> tuple[int, dict[str, int]]:
+    from tai_ingestion.calendar import calendar_for  # noqa: PLC0415
+    from tai_ingestion.instruments import InstrumentMap  # noqa: PLC0415
+    from tai_ingestion.replay import load_bars  # noqa: PLC0415
+    from tai_ingestion.validation import Validator  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
     instruments = InstrumentMap.with_overrides(settings.instruments)
     calendar = (
         calendar_for(instruments.get(settings.symbol)) if settings.symbol in instruments else None

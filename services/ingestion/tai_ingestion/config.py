@@ -13,17 +13,9 @@ from tai_core.settings import ServiceSettings
 from tai_events.market import Timeframe
 from tai_ingestion.bars import check_derivable
 from tai_ingestion.instruments import Instrument
+from tai_ingestion.models import SourceName
 from tai_ingestion.sources.ig import DEMO_BASE_URL, LIVE_BASE_URL
 from tai_ingestion.validation import ValidationConfig
-
-
-class SourceName(StrEnum):
-    """The sources the failover can use."""
-
-    YFINANCE = "yfinance"
-    ALPHA_VANTAGE = "alpha_vantage"
-    IG = "ig"
-    REPLAY = "replay"
 
 
 class IgAccountType(StrEnum):

@@ -10,9 +10,10 @@ from typing import Self
 import httpx
 
 from tai_core.clock import Clock
-from tai_ingestion.config import IngestionSettings, SourceName
+from tai_ingestion.config import IngestionSettings
 from tai_ingestion.instruments import InstrumentMap
 from tai_ingestion.metrics import IngestionMetrics
+from tai_ingestion.models import SourceName
 from tai_ingestion.sources.alphavantage import AlphaVantageSource
 from tai_ingestion.sources.base import JsonHttpClient, MarketDataSource, TickStream
 from tai_ingestion.sources.ig import IgRestClient, IgSource

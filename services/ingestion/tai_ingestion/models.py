@@ -1,9 +1,19 @@
-"""Raw rows as sources deliver them, before validation turns them into bars."""
+"""Raw rows as sources deliver them, before validation turns them into bars; source names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+
+class SourceName(StrEnum):
+    """The sources the failover can use."""
+
+    YFINANCE = "yfinance"
+    ALPHA_VANTAGE = "alpha_vantage"
+    IG = "ig"
+    REPLAY = "replay"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,26 +9,19 @@ import json
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from tai_core.settings import ConfigurationError, load_settings
 from tai_events.market import Timeframe
-from tai_ingestion.replay import ReplayFileError, load_bars
-from tai_optimizer.backtest.costs import CostModel
-from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
-from tai_optimizer.backtest.report import report_dict, write_html, write_json
-from tai_optimizer.backtest.sizing import (
-    AllInWholeUnits,
-    AtrRisk,
-    FixedFraction,
-    FractionalKelly,
-    Sizer,
-)
-from tai_optimizer.strategies import UnknownStrategyError, build_strategy, parse_parameters
-from tai_risk.config import RiskPolicy
+
+if TYPE_CHECKING:
+    from tai_ingestion.replay import ReplayData
+    from tai_optimizer.backtest.sizing import Sizer
+    from tai_optimizer.backtest.tape import BarFeed
+
+# The engine, pandas and the loader are imported when the command runs, not when it is
+# registered: ``trading-ai backtest --help`` stays well under a second.
 
 
 class SizingMethod(StrEnum):
@@ -42,6 +35,13 @@ class SizingMethod(StrEnum):
 
 
 def _sizer(method: SizingMethod, value: float) -> Sizer | None:
+    from tai_optimizer.backtest.sizing import (  # noqa: PLC0415
+        AllInWholeUnits,
+        AtrRisk,
+        FixedFraction,
+        FractionalKelly,
+    )
+
     if method is SizingMethod.ALL_IN:
         return AllInWholeUnits()
     if method is SizingMethod.FIXED_FRACTION:
@@ -53,18 +53,13 @@ def _sizer(method: SizingMethod, value: float) -> Sizer | None:
     return None
 
 
-def infer_timeframe(path: Path) -> Timeframe:
-    """Return the timeframe whose duration is the median spacing of the file's timestamps."""
-    index = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(path, index_col=0).index[:500]))
-    if len(index) < 2:
-        raise ValueError(f"{path} has fewer than two rows")
-    spacing = pd.Timedelta(index.to_series().diff().median())
-    for timeframe in Timeframe:
-        if spacing == timeframe.duration:
-            return timeframe
-    if spacing >= Timeframe.D1.duration:
-        return Timeframe.D1  # daily data skips weekends and holidays
-    raise ValueError(f"cannot infer the timeframe of {path} (median spacing {spacing})")
+def _feed(replay: ReplayData, symbol: str) -> BarFeed:
+    """Return the loaded bars with their tape, tabulated from the loader's columns."""
+    from tai_optimizer.backtest.tape import BarFeed, BarTape  # noqa: PLC0415
+
+    columns = replay.columns
+    tape = None if columns is None else BarTape.of_columns(symbol, columns.times(), columns.close)
+    return BarFeed(replay.bars, tape)
 
 
 def backtest_command(
@@ -113,12 +108,29 @@ def backtest_command(
     budget, fractional Kelly, the limits). By default the limits are research-wide, so the run
     measures the strategy; ``--live-risk`` applies the live limits and breakers.
     """
+    from tai_core.settings import ConfigurationError, load_settings  # noqa: PLC0415
+    from tai_ingestion.bar_cache import default_cache  # noqa: PLC0415
+    from tai_ingestion.replay import (  # noqa: PLC0415
+        ReplayFileError,
+        load_bars,
+        symbol_from_file_name,
+    )
+    from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
+    from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester  # noqa: PLC0415
+    from tai_optimizer.backtest.report import report_dict, write_html, write_json  # noqa: PLC0415
+    from tai_optimizer.strategies import (  # noqa: PLC0415
+        UnknownStrategyError,
+        build_strategy,
+        parse_parameters,
+    )
+    from tai_risk.config import RiskPolicy  # noqa: PLC0415
+
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
-        frame_timeframe = timeframe or infer_timeframe(data)
-        name = symbol or data.stem.upper()
-        replay = load_bars(data, symbol=name, timeframe=frame_timeframe)
+        name = symbol or symbol_from_file_name(data)
+        replay = load_bars(data, symbol=name, timeframe=timeframe, cache=default_cache())
+        bars = _feed(replay, name)
         config = BacktestConfig(
             cash=cash,
             costs=CostModel(
@@ -148,16 +160,16 @@ def backtest_command(
     ) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
-    if len(replay.bars) < 2:
+    if len(bars) < 2:
         typer.echo(f"error: {data} holds fewer than two valid bars", err=True)
         raise typer.Exit(code=2)
-    result = EventDrivenBacktester(built, config).run(replay.bars)
+    result = EventDrivenBacktester(built, config).run(bars)
     report = report_dict(result, strategy=strategy, parameters=values, symbol=name)
     report["rejected_rows"] = len(replay.rejections)
     if json_path is not None:
         write_json(report, json_path)
     if html_path is not None:
-        write_html(report, result, replay.bars, html_path)
+        write_html(report, result, bars, html_path)
     summary = {
         key: report[key]
         for key in (

@@ -5,52 +5,34 @@ Mount with ``app.command("walk-forward")(walk_forward_command)`` and so on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tai_bus.factory import MEMORY_URL, create_bus
-from tai_core.clock import SystemClock
-from tai_core.ids import deterministic_id
 from tai_events.market import Timeframe
-from tai_ingestion.replay import ReplayFileError, load_bars
-from tai_optimizer.backtest.costs import CostModel
-from tai_optimizer.cli import infer_timeframe
-from tai_optimizer.daily import DailyOptimizer, DailySettings, ReoptimisePolicy, frame_from_bars
-from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings, evaluate
-from tai_optimizer.montecarlo import MonteCarloMethod, simulate_returns, simulate_trades
-from tai_optimizer.research_reports import (
-    monte_carlo_html,
-    optimisation_html,
-    walk_forward_html,
-    write_report,
-)
-from tai_optimizer.search import StudySettings, build_report, run_study
-from tai_optimizer.walkforward import (
-    GridSelector,
-    Selector,
-    TpeSelector,
-    WalkForwardConfig,
-    run_walk_forward,
-)
-from tai_quant.metrics import infer_periods_per_year
-from tai_store.database import Store
-from tai_store.research_repository import ResearchRepository
-from tai_strategy.search_spaces import SearchSpace, search_space, sma_cross_search_space
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tai_optimizer.daily import DailySettings
+    from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings
+    from tai_optimizer.search import StudySettings
+    from tai_strategy.search_spaces import SearchSpace
+
+# Optuna, pandas, the engine, the store and the bus are imported by the functions that use
+# them: registering (and ``--help`` of) these commands imports none of them.
+
+MEMORY_BUS_URL = "memory://"
+"""``tai_bus.factory.MEMORY_URL``, spelt out so the option's default needs no bus import."""
 
 console = Console(stderr=True)
 
@@ -64,6 +46,8 @@ class SelectorKind(StrEnum):
 
 def json_ready(value: Any) -> Any:
     """Return ``value`` with non-finite floats as None (strict JSON)."""
+    import numpy as np  # noqa: PLC0415
+
     if isinstance(value, dict):
         return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -77,6 +61,8 @@ def json_ready(value: Any) -> Any:
 
 
 def _write_json(report: dict[str, Any], path: Path) -> None:
+    from tai_optimizer.research_reports import write_report  # noqa: PLC0415
+
     write_report(json.dumps(json_ready(report), indent=2, allow_nan=False), path)
 
 
@@ -87,11 +73,15 @@ def _fail(message: str) -> typer.Exit:
 
 def load_frame(data: Path, symbol: str | None, timeframe: Timeframe | None) -> pd.DataFrame:
     """Load and validate a CSV of bars into an OHLCV frame."""
-    name = symbol or data.stem.upper()
-    replay = load_bars(data, symbol=name, timeframe=timeframe or infer_timeframe(data))
-    if len(replay.bars) < 10:
-        raise ValueError(f"{data} holds only {len(replay.bars)} valid bars")
-    return frame_from_bars(replay.bars)
+    from tai_ingestion.bar_cache import default_cache  # noqa: PLC0415
+    from tai_ingestion.replay import load_bars, symbol_from_file_name  # noqa: PLC0415
+
+    name = symbol or symbol_from_file_name(data)
+    replay = load_bars(data, symbol=name, timeframe=timeframe, cache=default_cache())
+    frame = replay.frame()
+    if len(frame) < 10:
+        raise ValueError(f"{data} holds only {len(frame)} valid bars")
+    return frame
 
 
 @contextmanager
@@ -118,6 +108,12 @@ def store_run(
     started_at: datetime,
 ) -> str:
     """Store a finished research run with its report; return its id."""
+    import asyncio  # noqa: PLC0415
+
+    from tai_core.ids import deterministic_id  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+    from tai_store.research_repository import ResearchRepository  # noqa: PLC0415
+
     run_id = deterministic_id("run", kind, strategy, symbol, started_at.isoformat())
 
     async def save() -> None:
@@ -150,6 +146,10 @@ def store_run(
 def _evaluation_settings(
     frame: pd.DataFrame, strategy: str, cash: float, quantity: float, commission: float
 ) -> EvaluationSettings:
+    from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
+    from tai_optimizer.evaluation import EvaluationSettings  # noqa: PLC0415
+    from tai_quant.metrics import infer_periods_per_year  # noqa: PLC0415
+
     return EvaluationSettings(
         strategy=strategy,
         cash=cash,
@@ -169,6 +169,8 @@ def parse_range(text: str) -> tuple[int, int, int]:
 
 def research_space(strategy: str, fast: str | None, slow: str | None) -> SearchSpace:
     """Return the strategy's search space, with sma_cross bounds overridden when given."""
+    from tai_strategy.search_spaces import search_space, sma_cross_search_space  # noqa: PLC0415
+
     if strategy != "sma_cross" or (fast is None and slow is None):
         return search_space(strategy)
     defaults = sma_cross_search_space()
@@ -228,6 +230,16 @@ def walk_forward_command(
     record: RecordOption = None,
 ) -> None:
     """Walk-forward optimisation: in-sample search, out-of-sample trading, stitched equity."""
+    from tai_ingestion.replay import ReplayFileError  # noqa: PLC0415
+    from tai_optimizer.research_reports import walk_forward_html, write_report  # noqa: PLC0415
+    from tai_optimizer.walkforward import (  # noqa: PLC0415
+        GridSelector,
+        Selector,
+        TpeSelector,
+        WalkForwardConfig,
+        run_walk_forward,
+    )
+
     started_at = datetime.now(UTC)
     try:
         if data is None:
@@ -297,6 +309,8 @@ def optimize_worker(
     objective: ObjectiveSettings,
 ) -> int:
     """Run one worker process of a shared study; return the trials it left finished."""
+    from tai_optimizer.search import run_study  # noqa: PLC0415
+
     frame = load_frame(Path(data), symbol, Timeframe(timeframe) if timeframe else None)
     result = run_study(
         frame,
@@ -337,13 +351,22 @@ def optimize_command(
     timeframe: Annotated[Timeframe | None, typer.Option(help="bar timeframe")] = None,
     amqp_url: Annotated[
         str, typer.Option(envvar="AMQP_URL", help="bus for --daily decisions and alerts")
-    ] = MEMORY_URL,
+    ] = MEMORY_BUS_URL,
     shadow_bars: Annotated[int, typer.Option(help="--daily: shadow period in bars")] = 168,
     always: Annotated[bool, typer.Option(help="--daily: re-optimise even without drift")] = False,
     json_path: JsonOption = None,
     html_path: HtmlOption = None,
 ) -> None:
     """Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily."""
+    import multiprocessing  # noqa: PLC0415
+    from dataclasses import asdict, replace  # noqa: PLC0415
+
+    from tai_ingestion.replay import ReplayFileError  # noqa: PLC0415
+    from tai_optimizer.daily import DailySettings, ReoptimisePolicy  # noqa: PLC0415
+    from tai_optimizer.evaluation import ObjectiveSettings  # noqa: PLC0415
+    from tai_optimizer.research_reports import optimisation_html, write_report  # noqa: PLC0415
+    from tai_optimizer.search import StudySettings, build_report, run_study  # noqa: PLC0415
+
     if daily:
         _run_daily(
             storage,
@@ -455,6 +478,13 @@ def optimize_command(
 def _run_daily(
     database_url: str | None, amqp_url: str, settings: DailySettings, json_path: Path | None
 ) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from tai_bus.factory import create_bus  # noqa: PLC0415
+    from tai_core.clock import SystemClock  # noqa: PLC0415
+    from tai_optimizer.daily import DailyOptimizer  # noqa: PLC0415
+    from tai_store.database import Store  # noqa: PLC0415
+
     if not database_url:
         raise _fail("--daily needs the ledger: set --storage or DATABASE_URL")
 
@@ -501,6 +531,17 @@ def montecarlo_command(
     record: RecordOption = None,
 ) -> None:
     """Monte Carlo on a backtest's trades (bootstrap, reshuffle) and returns (block bootstrap)."""
+    import numpy as np  # noqa: PLC0415
+
+    from tai_ingestion.replay import ReplayFileError  # noqa: PLC0415
+    from tai_optimizer.evaluation import evaluate  # noqa: PLC0415
+    from tai_optimizer.montecarlo import (  # noqa: PLC0415
+        MonteCarloMethod,
+        simulate_returns,
+        simulate_trades,
+    )
+    from tai_optimizer.research_reports import monte_carlo_html, write_report  # noqa: PLC0415
+
     started_at = datetime.now(UTC)
     try:
         if data is None:

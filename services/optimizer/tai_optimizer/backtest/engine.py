@@ -28,8 +28,7 @@ from tai_core.ids import deterministic_id
 from tai_events.market import BarClosed
 from tai_events.orders import OrderRequested, OrderType, Side, SignalDirection
 from tai_events.risk import TradingState
-from tai_execution.handlers import working_order_from
-from tai_execution.paper import PaperFill, PaperRejection
+from tai_execution.paper import PaperFill, PaperRejection, working_order_from
 from tai_ingestion.bars import BarAggregator
 from tai_optimizer.backtest.broker import BacktestBroker, Bracket, ExitReason, bracket_trigger
 from tai_optimizer.backtest.costs import CostModel

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from tai_events.market import BarClosed
 from tai_optimizer.backtest.engine import BacktestResult
@@ -72,6 +70,9 @@ def write_json(report: dict[str, Any], path: Path) -> None:
 
 def html_report(report: dict[str, Any], result: BacktestResult, bars: Sequence[BarClosed]) -> str:
     """Return a self-contained HTML page (plotly inlined): price with trades, equity, drawdown."""
+    import plotly.graph_objects as go  # noqa: PLC0415 - only the HTML report draws
+    from plotly.subplots import make_subplots  # noqa: PLC0415
+
     times = pd.DatetimeIndex([bar.opened_at for bar in bars])
     figure = make_subplots(
         rows=3,

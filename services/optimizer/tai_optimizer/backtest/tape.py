@@ -74,6 +74,22 @@ class BarTape:
             closes = _forward_filled(closes)
         return cls(times=times, symbols=symbols, columns=columns, closes=closes)
 
+    @classmethod
+    def of_columns(
+        cls, symbol: str, times: pd.DatetimeIndex, closes: npt.NDArray[np.float64]
+    ) -> BarTape:
+        """Tabulate one symbol's bars from their columns (a loaded data set: no pass over bars)."""
+        if len(times) != len(closes):
+            raise ValueError(f"{len(times)} times but {len(closes)} closes")
+        if len(times) > 1 and not times.is_monotonic_increasing:
+            raise ValueError("bars are not in time order")
+        return cls(
+            times=times,
+            symbols=(symbol,),
+            columns={symbol: 0},
+            closes=np.asarray(closes, dtype=np.float64).reshape(len(closes), 1),
+        )
+
     def marks_before(self, index: int) -> dict[str, float]:
         """Return each symbol's latest close among the bars before ``index``."""
         if index <= 0:
@@ -123,9 +139,12 @@ class BarFeed(Sequence[BarClosed]):
 
     __slots__ = ("bars", "tape")
 
-    def __init__(self, bars: Iterable[BarClosed]) -> None:
+    def __init__(self, bars: Iterable[BarClosed], tape: BarTape | None = None) -> None:
+        """Hold ``bars`` with their tape (tabulated here unless the loader has it already)."""
         self.bars: tuple[BarClosed, ...] = tuple(bars)
-        self.tape = BarTape.of(self.bars)
+        self.tape = BarTape.of(self.bars) if tape is None else tape
+        if len(self.tape.times) != len(self.bars):
+            raise ValueError(f"a tape of {len(self.tape.times)} bars for {len(self.bars)} bars")
 
     def __len__(self) -> int:
         return len(self.bars)
