@@ -1,0 +1,133 @@
+"""Dependencies every route shares: the context, the caller, rate limits and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from tai_gateway.auth import InvalidTokenError, Principal, Role
+from tai_gateway.context import GatewayContext
+from tai_gateway.control import ControlAction, ControlDeniedError
+
+API_CHANNEL = "api"
+MAXIMUM_ROWS = 1_000
+DEFAULT_ROWS = 100
+
+RowLimit = Annotated[int, Query(ge=1, le=MAXIMUM_ROWS, description="Rows to return")]
+
+
+def client_address(request: Request) -> str:
+    """Return the address of the request's peer (``unknown`` when the server has none)."""
+    return request.client.host if request.client else "unknown"
+
+
+def get_context(request: Request) -> GatewayContext:
+    """Return the gateway context the application was built with."""
+    context: GatewayContext = request.app.state.context
+    return context
+
+
+Context = Annotated[GatewayContext, Depends(get_context)]
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/token")
+
+
+def enforce_rate_limit(context: GatewayContext, key: str) -> None:
+    """Take a token from ``key``'s bucket or raise 429 with Retry-After."""
+    decision = context.limiter.allow(key)
+    if not decision.allowed:
+        context.metrics.rate_limited.inc()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="rate limit exceeded",
+            headers={"Retry-After": str(max(1, round(decision.retry_after_seconds)))},
+        )
+
+
+def current_principal(context: Context, token: Annotated[str, Depends(_bearer)]) -> Principal:
+    """Return the bearer token's principal (401 when invalid), rate limited per user."""
+    try:
+        principal = context.tokens.verify(token)
+    except InvalidTokenError as error:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"invalid bearer token: {error}",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
+    enforce_rate_limit(context, f"user:{principal.username}")
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(current_principal)]
+_optional_bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
+
+
+def control_caller(
+    action: ControlAction,
+) -> Callable[[GatewayContext, Request, str | None], Awaitable[Principal]]:
+    """Return a dependency like ``current_principal`` that also audits and alerts on a 401.
+
+    A control call without valid credentials is an attack signal, not a stale page: the
+    refusal is written to the audit log and raises a (rate-limited) alert. The caller's
+    address is rate limited first, so refusals cannot flood the audit table either.
+    """
+
+    async def caller(
+        context: Context,
+        request: Request,
+        token: Annotated[str | None, Depends(_optional_bearer)],
+    ) -> Principal:
+        try:
+            if not token:
+                raise InvalidTokenError("no bearer token")
+            principal = context.tokens.verify(token)
+        except InvalidTokenError as error:
+            source = client_address(request)
+            enforce_rate_limit(context, f"ip:{source}")
+            context.metrics.control_requests.labels(action.value, "unauthenticated").inc()
+            await context.control.record_unauthenticated(
+                action, channel=API_CHANNEL, source=source, error=str(error)
+            )
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail=f"invalid bearer token: {error}",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        enforce_rate_limit(context, f"user:{principal.username}")
+        return principal
+
+    return caller
+
+
+HaltCaller = Annotated[Principal, Depends(control_caller(ControlAction.HALT))]
+ResumeCaller = Annotated[Principal, Depends(control_caller(ControlAction.RESUME))]
+FlattenCaller = Annotated[Principal, Depends(control_caller(ControlAction.FLATTEN))]
+StrategyCaller = Annotated[Principal, Depends(control_caller(ControlAction.CONFIGURE_STRATEGY))]
+PromoteCaller = Annotated[Principal, Depends(control_caller(ControlAction.PROMOTE_MODEL))]
+RollbackCaller = Annotated[Principal, Depends(control_caller(ControlAction.ROLLBACK_MODEL))]
+RequeueCaller = Annotated[Principal, Depends(control_caller(ControlAction.REQUEUE_DEAD_LETTER))]
+DiscardCaller = Annotated[Principal, Depends(control_caller(ControlAction.DISCARD_DEAD_LETTER))]
+BacktestCaller = Annotated[Principal, Depends(control_caller(ControlAction.RUN_BACKTEST))]
+
+
+async def authorize(
+    context: GatewayContext, principal: Principal, action: ControlAction, subject: str
+) -> None:
+    """Raise 403 unless the role allows ``action``; a refusal is audited and alerted."""
+    try:
+        await context.control.authorize(principal, action, channel=API_CHANNEL, subject=subject)
+    except ControlDeniedError as error:
+        context.metrics.control_requests.labels(action.value, "denied").inc()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
+
+
+def require_admin(principal: Authenticated) -> Principal:
+    """Return the principal when it is an admin, else raise 403."""
+    if not principal.role.allows(Role.ADMIN):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs the admin role")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,194 @@
+"""The System tab: readiness, queue depths, dead letters (requeue, discard) and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import html
+from dash.exceptions import PreventUpdate
+
+from tai_gateway.auth import Role
+from tai_gateway.bridge import LoopBridge
+from tai_gateway.console.controls import authorized
+from tai_gateway.console.views import error_alert, format_times, table, table_or_empty
+from tai_gateway.console.widgets import button, card, loading, text_input
+from tai_gateway.context import GatewayContext
+from tai_gateway.control import ControlAction
+from tai_gateway.operations import DEFAULT_QUEUES, DeadLetterNotFoundError
+from tai_gateway.session import CONSOLE_CHANNEL, require_principal
+from tai_telemetry.logging import get_logger
+
+AUDIT_ROWS = 50
+DEAD_LETTER_ROWS = 50
+
+
+DEAD_LETTER_ACTIONS = {
+    "requeue-button": ControlAction.REQUEUE_DEAD_LETTER,
+    "discard-button": ControlAction.DISCARD_DEAD_LETTER,
+}
+"""The System tab's dead-letter buttons and the action each asks for."""
+
+
+def layout(is_admin: bool) -> list[Any]:
+    children: list[Any] = [
+        html.Div(
+            className="tai-grid",
+            children=[
+                card("Readiness", html.Div(id="readiness")),
+                card("Queues", loading("queues")),
+            ],
+        ),
+    ]
+    if is_admin:
+        children.append(
+            card(
+                "Dead letters (admin)",
+                html.Div(
+                    className="tai-row",
+                    children=[
+                        text_input("dead-letter-id", "message id"),
+                        button("Requeue", "requeue-button", "success"),
+                        button("Discard", "discard-button", "danger"),
+                    ],
+                ),
+                html.Div(id="dead-letter-feedback"),
+                html.Div(id="dead-letters"),
+            )
+        )
+    else:
+        # The refresh callback writes here for every role; only admins see (and get) letters.
+        children.append(html.Div(id="dead-letters", hidden=True))
+    children.append(card("Audit log", html.Div(id="audit")))
+    return children
+
+
+def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
+    logger = get_logger("tai_gateway.console")
+
+    @app.callback(
+        dash.Output("readiness", "children"),
+        dash.Output("queues", "children"),
+        dash.Output("dead-letters", "children"),
+        dash.Output("audit", "children"),
+        dash.Input("slow-refresh", "n_intervals"),
+        dash.Input("tabs", "value"),
+    )
+    def refresh_system(_ticks: int | None, tab: str | None) -> tuple[Any, ...]:
+        principal = require_principal(context, Role.VIEWER)
+        if tab != "system":
+            raise PreventUpdate
+        try:
+            checks = bridge.run(context.readiness())
+        except Exception as error:
+            checks = {"gateway": False}
+            logger.warning("readiness_check_failed", error=type(error).__name__)
+        readiness = pd.DataFrame(
+            [
+                {"check": name, "status": "ready" if ok else "NOT READY"}
+                for name, ok in checks.items()
+            ]
+        )
+        try:
+            stats = bridge.run(context.operations.queue_stats(DEFAULT_QUEUES))
+            queues: Any = table(
+                pd.DataFrame(
+                    [
+                        {
+                            "queue": item.queue,
+                            "messages": "" if item.messages is None else item.messages,
+                            "consumers": "" if item.consumers is None else item.consumers,
+                            "note": item.error,
+                        }
+                        for item in stats
+                    ]
+                ),
+                "queues-table",
+            )
+        except Exception as error:
+            queues = error_alert(f"The broker did not answer ({type(error).__name__}).")
+        is_admin = principal.role.allows(Role.ADMIN)
+        dead_letters: Any = dash.no_update
+        if is_admin:
+            try:
+                letters = bridge.run(context.operations.dead_letters(DEAD_LETTER_ROWS))
+                frame = pd.DataFrame(
+                    [
+                        {
+                            "message_id": letter.message_id,
+                            "type": letter.message_type,
+                            "routing_key": letter.routing_key,
+                            "queue": letter.queue,
+                            "reason": letter.reason[:200],
+                        }
+                        for letter in letters
+                    ]
+                )
+                dead_letters = table_or_empty(frame, "dead-letters-table", "No dead letters")
+            except Exception as error:
+                dead_letters = error_alert(f"Could not read dead letters ({type(error).__name__}).")
+        if not is_admin:
+            audit_view: Any = html.Div(
+                "The audit log is visible to admins.", className="tai-empty", id="audit-hidden"
+            )
+        else:
+            try:
+                audit = context.ledger.audit_log(AUDIT_ROWS)
+            except Exception as error:
+                logger.exception("console_audit_read_failed")
+                audit_view = error_alert(f"Could not read the audit log ({type(error).__name__}).")
+            else:
+                columns = [
+                    column
+                    for column in ("occurred_at", "actor", "action", "subject", "outcome")
+                    if column in audit
+                ]
+                audit_view = table_or_empty(
+                    format_times(audit[columns], ["occurred_at"]),
+                    "audit-table",
+                    "No audit entries yet",
+                )
+        return table(readiness, "readiness-table"), queues, dead_letters, audit_view
+
+    @app.callback(
+        dash.Output("dead-letter-feedback", "children"),
+        dash.Input("requeue-button", "n_clicks"),
+        dash.Input("discard-button", "n_clicks"),
+        dash.State("dead-letter-id", "value"),
+        prevent_initial_call=True,
+    )
+    def settle_dead_letter(
+        _requeue: int | None, _discard: int | None, message_id: str | None
+    ) -> Any:
+        require_principal(context, Role.VIEWER)
+        action = DEAD_LETTER_ACTIONS.get(str(dash.ctx.triggered_id))
+        if action is None:
+            raise PreventUpdate
+        principal = authorized(context, bridge, action, (message_id or "").strip()[:128])
+        if not message_id:
+            return error_alert("Enter the message id of a dead letter.")
+        operation = (
+            context.operations.requeue
+            if action is ControlAction.REQUEUE_DEAD_LETTER
+            else context.operations.discard
+        )
+        try:
+            letter = bridge.run(operation(message_id.strip()))
+        except DeadLetterNotFoundError:
+            return error_alert(f"No dead letter has id {message_id}.")
+        except Exception as error:
+            return error_alert(f"The broker refused ({type(error).__name__}).")
+        bridge.run(
+            context.ledger.audit(
+                actor=principal.username,
+                action=action.value,
+                subject=letter.message_id,
+                outcome="done",
+                details={"channel": CONSOLE_CHANNEL, "reason": letter.reason[:500]},
+            )
+        )
+        return html.Div(
+            f"Dead letter {letter.message_id}: {action.value.removeprefix('dead_letter_')}d.",
+            className="alert alert-success",
+        )
