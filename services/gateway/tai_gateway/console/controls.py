@@ -6,8 +6,10 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import dash
 import flask
 from dash import html
+from dash.exceptions import PreventUpdate
 
 from tai_gateway.auth import Principal
 from tai_gateway.bridge import LoopBridge
@@ -89,3 +91,39 @@ def authorized(
         )
         flask.abort(403)
     return user.principal
+
+
+def register_trading_control(
+    app: dash.Dash,
+    context: GatewayContext,
+    bridge: LoopBridge,
+    *,
+    action: ControlAction,
+    trigger: dash.Input,
+    feedback: str,
+    default_reason: str,
+) -> None:
+    """Register one kill-switch control (halt, resume, flatten): ``trigger`` sends ``action``.
+
+    The reason comes from the shared reason box (or ``default_reason``); the role check,
+    the audit and the feedback are ``control_feedback``'s.
+    """
+
+    @app.callback(
+        dash.Output(feedback, "children"),
+        trigger,
+        dash.State("control-reason", "value"),
+        prevent_initial_call=True,
+    )
+    def send(clicks: int | None, reason: str | None) -> Any:
+        if not clicks:
+            raise PreventUpdate
+        text = (reason or default_reason)[:2000]
+        return control_feedback(
+            context,
+            bridge,
+            action,
+            lambda user: context.control.request(
+                user.principal, action, reason=text, channel=CONSOLE_CHANNEL
+            ),
+        )

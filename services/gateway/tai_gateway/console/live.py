@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,6 @@ from tai_telemetry.logging import get_logger
 
 FILL_ROWS = 100
 BAR_ROWS = 300
-DEAD_LETTER_ROWS = 50
 STORE_REFRESH = timedelta(seconds=10)
 """Re-read the ledger at least this often even when nothing arrived on the bus."""
 FILL_COLUMNS = ["filled_at", "symbol", "side", "quantity", "price", "commission", "strategy"]
@@ -46,6 +46,7 @@ STATE_COLORS = {
 
 
 def layout() -> list[Any]:
+    """Return the Live tab's body."""
     return [
         html.Div(id="live-error"),
         html.Div(id="live-kpis"),
@@ -80,6 +81,7 @@ def layout() -> list[Any]:
 
 
 def state_of(context: GatewayContext) -> str:
+    """Return the trading state: the latest seen on the bus, else the stored one."""
     risk = context.live.snapshot().risk
     if risk is not None:
         return risk.state.value
@@ -88,7 +90,7 @@ def state_of(context: GatewayContext) -> str:
     return stored.state if stored is not None else TradingState.ACTIVE.value
 
 
-def _fill_rows(store_fills: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
+def fill_rows(store_fills: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
     """Merge stored and just-seen fills (the bus can be ahead of the ledger), newest first."""
     frames = [frame for frame in (live, store_fills) if not frame.empty]
     if not frames:
@@ -102,7 +104,26 @@ def _fill_rows(store_fills: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
     return format_times(shown, ["filled_at"])
 
 
+def symbol_shown(symbols: Sequence[str], chosen: str | None) -> str:
+    """Return the chosen symbol while it has bars, else the first symbol ("" before any bar)."""
+    if chosen in symbols:
+        return str(chosen)
+    return symbols[0] if symbols else ""
+
+
+def is_fresh(seen: Mapping[str, Any] | None, version: int, now: datetime) -> bool:
+    """Return True when the page already shows ``version`` and was read from the store lately.
+
+    The live state's version changes with every event; the store is re-read at least every
+    ``STORE_REFRESH`` because other processes write the ledger too.
+    """
+    if seen is None or seen.get("version") != version:
+        return False
+    return now - datetime.fromisoformat(str(seen.get("at"))) < STORE_REFRESH
+
+
 def register(app: dash.Dash, context: GatewayContext) -> None:
+    """Register the Live tab's refresh (also the header's trading-state badge)."""
     logger = get_logger("tai_gateway.console")
 
     @app.callback(
@@ -128,18 +149,16 @@ def register(app: dash.Dash, context: GatewayContext) -> None:
         snapshot = context.live.snapshot()
         now = context.clock.now()
         symbol_changed = dash.ctx.triggered_id == "candles-symbol"
-        if not symbol_changed and seen is not None and seen.get("version") == snapshot.version:
-            last = datetime.fromisoformat(str(seen.get("at")))
-            if now - last < STORE_REFRESH:
-                raise PreventUpdate
+        if not symbol_changed and is_fresh(seen, snapshot.version, now):
+            raise PreventUpdate
         try:
             state = state_of(context)
             stored_fills = context.ledger.fills(FILL_ROWS)
-            fills = _fill_rows(stored_fills, fills_frame(snapshot.fills))
+            fills = fill_rows(stored_fills, fills_frame(snapshot.fills))
             curve = context.ledger.equity_curve()
             positions = context.ledger.positions()
             symbols = sorted({bar.symbol for bar in snapshot.bars})
-            symbol = chosen_symbol if chosen_symbol in symbols else (symbols[0] if symbols else "")
+            symbol = symbol_shown(symbols, chosen_symbol)
             timeframe = next(
                 (bar.timeframe.value for bar in snapshot.bars if bar.symbol == symbol), "1h"
             )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import dash
+import pandas as pd
 from dash import dcc, html
 from dash.exceptions import PreventUpdate
 
-from tai_gateway.auth import Role
+from tai_gateway.auth import Principal
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.console.controls import control_feedback
+from tai_gateway.console.refresh import on_tab_refresh
 from tai_gateway.console.views import (
     empty_figure,
     error_alert,
@@ -23,10 +26,11 @@ from tai_gateway.console.views import (
 from tai_gateway.console.widgets import button, card, loading
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
-from tai_gateway.session import CONSOLE_CHANNEL, require_principal
+from tai_gateway.session import CONSOLE_CHANNEL
 
 
 def layout(is_admin: bool) -> list[Any]:
+    """Return the ML tab's body (promote and roll back for admins only)."""
     children: list[Any] = [
         html.Div(id="ml-error"),
         card("Models", loading("models")),
@@ -66,21 +70,45 @@ def layout(is_admin: bool) -> list[Any]:
     return children
 
 
+def models_empty_message(models: pd.DataFrame | None) -> str | None:
+    """Say why no model is shown (no registry table, or no model in it); None when there are."""
+    if models is None:
+        return "No model registry yet: train a model (trading-ai train) to see it here."
+    if models.empty:
+        return "No model is registered yet: train one (trading-ai train)."
+    return None
+
+
+def model_options(models: pd.DataFrame) -> list[dict[str, str]]:
+    """Return the promote/roll-back choices: every registered model with its stage."""
+    return [
+        {"label": f"{row['model_id']} ({row['stage']})", "value": row["model_id"]}
+        for row in models.to_dict("records")
+    ]
+
+
+def registered_model(models: pd.DataFrame | None, model_id: str) -> dict[Hashable, Any] | None:
+    """Return the registry row of ``model_id``, or None when it is not registered."""
+    if models is None:
+        return None
+    return next((row for row in models.to_dict("records") if row["model_id"] == model_id), None)
+
+
 def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
-    @app.callback(
+    """Register the ML tab's refresh and its admin controls (promote, roll back)."""
+
+    @on_tab_refresh(
+        app,
+        context,
+        "ml",
         dash.Output("models", "children"),
         dash.Output("probabilities-graph", "figure"),
         dash.Output("regime-graph", "figure"),
         dash.Output("importances-graph", "figure"),
         dash.Output("model-select", "options"),
         dash.Output("ml-error", "children"),
-        dash.Input("slow-refresh", "n_intervals"),
-        dash.Input("tabs", "value"),
     )
-    def refresh_ml(_ticks: int | None, tab: str | None) -> tuple[Any, ...]:
-        require_principal(context, Role.VIEWER)
-        if tab != "ml":
-            raise PreventUpdate
+    def refresh_ml(_principal: Principal) -> tuple[Any, ...]:
         predictions = context.live.snapshot().predictions
         try:
             models = context.ledger.models()
@@ -89,21 +117,14 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
                 *(dash.no_update,) * 5,
                 error_alert(f"Could not read the model registry ({type(error).__name__})."),
             )
-        if models is None or models.empty:
-            message = (
-                "No model registry yet: train a model (trading-ai train) to see it here."
-                if models is None
-                else "No model is registered yet: train one (trading-ai train)."
-            )
+        message = models_empty_message(models)
+        if models is None or message is not None:
             models_component: Any = html.Div(message, id="models-empty", className="tai-empty")
             options: list[dict[str, str]] = []
             importances = empty_figure("Feature importances", "No model registered", 300)
         else:
             models_component = table(models_view(models), "models-table")
-            options = [
-                {"label": f"{row['model_id']} ({row['stage']})", "value": row["model_id"]}
-                for row in models.to_dict("records")
-            ]
+            options = model_options(models)
             importances = importances_figure(models)
         return (
             models_component,
@@ -133,17 +154,13 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
                 bridge,
                 ControlAction.PROMOTE_MODEL,
                 lambda user: context.control.promote_model(
-                    user.principal, model_id, reason="promoted in the console", channel="console"
+                    user.principal,
+                    model_id,
+                    reason="promoted in the console",
+                    channel=CONSOLE_CHANNEL,
                 ),
             )
-        models = context.ledger.models()
-        chosen = (
-            None
-            if models is None
-            else next(
-                (row for row in models.to_dict("records") if row["model_id"] == model_id), None
-            )
-        )
+        chosen = registered_model(context.ledger.models(), model_id)
         if chosen is None:
             return error_alert(f"Model {model_id} is not registered.")
         return control_feedback(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -9,10 +10,17 @@ import pandas as pd
 from dash import dcc, html
 from dash.exceptions import PreventUpdate
 
-from tai_gateway.auth import Role
-from tai_gateway.backtests import BacktestBusyError, BacktestRequest, BacktestRequestError
+from tai_gateway.auth import Principal, Role
+from tai_gateway.backtests import (
+    BacktestBusyError,
+    BacktestRequest,
+    BacktestRequestError,
+    BacktestRun,
+    BacktestState,
+)
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.console.controls import authorized, parse_parameters
+from tai_gateway.console.refresh import on_tab_refresh
 from tai_gateway.console.views import (
     empty_figure,
     error_alert,
@@ -27,8 +35,12 @@ from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
 from tai_gateway.session import CONSOLE_CHANNEL, require_principal
 
+SUMMARY_KEYS = ("final_equity", "return_pct", "sharpe", "max_drawdown_pct", "trades")
+"""A run report's headline numbers, in the order shown."""
+
 
 def layout(is_trader: bool) -> list[Any]:
+    """Return the Research tab's body (starting a backtest for traders and admins only)."""
     children: list[Any] = [html.Div(id="research-error")]
     if is_trader:
         children.append(
@@ -72,20 +84,62 @@ def layout(is_trader: bool) -> list[Any]:
     return children
 
 
+def runs_frame(runs: Sequence[BacktestRun]) -> pd.DataFrame:
+    """Return the backtest-runs table: request, state, return, trades and any error."""
+    return pd.DataFrame(
+        [
+            {
+                "run": run.run_id[:8],
+                "state": run.state.value,
+                "strategy": run.request.get("strategy"),
+                "data": run.request.get("data_file"),
+                "by": run.requested_by,
+                "started": run.started_at[:19],
+                "return %": (run.summary or {}).get("return_pct"),
+                "trades": (run.summary or {}).get("trades"),
+                "error": (run.error or "")[:120],
+            }
+            for run in runs
+        ]
+    )
+
+
+def finished_run_options(runs: Sequence[BacktestRun]) -> list[dict[str, str]]:
+    """Return the runs that have a report (succeeded) as dropdown choices."""
+    return [
+        {
+            "label": f"{run.run_id[:8]} {run.request.get('strategy')} ({run.state})",
+            "value": run.run_id,
+        }
+        for run in runs
+        if run.state == BacktestState.SUCCEEDED
+    ]
+
+
+def run_summary(report: Mapping[str, Any]) -> pd.DataFrame:
+    """Return a run report's headline numbers as a one-row table."""
+    return pd.DataFrame([{key: report.get(key) for key in SUMMARY_KEYS}])
+
+
+def trade_pnls(report: Mapping[str, Any]) -> list[float]:
+    """Return the P&L of each trade in a run report (what the Monte Carlo fan resamples)."""
+    return [float(trade.get("pnl", 0.0)) for trade in report.get("trade_list", [])]
+
+
 def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
-    @app.callback(
+    """Register the Research tab's refresh, the run view and the start-a-backtest control."""
+
+    @on_tab_refresh(
+        app,
+        context,
+        "research",
         dash.Output("backtests", "children"),
         dash.Output("backtest-run", "options"),
         dash.Output("backtest-data", "options"),
         dash.Output("research-tables", "children"),
         dash.Output("research-error", "children"),
-        dash.Input("slow-refresh", "n_intervals"),
-        dash.Input("tabs", "value"),
     )
-    def refresh_research(_ticks: int | None, tab: str | None) -> tuple[Any, ...]:
-        require_principal(context, Role.VIEWER)
-        if tab != "research":
-            raise PreventUpdate
+    def refresh_research(_principal: Principal) -> tuple[Any, ...]:
         try:
             runs = context.backtests.list(50)
             tables = context.ledger.research_tables(50)
@@ -94,34 +148,10 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
                 *(dash.no_update,) * 4,
                 error_alert(f"Could not read research results ({type(error).__name__})."),
             )
-        frame = pd.DataFrame(
-            [
-                {
-                    "run": run.run_id[:8],
-                    "state": run.state.value,
-                    "strategy": run.request.get("strategy"),
-                    "data": run.request.get("data_file"),
-                    "by": run.requested_by,
-                    "started": run.started_at[:19],
-                    "return %": (run.summary or {}).get("return_pct"),
-                    "trades": (run.summary or {}).get("trades"),
-                    "error": (run.error or "")[:120],
-                }
-                for run in runs
-            ]
-        )
-        options = [
-            {
-                "label": f"{run.run_id[:8]} {run.request.get('strategy')} ({run.state})",
-                "value": run.run_id,
-            }
-            for run in runs
-            if run.state == "succeeded"
-        ]
         research = (
             [
-                html.Div([html.H3(name), table(printable(frame_), f"research-{name}")])
-                for name, frame_ in tables.items()
+                html.Div([html.H3(name), table(printable(frame), f"research-{name}")])
+                for name, frame in tables.items()
             ]
             if tables
             else html.Div(
@@ -132,8 +162,8 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
         )
         files = [{"label": name, "value": name} for name in context.backtests.data_files()]
         return (
-            table_or_empty(frame, "backtests-table", "No backtest has been run yet"),
-            options,
+            table_or_empty(runs_frame(runs), "backtests-table", "No backtest has been run yet"),
+            finished_run_options(runs),
             files,
             research,
             None,
@@ -154,14 +184,10 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
         report = context.backtests.report(run_id)
         if report is None:
             return error_alert("The run has no report."), dash.no_update
-        summary = {
-            key: report.get(key)
-            for key in ("final_equity", "return_pct", "sharpe", "max_drawdown_pct", "trades")
-        }
-        pnls = [float(trade.get("pnl", 0.0)) for trade in report.get("trade_list", [])]
+        pnls = trade_pnls(report)
         fan = monte_carlo_fan(pnls, float(report.get("initial_cash") or 0.0))
         return (
-            table(pd.DataFrame([summary]), "backtest-summary-table"),
+            table(run_summary(report), "backtest-summary-table"),
             fan_figure(fan, f"Monte Carlo fan: {run_id[:8]} ({len(pnls)} trades resampled)"),
         )
 

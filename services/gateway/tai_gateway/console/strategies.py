@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import dash
@@ -10,17 +11,20 @@ import pandas as pd
 from dash import html
 from dash.exceptions import PreventUpdate
 
-from tai_gateway.auth import Role
+from tai_gateway.auth import Principal
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.console.controls import control_feedback, parse_parameters
+from tai_gateway.console.refresh import on_tab_refresh
 from tai_gateway.console.views import error_alert, table_or_empty
 from tai_gateway.console.widgets import button, card, loading, text_input
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
-from tai_gateway.session import CONSOLE_CHANNEL, require_principal
+from tai_gateway.session import CONSOLE_CHANNEL
+from tai_gateway.strategy_view import StrategySummary, strategy_summaries
 
 
 def layout(is_trader: bool) -> list[Any]:
+    """Return the Strategies tab's body (the configuration controls for traders and admins)."""
     children: list[Any] = [card("Strategies", loading("strategies"))]
     if is_trader:
         children.append(
@@ -42,41 +46,38 @@ def layout(is_trader: bool) -> list[Any]:
     return children
 
 
-def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
-    @app.callback(
-        dash.Output("strategies", "children"),
-        dash.Input("slow-refresh", "n_intervals"),
-        dash.Input("tabs", "value"),
+def strategies_frame(summaries: Sequence[StrategySummary]) -> pd.DataFrame:
+    """Return the Strategies table: state, parameters, orders, trades, P&L and win rate."""
+    return pd.DataFrame(
+        [
+            {
+                "strategy": summary.strategy,
+                "enabled": {None: "unknown", True: "yes", False: "NO"}[summary.enabled],
+                "parameters": ", ".join(
+                    f"{key}={value}" for key, value in summary.parameters.items()
+                ),
+                "orders": summary.orders,
+                "closed trades": summary.trades,
+                "net P&L": summary.net_pnl,
+                "win rate %": "" if summary.win_rate_pct is None else summary.win_rate_pct,
+            }
+            for summary in summaries
+        ]
     )
-    def refresh_strategies(_ticks: int | None, tab: str | None) -> Any:
-        require_principal(context, Role.VIEWER)
-        if tab != "strategies":
-            raise PreventUpdate
+
+
+def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
+    """Register the Strategies tab's refresh and its trader controls."""
+
+    @on_tab_refresh(app, context, "strategies", dash.Output("strategies", "children"))
+    def refresh_strategies(_principal: Principal) -> Any:
         try:
             pnl = context.ledger.strategy_pnl()
         except Exception as error:
             return error_alert(f"Could not read the ledger ({type(error).__name__}).")
-        live = {update.strategy: update for update in context.live.snapshot().strategies}
-        rows = []
-        by_name = {row["strategy"]: row for row in pnl.to_dict("records")}
-        for name in sorted(set(by_name) | set(live)):
-            update = live.get(name)
-            stats = by_name.get(name, {})
-            rows.append(
-                {
-                    "strategy": name,
-                    "enabled": "unknown" if update is None else ("yes" if update.enabled else "NO"),
-                    "parameters": ""
-                    if update is None
-                    else ", ".join(f"{key}={value}" for key, value in update.parameters.items()),
-                    "orders": stats.get("orders", 0),
-                    "closed trades": stats.get("trades", 0),
-                    "net P&L": stats.get("net_pnl", 0.0),
-                    "win rate %": stats.get("win_rate_pct", ""),
-                }
-            )
+        summaries = strategy_summaries(pnl, context.live.snapshot().strategies)
         return table_or_empty(
-            pd.DataFrame(rows).fillna(""),
+            strategies_frame(summaries),
             "strategies-table",
             "No strategy has traded or reported yet",
         )

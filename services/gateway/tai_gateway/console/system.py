@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -9,14 +10,20 @@ import pandas as pd
 from dash import html
 from dash.exceptions import PreventUpdate
 
-from tai_gateway.auth import Role
+from tai_gateway.auth import Principal, Role
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.console.controls import authorized
+from tai_gateway.console.refresh import on_tab_refresh
 from tai_gateway.console.views import error_alert, format_times, table, table_or_empty
 from tai_gateway.console.widgets import button, card, loading, text_input
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
-from tai_gateway.operations import DEFAULT_QUEUES, DeadLetterNotFoundError
+from tai_gateway.operations import (
+    DEFAULT_QUEUES,
+    DeadLetterNotFoundError,
+    DeadLetterView,
+    QueueStats,
+)
 from tai_gateway.session import CONSOLE_CHANNEL, require_principal
 from tai_telemetry.logging import get_logger
 
@@ -32,6 +39,7 @@ DEAD_LETTER_ACTIONS = {
 
 
 def layout(is_admin: bool) -> list[Any]:
+    """Return the System tab's body (dead letters for admins only)."""
     children: list[Any] = [
         html.Div(
             className="tai-grid",
@@ -64,92 +72,104 @@ def layout(is_admin: bool) -> list[Any]:
     return children
 
 
+def readiness_frame(checks: Mapping[str, bool]) -> pd.DataFrame:
+    """Return one row per readiness check: ready or NOT READY."""
+    return pd.DataFrame(
+        [{"check": name, "status": "ready" if ok else "NOT READY"} for name, ok in checks.items()]
+    )
+
+
+def queues_frame(stats: Sequence[QueueStats]) -> pd.DataFrame:
+    """Return each watched queue's depth and consumers (blank, with a note, when unknown)."""
+    return pd.DataFrame(
+        [
+            {
+                "queue": item.queue,
+                "messages": "" if item.messages is None else item.messages,
+                "consumers": "" if item.consumers is None else item.consumers,
+                "note": item.error,
+            }
+            for item in stats
+        ]
+    )
+
+
+def dead_letters_frame(letters: Sequence[DeadLetterView]) -> pd.DataFrame:
+    """Return the dead letters: id, type, routing key, queue and the reason (shortened)."""
+    return pd.DataFrame(
+        [
+            {
+                "message_id": letter.message_id,
+                "type": letter.message_type,
+                "routing_key": letter.routing_key,
+                "queue": letter.queue,
+                "reason": letter.reason[:200],
+            }
+            for letter in letters
+        ]
+    )
+
+
+def audit_frame(audit: pd.DataFrame) -> pd.DataFrame:
+    """Return the audit rows the console shows (when, who, what, on what, outcome)."""
+    columns = [
+        column
+        for column in ("occurred_at", "actor", "action", "subject", "outcome")
+        if column in audit
+    ]
+    return format_times(audit[columns], ["occurred_at"])
+
+
 def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> None:
+    """Register the System tab's refresh and the admin's dead-letter controls."""
     logger = get_logger("tai_gateway.console")
 
-    @app.callback(
-        dash.Output("readiness", "children"),
-        dash.Output("queues", "children"),
-        dash.Output("dead-letters", "children"),
-        dash.Output("audit", "children"),
-        dash.Input("slow-refresh", "n_intervals"),
-        dash.Input("tabs", "value"),
-    )
-    def refresh_system(_ticks: int | None, tab: str | None) -> tuple[Any, ...]:
-        principal = require_principal(context, Role.VIEWER)
-        if tab != "system":
-            raise PreventUpdate
+    def readiness() -> Any:
         try:
             checks = bridge.run(context.readiness())
         except Exception as error:
             checks = {"gateway": False}
             logger.warning("readiness_check_failed", error=type(error).__name__)
-        readiness = pd.DataFrame(
-            [
-                {"check": name, "status": "ready" if ok else "NOT READY"}
-                for name, ok in checks.items()
-            ]
-        )
+        return table(readiness_frame(checks), "readiness-table")
+
+    def queues() -> Any:
         try:
             stats = bridge.run(context.operations.queue_stats(DEFAULT_QUEUES))
-            queues: Any = table(
-                pd.DataFrame(
-                    [
-                        {
-                            "queue": item.queue,
-                            "messages": "" if item.messages is None else item.messages,
-                            "consumers": "" if item.consumers is None else item.consumers,
-                            "note": item.error,
-                        }
-                        for item in stats
-                    ]
-                ),
-                "queues-table",
-            )
         except Exception as error:
-            queues = error_alert(f"The broker did not answer ({type(error).__name__}).")
-        is_admin = principal.role.allows(Role.ADMIN)
-        dead_letters: Any = dash.no_update
-        if is_admin:
-            try:
-                letters = bridge.run(context.operations.dead_letters(DEAD_LETTER_ROWS))
-                frame = pd.DataFrame(
-                    [
-                        {
-                            "message_id": letter.message_id,
-                            "type": letter.message_type,
-                            "routing_key": letter.routing_key,
-                            "queue": letter.queue,
-                            "reason": letter.reason[:200],
-                        }
-                        for letter in letters
-                    ]
-                )
-                dead_letters = table_or_empty(frame, "dead-letters-table", "No dead letters")
-            except Exception as error:
-                dead_letters = error_alert(f"Could not read dead letters ({type(error).__name__}).")
-        if not is_admin:
-            audit_view: Any = html.Div(
+            return error_alert(f"The broker did not answer ({type(error).__name__}).")
+        return table(queues_frame(stats), "queues-table")
+
+    def dead_letters() -> Any:
+        try:
+            letters = bridge.run(context.operations.dead_letters(DEAD_LETTER_ROWS))
+        except Exception as error:
+            return error_alert(f"Could not read dead letters ({type(error).__name__}).")
+        return table_or_empty(dead_letters_frame(letters), "dead-letters-table", "No dead letters")
+
+    def audit() -> Any:
+        try:
+            rows = context.ledger.audit_log(AUDIT_ROWS)
+        except Exception as error:
+            logger.exception("console_audit_read_failed")
+            return error_alert(f"Could not read the audit log ({type(error).__name__}).")
+        return table_or_empty(audit_frame(rows), "audit-table", "No audit entries yet")
+
+    @on_tab_refresh(
+        app,
+        context,
+        "system",
+        dash.Output("readiness", "children"),
+        dash.Output("queues", "children"),
+        dash.Output("dead-letters", "children"),
+        dash.Output("audit", "children"),
+    )
+    def refresh_system(principal: Principal) -> tuple[Any, ...]:
+        if not principal.role.allows(Role.ADMIN):
+            hidden = html.Div(
                 "The audit log is visible to admins.", className="tai-empty", id="audit-hidden"
             )
-        else:
-            try:
-                audit = context.ledger.audit_log(AUDIT_ROWS)
-            except Exception as error:
-                logger.exception("console_audit_read_failed")
-                audit_view = error_alert(f"Could not read the audit log ({type(error).__name__}).")
-            else:
-                columns = [
-                    column
-                    for column in ("occurred_at", "actor", "action", "subject", "outcome")
-                    if column in audit
-                ]
-                audit_view = table_or_empty(
-                    format_times(audit[columns], ["occurred_at"]),
-                    "audit-table",
-                    "No audit entries yet",
-                )
-        return table(readiness, "readiness-table"), queues, dead_letters, audit_view
+            return readiness(), queues(), dash.no_update, hidden
+        return readiness(), queues(), dead_letters(), audit()
 
     @app.callback(
         dash.Output("dead-letter-feedback", "children"),

@@ -8,6 +8,7 @@ from dash import dcc, html
 
 
 def card(title: str, *children: Any, card_id: str | None = None) -> Any:
+    """Return a titled card around ``children``."""
     heading = html.H2(title, className="tai-card-title")
     if card_id is None:
         return html.Div(className="tai-card", children=[heading, *children])
@@ -15,14 +16,17 @@ def card(title: str, *children: Any, card_id: str | None = None) -> Any:
 
 
 def loading(component_id: str) -> Any:
+    """Return an empty target that shows a spinner while its callback runs."""
     return dcc.Loading(html.Div(id=component_id), type="dot", delay_show=400)
 
 
 def button(label: str, button_id: str, kind: str = "primary") -> Any:
+    """Return a Bootstrap button of ``kind`` (primary, danger, success, warning)."""
     return html.Button(label, id=button_id, className=f"btn btn-{kind}", n_clicks=0)
 
 
 def text_input(input_id: str, placeholder: str, value: str | None = None) -> Any:
+    """Return a one-line text box (at most 2,000 characters)."""
     return dcc.Input(
         id=input_id,
         type="text",
