@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tai_gateway.console.controls import parse_parameters
-from tai_gateway.risk_view import LimitStatus, RiskLimits, risk_report
 from tai_gateway.console.views import FAN_PERCENTILES, monte_carlo_fan, positions_view
+from tai_gateway.risk_view import LimitStatus, RiskLimits, risk_report
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 LIMITS = RiskLimits(
