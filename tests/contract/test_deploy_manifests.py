@@ -287,7 +287,7 @@ def test_broker_definitions_enforce_the_approval_path() -> None:
         "tai.control",
         "tai.dead-letter",
     }
-    assert [queue["name"] for queue in definitions["queues"]] == ["tai.dead-letter"]
+    assert [queue["name"] for queue in definitions["queues"]] == ["tai.dead-letter", "tai.history"]
 
 
 def test_k8s_copies_of_the_broker_files_match_deploy() -> None:

@@ -18,6 +18,7 @@ from tai_events.orders import (
     OrderApproved,
     OrderRejected,
     OrderRequested,
+    OrderState,
     OrderStatusChanged,
     PositionUpdated,
     SignalGenerated,
@@ -33,6 +34,9 @@ DEAD_LETTER_EXCHANGE = "tai.dead-letter"
 """Topic exchange receiving rejected, undecodable and poison messages."""
 DEAD_LETTER_QUEUE = "tai.dead-letter"
 """The one queue holding dead letters, with their reason in a header."""
+
+HISTORY_STREAM = "tai.history"
+"""RabbitMQ stream keeping every public event (retention by age and size) for replays."""
 
 DEAD_LETTER_REASON_HEADER = "x-tai-dead-letter-reason"
 DEAD_LETTER_QUEUE_HEADER = "x-tai-dead-letter-queue"
@@ -58,6 +62,33 @@ ALL_ORDER_STATES = "order.*"
 ALL_ALERTS = "alert.*"
 ALL_CONTROL = "control.*"
 EVERYTHING = "#"
+
+
+def _public_topics() -> tuple[str, ...]:
+    order_states = sorted({f"order.{state.value.lower()}" for state in OrderState})
+    topics = {
+        "market.#",
+        "ml.#",
+        "signal.#",
+        ORDER_REQUESTED,
+        ORDER_REJECTED,
+        *order_states,
+        "execution.#",
+        "position.#",
+        "risk.#",
+        "alert.#",
+        "model.#",
+        "strategy.#",
+    }
+    return tuple(sorted(topics))
+
+
+PUBLIC_TOPICS = _public_topics()
+"""Binding keys covering every event an outside system may read: all but ``order.approved``.
+
+Approvals go to execution alone; these patterns are written so that none of them matches
+``order.approved`` (no ``order.#`` or ``order.*``), and the history stream binds exactly them.
+"""
 
 
 def market_tick(symbol: str) -> str:
