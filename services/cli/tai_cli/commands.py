@@ -146,9 +146,12 @@ def contracts(
     directory: Annotated[Path, typer.Argument(help="the proto/ directory")] = Path("proto"),
     check: Annotated[bool, typer.Option(help="fail if proto/ differs from the code")] = False,
 ) -> None:
-    """Regenerate (or check) the published JSON Schemas and AsyncAPI document."""
+    """Regenerate (or check) proto/: JSON Schemas, AsyncAPI, topic catalogue and OpenAPI."""
+    from tai_cli.contracts import published_contracts  # noqa: PLC0415
+
+    rendered = published_contracts()
     if check:
-        problems = stale_contracts(directory)
+        problems = stale_contracts(directory, rendered)
         if problems:
             console.print(
                 "[red]proto/ is stale; run `make contracts`:[/]\n  " + "\n  ".join(problems)
@@ -156,7 +159,7 @@ def contracts(
             raise typer.Exit(1)
         console.print("proto/ matches the code")
         return
-    written = write_contracts(directory)
+    written = write_contracts(directory, rendered)
     console.print(f"wrote {len(written)} files under {directory}")
 
 
