@@ -38,9 +38,9 @@ from tai_bus.provisioning import (
 from tai_core.clock import SystemClock
 from tai_core.signing import ApprovalSigner, generate_private_key_pem
 from tai_events import Message
-from tai_events.orders import FillExecuted, PositionUpdated, Side
+from tai_events.orders import PositionUpdated
 from tai_events.topics import EVENTS_EXCHANGE, HISTORY_STREAM, ORDER_APPROVED
-from tests.factories import REPOSITORY_ROOT, make_bar
+from tests.factories import REPOSITORY_ROOT, make_bar, make_fill
 from tests.integration.risk.conftest import AMQP_BASE
 from tests.integration.risk.test_risk_broker_security import _approval
 
@@ -91,22 +91,6 @@ def broker() -> Iterator[Broker]:
         yield Broker(layout, passwords)
     finally:
         deprovision(administrator, layout)
-
-
-def _fill(number: int) -> FillExecuted:
-    now = SystemClock().now()
-    return FillExecuted(
-        fill_id=f"fill-{number}",
-        order_id=f"order-{number}",
-        strategy="sma_cross",
-        symbol="EURUSD",
-        side=Side.BUY,
-        quantity=1000.0,
-        price=1.1,
-        commission=0.5,
-        filled_at=now,
-        broker="paper",
-    )
 
 
 def _position() -> PositionUpdated:
@@ -185,7 +169,7 @@ def test_a_subscriber_consumes_bars_fills_and_positions_that_match_proto(broker:
         channel.queue_bind("ext.desk.feed", EVENTS_EXCHANGE, routing_key=key)
     # Act: the services publish as they do in production
     _publish_as(broker, "ingestion", [make_bar(0, 1.1), make_bar(1, 1.2)])
-    _publish_as(broker, "execution", [_fill(1), _position()])
+    _publish_as(broker, "execution", [make_fill(1, SystemClock().now()), _position()])
     received = _drain(channel, "ext.desk.feed", expected=4)
     connection.close()
     # Assert

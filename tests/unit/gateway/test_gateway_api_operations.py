@@ -272,7 +272,8 @@ async def test_bars_merge_the_ledger_and_the_bus(
     # Assert
     assert response.status_code == 200, response.text
     opened = [row["opened_at"] for row in response.json()]
-    assert [json.dumps(value)[:14] for value in opened] == ['"2024-03-04T09', '"2024-03-04T10']
+    # newest first: the bar seen on the bus, then the stored one
+    assert [json.dumps(value)[:14] for value in opened] == ['"2024-03-04T10', '"2024-03-04T09']
 
 
 async def test_research_tables_show_runs_without_their_full_reports(

@@ -10,6 +10,18 @@ from fastapi import FastAPI
 from tai_gateway.api.routes import auth, control, ledger, operations, research, system
 from tai_gateway.context import GatewayContext
 
+API_VERSION = "1.0.0"
+"""Semantic version of the published API (proto/openapi.json): a field or route added bumps
+the minor version; a field removed or changed in meaning or type is a new major version."""
+API_DESCRIPTION = (
+    "Read the ledger, the risk state and the broker's queues; send control commands. "
+    "Every route but /health, /ready and /metrics needs a bearer token (POST /api/token). "
+    "Growing lists are paged newest first: `limit`, `since`/`until` (ISO 8601 with a time "
+    "zone) and `cursor`, which is the `X-Next-Cursor` header of the previous page (the `Link` "
+    'header, rel="next", holds the whole next URL); the last page has neither header. '
+    "Within a major version changes are additive only: clients must ignore unknown fields."
+)
+
 
 def create_api(context: GatewayContext) -> FastAPI:
     """Build the FastAPI application over the shared gateway context."""
@@ -22,7 +34,8 @@ def build_api() -> FastAPI:
     """Build the application's routes and documentation (no context: nothing can be served)."""
     api = FastAPI(
         title="Trading AI Secure gateway",
-        version="1",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,

@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordBearer
+from pydantic import AwareDatetime
 
 from tai_gateway.auth import InvalidTokenError, Principal, Role
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction, ControlDeniedError
+from tai_gateway.paging import Cursor, InvalidCursorError, Page, PageRequest
+
+ItemT = TypeVar("ItemT")
 
 API_CHANNEL = "api"
 MAXIMUM_ROWS = 1_000
 DEFAULT_ROWS = 100
 
 RowLimit = Annotated[int, Query(ge=1, le=MAXIMUM_ROWS, description="Rows to return")]
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+PAGED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One page, newest first",
+        "headers": {
+            NEXT_CURSOR_HEADER: {
+                "description": "Pass as ``cursor`` for the next (older) page; absent on the last",
+                "schema": {"type": "string"},
+            },
+            "Link": {
+                "description": 'The next page\'s URL, rel="next"; absent on the last',
+                "schema": {"type": "string"},
+            },
+        },
+    }
+}
+"""The documented headers of every paged list."""
 
 
 def client_address(request: Request) -> str:
@@ -131,3 +152,43 @@ def require_admin(principal: Authenticated) -> Principal:
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+def page_request(
+    limit: RowLimit = DEFAULT_ROWS,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description=f"The {NEXT_CURSOR_HEADER} of the previous page"),
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Only items at or after this instant")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Only items before this instant")
+    ] = None,
+) -> PageRequest:
+    """Return the requested page; 422 for a cursor this API did not issue or an empty window."""
+    try:
+        decoded = Cursor.decode(cursor) if cursor else None
+    except InvalidCursorError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"cursor: {error}"
+        ) from None
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="since must be before until"
+        )
+    return PageRequest(limit, decoded, since, until)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]
+
+
+def paged(request: Request, response: Response, page: Page[ItemT]) -> list[ItemT]:
+    """Return a page's items; point to the next page in the X-Next-Cursor and Link headers."""
+    if page.next_cursor is not None:
+        token = page.next_cursor.encode()
+        following = request.url.include_query_params(cursor=token)
+        response.headers[NEXT_CURSOR_HEADER] = token
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return page.items

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from tai_events.base import Name, ScalarValue, Symbol
+from tai_events.risk import TradingState
 from tai_gateway.auth import Role
+from tai_gateway.backtests import BacktestRun
+from tai_gateway.risk_view import RiskReport
 
 
 class TokenResponse(BaseModel):
@@ -73,3 +78,99 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         frame.to_json(orient="records", date_format="iso", date_unit="us")
     )
     return loaded
+
+
+class Record(BaseModel):
+    """A response body: immutable, and exactly the documented fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Health(Record):
+    """The process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(Record):
+    """Whether the gateway can serve: each check by name (store, bus)."""
+
+    ready: bool
+    checks: dict[str, bool]
+
+
+class RejectionRecord(Record):
+    """An order risk (or a broker) rejected, with the reason."""
+
+    order_id: str
+    strategy: str
+    symbol: str
+    side: str
+    requested_quantity: float
+    reason: str
+    updated_at: datetime
+
+
+class RiskStateView(Record):
+    """The trading state: as last seen on the bus (live), else as stored, else none yet."""
+
+    source: Literal["live", "store", "none"]
+    state: TradingState | None
+    previous_state: TradingState | None = None
+    reason: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+    equity: float | None = Field(default=None, description="Only from a live snapshot")
+    peak_equity: float | None = Field(default=None, description="Only from a live snapshot")
+    drawdown_pct: float | None = Field(default=None, description="Only from a live snapshot")
+    daily_pnl: float | None = Field(default=None, description="Only from a live snapshot")
+
+
+class BreakerView(Record):
+    """A circuit breaker: the state it moves trading to and whether it has tripped."""
+
+    breaker: str
+    moves_to: TradingState
+    usage: str
+    status: Literal["armed", "TRIPPED"]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimitsView(RiskReport):
+    """Each limit's usage, VaR/CVaR, drawdown and the circuit breakers."""
+
+    circuit_breakers: tuple[BreakerView, ...] = ()
+
+
+class ModelRecord(Record):
+    """A registered model (its artifact is never served)."""
+
+    model_id: str
+    name: str
+    algorithm: str | None = None
+    symbol: str
+    timeframe: str
+    stage: str
+    feature_set_version: str | None = None
+    metrics: dict[str, Any] | None = None
+    importances: dict[str, Any] | None = None
+    extras: dict[str, Any] | None = None
+    artifact_sha256: str | None = None
+    created_at: datetime | None = None
+    promoted_at: datetime | None = None
+    needs_retraining: bool | None = None
+    retraining_reason: str | None = None
+
+
+class ModelRegistryView(Record):
+    """The model registry: absent until the optimizer trained a model."""
+
+    registry: bool
+    models: list[ModelRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRunDetail(BacktestRun):
+    """A run and, once it succeeded, its full report."""
+
+    report: dict[str, Any] | None = None

@@ -18,6 +18,7 @@ from tai_gateway.login import LoginOutcome
 
 
 def router() -> APIRouter:
+    """Return the token route (OAuth2 password flow)."""
     router = APIRouter(prefix="/api", tags=["auth"])
 
     @router.post("/token")

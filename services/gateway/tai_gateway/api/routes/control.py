@@ -58,6 +58,7 @@ async def _control(
 
 
 def router() -> APIRouter:
+    """Return the control routes (each audits its caller; the role rules are ControlService's)."""
     router = APIRouter(prefix="/api/control", tags=["control"])
     accepted = status.HTTP_202_ACCEPTED
 

@@ -1,154 +1,216 @@
-"""Ledger reads: fills, positions, orders, equity, trades, risk, bars, strategies, models, audit."""
+"""Ledger reads: fills, positions, orders, equity, trades, risk, bars, strategies, models, audit.
+
+Lists that grow (fills, orders, equity, trades, rejections, bars, audit) are paged newest
+first with ``limit``, ``cursor``, ``since`` and ``until``; bounded ones (positions,
+strategies, models) are returned whole.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import fields
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
 
 from tai_events.base import Symbol
 from tai_events.market import Timeframe
 from tai_gateway.api.dependencies import (
-    DEFAULT_ROWS,
+    PAGED_RESPONSES,
     AdminPrincipal,
     Authenticated,
     Context,
-    RowLimit,
+    Paging,
+    paged,
 )
-from tai_gateway.api.models import records
+from tai_gateway.api.models import (
+    BreakerView,
+    ModelRecord,
+    ModelRegistryView,
+    RejectionRecord,
+    RiskLimitsView,
+    RiskStateView,
+    records,
+)
+from tai_gateway.context import GatewayContext
+from tai_gateway.paging import Cursor, Page, trimmed
 from tai_gateway.risk_view import circuit_breakers, risk_report
+from tai_gateway.strategy_view import StrategySummary, strategy_summaries
+from tai_store.records import AccountSnapshot, AuditEntry, Fill, Order, Position, StoredBar, Trade
+
+RecordT = TypeVar("RecordT")
+
+
+def typed(model: type[RecordT], frame: pd.DataFrame) -> list[RecordT]:
+    """Return a ledger frame's rows as ``model`` records (the store's own record types)."""
+    return TypeAdapter(list[model]).validate_python(records(frame))  # type: ignore[valid-type]
+
+
+def page_of_frame(
+    model: type[RecordT], result: tuple[pd.DataFrame, Cursor | None]
+) -> Page[RecordT]:
+    """Return a ledger page as typed records."""
+    frame, cursor = result
+    return Page(typed(model, frame), cursor)
 
 
 def router() -> APIRouter:
+    """Return the ledger routes (any signed-in role; the audit log: admins)."""
     router = APIRouter(prefix="/api", tags=["ledger"])
 
-    @router.get("/fills")
+    @router.get("/fills", responses=PAGED_RESPONSES)
     def fills(
-        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
-        """Return the newest fills, newest first."""
-        return records(context.ledger.fills(limit))
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[Fill]:
+        """Return fills, newest first."""
+        return paged(request, response, page_of_frame(Fill, context.ledger.fills_page(page)))
 
     @router.get("/positions")
-    def positions(context: Context, _: Authenticated) -> list[dict[str, Any]]:
+    def positions(context: Context, _: Authenticated) -> list[Position]:
         """Return the account's current positions."""
-        return records(context.ledger.positions())
+        return typed(Position, context.ledger.positions())
 
-    @router.get("/orders")
+    @router.get("/orders", responses=PAGED_RESPONSES)
     def orders(
-        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
-        """Return the newest orders."""
-        return records(context.ledger.orders(limit))
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[Order]:
+        """Return orders by creation, newest first."""
+        result = context.ledger.orders_page(page)
+        return paged(request, response, page_of_frame(Order, result))
 
-    @router.get("/equity")
-    def equity(context: Context, _: Authenticated) -> list[dict[str, Any]]:
-        """Return the account's equity curve."""
-        return records(context.ledger.equity_curve())
+    @router.get("/equity", responses=PAGED_RESPONSES)
+    def equity(
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[AccountSnapshot]:
+        """Return the account's equity snapshots, newest first."""
+        result = context.ledger.equity_page(page)
+        return paged(request, response, page_of_frame(AccountSnapshot, result))
 
     @router.get("/risk/state")
-    def risk_state(context: Context, _: Authenticated) -> dict[str, Any]:
+    def risk_state(context: Context, _: Authenticated) -> RiskStateView:
         """Return the trading state: the latest seen on the bus, else the stored one."""
         live = context.live.snapshot().risk
         if live is not None:
-            return {"source": "live", **live.model_dump(mode="json")}
+            return RiskStateView(source="live", **live.model_dump())
         stored = context.ledger.trading_state()
         if stored is not None:
-            return {
-                "source": "store",
-                "state": stored.state,
-                "previous_state": stored.previous_state,
-                "reason": stored.reason,
-                "changed_by": stored.changed_by,
-                "changed_at": stored.changed_at.isoformat(),
-            }
-        return {"source": "none", "state": None}
+            return RiskStateView(
+                source="store",
+                state=stored.state,
+                previous_state=stored.previous_state,
+                reason=stored.reason,
+                changed_by=stored.changed_by,
+                changed_at=stored.changed_at,
+            )
+        return RiskStateView(source="none", state=None)
 
-    @router.get("/trades")
+    @router.get("/trades", responses=PAGED_RESPONSES)
     def trades(
-        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
-        """Return the newest closed trades, newest first."""
-        return records(context.ledger.trades(limit))
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[Trade]:
+        """Return the account's closed trades by exit, newest first."""
+        result = context.ledger.trades_page(page)
+        return paged(request, response, page_of_frame(Trade, result))
 
     @router.get("/risk/limits")
-    def risk_limits(context: Context, _: Authenticated) -> dict[str, Any]:
+    def risk_limits(context: Context, _: Authenticated) -> RiskLimitsView:
         """Return each limit's usage, VaR/CVaR, drawdown and the circuit breakers."""
-        report = risk_report(
-            context.ledger.equity_curve(),
-            context.ledger.positions(),
-            context.risk_limits,
-            context.clock.now(),
-        )
-        return {**report.as_dict(), "circuit_breakers": circuit_breakers(report)}
+        return _risk_limits(context)
 
-    @router.get("/risk/rejections")
+    @router.get("/risk/rejections", responses=PAGED_RESPONSES)
     def rejections(
-        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
-        """Return the newest rejected orders with risk's reason."""
-        return records(context.ledger.rejections(limit))
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[RejectionRecord]:
+        """Return rejected orders with risk's reason, newest first."""
+        result = context.ledger.rejections_page(page)
+        return paged(request, response, page_of_frame(RejectionRecord, result))
 
-    @router.get("/market/bars")
+    @router.get("/market/bars", responses=PAGED_RESPONSES)
     def bars(
         context: Context,
         _: Authenticated,
+        page: Paging,
+        request: Request,
+        response: Response,
         symbol: Annotated[Symbol, Query(description="Instrument, e.g. EURUSD")],
         timeframe: Annotated[Timeframe, Query(description="Bar timeframe")] = Timeframe.H1,
-        limit: RowLimit = DEFAULT_ROWS,
-    ) -> list[dict[str, Any]]:
-        """Return stored bars (oldest first) and any newer bars seen on the bus."""
-        stored = context.ledger.bars(symbol, timeframe.value, limit)
-        seen = [
-            {
-                "opened_at": bar.opened_at,
-                "open": bar.open,
-                "high": bar.high,
-                "low": bar.low,
-                "close": bar.close,
-                "volume": bar.volume,
-            }
-            for bar in context.live.snapshot().bar_history
-            if bar.symbol == symbol and bar.timeframe is timeframe
-        ]
-        merged = pd.concat([stored, pd.DataFrame(seen, columns=stored.columns)])
-        merged["opened_at"] = pd.to_datetime(merged["opened_at"], utc=True)
-        merged = merged.drop_duplicates("opened_at", keep="last").sort_values("opened_at")
-        return records(merged.tail(limit))
+    ) -> list[StoredBar]:
+        """Return bars newest first: stored ones, and on the first page newer ones seen live."""
+        stored, _cursor = context.ledger.bars_page(symbol, timeframe.value, page)
+        rows = {bar.opened_at: bar for bar in typed(StoredBar, stored)}
+        if page.cursor is None:
+            for bar in context.live.snapshot().bar_history:
+                if bar.symbol != symbol or bar.timeframe is not timeframe:
+                    continue
+                if page.since is not None and bar.opened_at < page.since:
+                    continue
+                if page.until is not None and bar.opened_at >= page.until:
+                    continue
+                rows[bar.opened_at] = StoredBar(
+                    symbol=bar.symbol,
+                    timeframe=bar.timeframe.value,
+                    opened_at=bar.opened_at,
+                    open=bar.open,
+                    high=bar.high,
+                    low=bar.low,
+                    close=bar.close,
+                    volume=bar.volume,
+                    source=bar.source,
+                )
+        newest_first = sorted(rows.values(), key=_opened_at, reverse=True)
+        return paged(
+            request,
+            response,
+            trimmed(newest_first, page.limit, time_of=_opened_at, key_of=lambda _bar: ""),
+        )
 
     @router.get("/strategies")
-    def strategies(context: Context, _: Authenticated) -> list[dict[str, Any]]:
+    def strategies(context: Context, _: Authenticated) -> list[StrategySummary]:
         """Return each strategy's realised P&L and its latest parameters seen on the bus."""
-        pnl = {row["strategy"]: row for row in records(context.ledger.strategy_pnl())}
-        live = {update.strategy: update for update in context.live.snapshot().strategies}
-        names = sorted(set(pnl) | set(live))
-        return [
-            {
-                "strategy": name,
-                "enabled": live[name].enabled if name in live else None,
-                "parameters": live[name].parameters if name in live else {},
-                "orders": pnl.get(name, {}).get("orders", 0),
-                "trades": pnl.get(name, {}).get("trades", 0),
-                "net_pnl": pnl.get(name, {}).get("net_pnl", 0.0),
-                "win_rate_pct": pnl.get(name, {}).get("win_rate_pct"),
-            }
-            for name in names
-        ]
+        return strategy_summaries(context.ledger.strategy_pnl(), context.live.snapshot().strategies)
 
     @router.get("/models")
-    def models(context: Context, _: Authenticated) -> dict[str, Any]:
+    def models(context: Context, _: Authenticated) -> ModelRegistryView:
         """Return the model registry (metadata, metrics, importances; never artifacts)."""
         frame = context.ledger.models()
         if frame is None:
-            return {"registry": False, "models": []}
-        return {"registry": True, "models": records(frame)}
+            return ModelRegistryView(registry=False, models=[])
+        return ModelRegistryView(
+            registry=True, models=[ModelRecord.model_validate(row) for row in records(frame)]
+        )
 
-    @router.get("/audit")
+    @router.get("/audit", responses=PAGED_RESPONSES)
     def audit(
-        context: Context, _: AdminPrincipal, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
-        """Return the newest audit rows (admins only)."""
-        return records(context.ledger.audit_log(limit))
+        context: Context, _: AdminPrincipal, page: Paging, request: Request, response: Response
+    ) -> list[AuditEntry]:
+        """Return audit rows, newest first (admins only)."""
+        result = context.ledger.audit_page(page)
+        return paged(request, response, page_of_frame(AuditEntry, result))
 
     return router
+
+
+def _opened_at(bar: StoredBar) -> datetime:
+    return bar.opened_at
+
+
+def _risk_limits(context: GatewayContext) -> RiskLimitsView:
+    report = risk_report(
+        context.ledger.equity_curve(),
+        context.ledger.positions(),
+        context.risk_limits,
+        context.clock.now(),
+    )
+    breakers = tuple(
+        BreakerView(
+            breaker=row["breaker"],
+            moves_to=row["moves to"],
+            usage=row["usage"],
+            status=row["status"],
+        )
+        for row in circuit_breakers(report)
+    )
+    shared = {field.name: getattr(report, field.name) for field in fields(report)}
+    return RiskLimitsView(**shared, circuit_breakers=breakers)

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tai_gateway.api.dependencies import Context
+from tai_gateway.api.models import Health, Readiness
 
 
 def router() -> APIRouter:
+    """Return the probe and metrics routes."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/health")
-    def health() -> dict[str, str]:
+    def health() -> Health:
         """Report that the process is alive."""
-        return {"status": "ok"}
+        return Health()
 
-    @router.get("/ready")
-    async def ready(context: Context) -> JSONResponse:
+    @router.get(
+        "/ready",
+        responses={503: {"model": Readiness, "description": "Not ready: a check failed"}},
+    )
+    async def ready(context: Context, response: Response) -> Readiness:
         """Report whether the store is reachable and the bus subscription is running."""
         checks = await context.readiness()
         is_ready = all(checks.values())
-        return JSONResponse(
-            {"ready": is_ready, "checks": checks},
-            status_code=status.HTTP_200_OK if is_ready else status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        if not is_ready:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Readiness(ready=is_ready, checks=checks)
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     def metrics(context: Context) -> Response:
         """Expose the gateway's Prometheus metrics."""
         return Response(context.telemetry.render_metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from tai_gateway.api.dependencies import (
     API_CHANNEL,
-    DEFAULT_ROWS,
+    PAGED_RESPONSES,
     Authenticated,
     BacktestCaller,
     Context,
-    RowLimit,
+    Paging,
     authorize,
+    paged,
 )
-from tai_gateway.api.models import BacktestRunRequest
+from tai_gateway.api.models import BacktestRunDetail, BacktestRunRequest
 from tai_gateway.backtests import (
     BacktestBusyError,
     BacktestRequest,
@@ -24,26 +26,37 @@ from tai_gateway.backtests import (
     BacktestRun,
 )
 from tai_gateway.control import ControlAction
+from tai_gateway.paging import page_of
+
+MAXIMUM_RUNS = 10_000
+"""Runs considered for paging (each is a small status file in the research directory)."""
 
 
-def _run_response(run: BacktestRun) -> dict[str, Any]:
-    return asdict(run)
+def _started_at(run: BacktestRun) -> datetime:
+    return datetime.fromisoformat(run.started_at)
 
 
 def router() -> APIRouter:
+    """Return the backtest routes (reads: any role; starting a run: traders and admins)."""
     router = APIRouter(prefix="/api/backtests", tags=["research"])
 
-    @router.get("")
+    @router.get("", responses=PAGED_RESPONSES)
     def list_backtests(
-        context: Context, _: Authenticated, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
+        context: Context, _: Authenticated, page: Paging, request: Request, response: Response
+    ) -> list[BacktestRun]:
         """Return backtest runs started here, newest first."""
-        return [_run_response(run) for run in context.backtests.list(limit)]
+        runs = page_of(
+            context.backtests.list(MAXIMUM_RUNS),
+            page,
+            time_of=_started_at,
+            key_of=lambda run: run.run_id,
+        )
+        return paged(request, response, runs)
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED)
     async def run_backtest(
         context: Context, principal: BacktestCaller, body: BacktestRunRequest
-    ) -> dict[str, Any]:
+    ) -> BacktestRun:
         """Start ``trading-ai backtest`` on a research data file; traders and admins."""
         await authorize(context, principal, ControlAction.RUN_BACKTEST, body.data_file)
         request = BacktestRequest(
@@ -66,7 +79,7 @@ def router() -> APIRouter:
             outcome="started",
             details={"channel": API_CHANNEL, "strategy": body.strategy, "data": body.data_file},
         )
-        return _run_response(run)
+        return run
 
     @router.get("/data-files")
     def data_files(context: Context, _: Authenticated) -> list[str]:
@@ -76,11 +89,11 @@ def router() -> APIRouter:
     @router.get("/{run_id}")
     def get_backtest(
         context: Context, _: Authenticated, run_id: Annotated[str, Path(max_length=64)]
-    ) -> dict[str, Any]:
+    ) -> BacktestRunDetail:
         """Return a run and, once it succeeded, its full report."""
         run = context.backtests.get(run_id)
         if run is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such backtest run")
-        return {**_run_response(run), "report": context.backtests.report(run_id)}
+        return BacktestRunDetail(**asdict(run), report=context.backtests.report(run_id))
 
     return router

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 
@@ -30,10 +29,11 @@ from tai_gateway.operations import (
 
 
 def router() -> APIRouter:
+    """Return the broker-operations routes (dead letters: admins only)."""
     router = APIRouter(prefix="/api/system", tags=["system"])
 
     @router.get("/queues")
-    async def queues(context: Context, _: Authenticated) -> list[dict[str, Any]]:
+    async def queues(context: Context, _: Authenticated) -> list[QueueStats]:
         """Return each watched queue's depth and consumer count."""
         try:
             stats: list[QueueStats] = await context.operations.queue_stats(DEFAULT_QUEUES)
@@ -42,12 +42,12 @@ def router() -> APIRouter:
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 detail=f"broker unavailable ({type(error).__name__})",
             ) from None
-        return [asdict(item) for item in stats]
+        return stats
 
     @router.get("/dead-letters")
     async def dead_letters(
         context: Context, _: AdminPrincipal, limit: RowLimit = DEFAULT_ROWS
-    ) -> list[dict[str, Any]]:
+    ) -> list[DeadLetterView]:
         """Return the dead letters with their reasons (admins only)."""
         try:
             letters: list[DeadLetterView] = await context.operations.dead_letters(limit)
@@ -56,14 +56,14 @@ def router() -> APIRouter:
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 detail=f"broker unavailable ({type(error).__name__})",
             ) from None
-        return [asdict(letter) for letter in letters]
+        return letters
 
     @router.post("/dead-letters/{message_id}/requeue")
     async def requeue_dead_letter(
         context: Context,
         principal: RequeueCaller,
         message_id: Annotated[str, Path(min_length=1, max_length=128)],
-    ) -> dict[str, Any]:
+    ) -> DeadLetterView:
         """Requeue a dead letter to its original exchange (admins only)."""
         action = ControlAction.REQUEUE_DEAD_LETTER
         await authorize(context, principal, action, message_id)
@@ -74,7 +74,7 @@ def router() -> APIRouter:
         context: Context,
         principal: DiscardCaller,
         message_id: Annotated[str, Path(min_length=1, max_length=128)],
-    ) -> dict[str, Any]:
+    ) -> DeadLetterView:
         """Discard a dead letter for good (admins only)."""
         action = ControlAction.DISCARD_DEAD_LETTER
         await authorize(context, principal, action, message_id)
@@ -85,7 +85,7 @@ def router() -> APIRouter:
 
 async def _settle(
     context: GatewayContext, principal: Principal, action: ControlAction, message_id: str
-) -> dict[str, Any]:
+) -> DeadLetterView:
     operation = (
         context.operations.requeue
         if action is ControlAction.REQUEUE_DEAD_LETTER
@@ -102,4 +102,4 @@ async def _settle(
         outcome="done",
         details={"channel": API_CHANNEL, "reason": letter.reason[:500]},
     )
-    return asdict(letter)
+    return letter
