@@ -10,6 +10,8 @@ The security-relevant grants (DESIGN §5):
 
 * only the risk user may publish ``order.approved`` on ``tai.events`` (topic permissions);
 * only the execution user may read ``tai.execution.*`` queues, which hold the approvals;
+* dead letters are requeued by the broker (``tai.dead-letter.requeue``), so the gateway
+  requeues any of them, approvals and commands too, without the right to publish them;
 * only the gateway may publish ``control.resume`` and ``control.strategy`` (risk may send
   halt/flatten, its kill switch); besides its alerts the gateway publishes ``model.promoted``
   on ``tai.events`` (promote/rollback from the console and the API), nothing else;
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from tai_bus.topology import topic_matches
+from tai_bus.topology import requeue_queue_arguments, topic_matches
 from tai_events.topics import (
     CONTROL_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
@@ -56,6 +58,8 @@ from tai_events.topics import (
     HISTORY_STREAM,
     ORDER_APPROVED,
     PUBLIC_TOPICS,
+    REQUEUE_QUEUE,
+    REQUEUE_ROUTING_KEY,
 )
 
 SERVICES = (
@@ -406,6 +410,13 @@ def build_definitions(
                 "arguments": {"x-queue-type": "quorum"},
             },
             {
+                "name": REQUEUE_QUEUE,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": requeue_queue_arguments(),
+            },
+            {
                 "name": HISTORY_STREAM,
                 "vhost": vhost,
                 "durable": True,
@@ -421,6 +432,14 @@ def build_definitions(
                 "destination": DEAD_LETTER_QUEUE,
                 "destination_type": "queue",
                 "routing_key": "#",
+                "arguments": {},
+            },
+            {
+                "source": DEAD_LETTER_EXCHANGE,
+                "vhost": vhost,
+                "destination": REQUEUE_QUEUE,
+                "destination_type": "queue",
+                "routing_key": REQUEUE_ROUTING_KEY,
                 "arguments": {},
             },
             *(
@@ -439,7 +458,7 @@ def build_definitions(
             {
                 "vhost": vhost,
                 "name": "tai-service-queues",
-                "pattern": r"^tai\.(?!dead-letter$|history$).+",
+                "pattern": r"^tai\.(?!dead-letter|history$).+",
                 "apply-to": "quorum_queues",
                 "priority": 0,
                 "definition": {

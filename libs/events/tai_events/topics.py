@@ -35,6 +35,14 @@ DEAD_LETTER_EXCHANGE = "tai.dead-letter"
 DEAD_LETTER_QUEUE = "tai.dead-letter"
 """The one queue holding dead letters, with their reason in a header."""
 
+REQUEUE_QUEUE = "tai.dead-letter.requeue"
+"""Takes a dead letter back to the queue it died in, by the broker's hand: bound to the
+dead-letter exchange with REQUEUE_ROUTING_KEY, its messages expire at once and the broker
+dead-letters them to the default exchange, which routes each to the queue named in its CC
+header. Whoever may publish on the dead-letter exchange can requeue; nobody needs the right
+to publish the dead letter's own routing key."""
+REQUEUE_ROUTING_KEY = "requeue.request"
+"""The CC key that routes a copy of a dead letter into REQUEUE_QUEUE (no queue has this name)."""
 HISTORY_STREAM = "tai.history"
 """RabbitMQ stream keeping every public event (retention by age and size) for replays."""
 

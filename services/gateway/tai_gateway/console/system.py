@@ -23,6 +23,7 @@ from tai_gateway.operations import (
     DeadLetterNotFoundError,
     DeadLetterView,
     QueueStats,
+    RequeueTargetMissingError,
 )
 from tai_gateway.session import CONSOLE_CHANNEL, require_principal
 from tai_telemetry.logging import get_logger
@@ -188,26 +189,23 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
         principal = authorized(context, bridge, action, (message_id or "").strip()[:128])
         if not message_id:
             return error_alert("Enter the message id of a dead letter.")
-        operation = (
-            context.operations.requeue
-            if action is ControlAction.REQUEUE_DEAD_LETTER
-            else context.operations.discard
-        )
         try:
-            letter = bridge.run(operation(message_id.strip()))
+            letter = bridge.run(
+                settle_dead_letter(
+                    context.operations,
+                    context.ledger,
+                    principal,
+                    action,
+                    message_id.strip(),
+                    channel=CONSOLE_CHANNEL,
+                )
+            )
         except DeadLetterNotFoundError:
             return error_alert(f"No dead letter has id {message_id}.")
+        except RequeueTargetMissingError as error:
+            return error_alert(f"Its queue {error} no longer exists: discard it instead.")
         except Exception as error:
             return error_alert(f"The broker refused ({type(error).__name__}).")
-        bridge.run(
-            context.ledger.audit(
-                actor=principal.username,
-                action=action.value,
-                subject=letter.message_id,
-                outcome="done",
-                details={"channel": CONSOLE_CHANNEL, "reason": letter.reason[:500]},
-            )
-        )
         return html.Div(
             f"Dead letter {letter.message_id}: {action.value.removeprefix('dead_letter_')}d.",
             className="alert alert-success",

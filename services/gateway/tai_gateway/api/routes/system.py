@@ -20,11 +20,13 @@ from tai_gateway.api.dependencies import (
 from tai_gateway.auth import Principal
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
+from tai_gateway.dead_letters import settle_dead_letter
 from tai_gateway.operations import (
     DEFAULT_QUEUES,
     DeadLetterNotFoundError,
     DeadLetterView,
     QueueStats,
+    RequeueTargetMissingError,
 )
 
 
@@ -58,18 +60,27 @@ def router() -> APIRouter:
             ) from None
         return letters
 
-    @router.post("/dead-letters/{message_id}/requeue")
+    @router.post(
+        "/dead-letters/{message_id}/requeue",
+        responses={
+            404: {"description": "No such dead letter"},
+            409: {"description": "Its queue is gone"},
+        },
+    )
     async def requeue_dead_letter(
         context: Context,
         principal: RequeueCaller,
         message_id: Annotated[str, Path(min_length=1, max_length=128)],
     ) -> DeadLetterView:
-        """Requeue a dead letter to its original exchange (admins only)."""
+        """Send a dead letter back to the queue it died in (admins only; audited)."""
         action = ControlAction.REQUEUE_DEAD_LETTER
         await authorize(context, principal, action, message_id)
         return await _settle(context, principal, action, message_id)
 
-    @router.post("/dead-letters/{message_id}/discard")
+    @router.post(
+        "/dead-letters/{message_id}/discard",
+        responses={404: {"description": "No such dead letter"}},
+    )
     async def discard_dead_letter(
         context: Context,
         principal: DiscardCaller,
@@ -86,20 +97,19 @@ def router() -> APIRouter:
 async def _settle(
     context: GatewayContext, principal: Principal, action: ControlAction, message_id: str
 ) -> DeadLetterView:
-    operation = (
-        context.operations.requeue
-        if action is ControlAction.REQUEUE_DEAD_LETTER
-        else context.operations.discard
-    )
     try:
-        letter = await operation(message_id)
+        return await settle_dead_letter(
+            context.operations,
+            context.ledger,
+            principal,
+            action,
+            message_id,
+            channel=API_CHANNEL,
+        )
     except DeadLetterNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such dead letter") from None
-    await context.ledger.audit(
-        actor=principal.username,
-        action=action.value,
-        subject=message_id,
-        outcome="done",
-        details={"channel": API_CHANNEL, "reason": letter.reason[:500]},
-    )
-    return letter
+    except RequeueTargetMissingError as error:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"the queue {str(error)!r} it died in no longer exists; discard it instead",
+        ) from None
