@@ -268,6 +268,9 @@ def test_a_subscriber_replays_the_history_from_first_offset_and_timestamp(broker
     assert "OrderApproved" not in types
     assert len(ids) == len(set(ids)) >= 5
     assert [str(headers["message_id"]) for headers, _ in from_offset] == ids[-2:]
+    offsets = [int(str(headers["x-stream-offset"])) for headers, _ in everything]
+    assert offsets == sorted(offsets)  # each delivery names its offset, to resume from
+    assert int(str(from_offset[0][0]["x-stream-offset"])) == len(everything) - 2
     opened = [json.loads(body)["opened_at"] for _, body in since]
     assert opened == [
         make_bar(index, 1.1).opened_at.isoformat().replace("+00:00", "Z") for index in (20, 21)
