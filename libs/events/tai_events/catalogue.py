@@ -93,6 +93,10 @@ FIELD_MEANINGS: dict[str, str] = {
     "peak_equity": "Highest equity so far (the drawdown's reference).",
     "drawdown_pct": "Fall from peak equity, in percent.",
     "daily_pnl": "Profit or loss since the start of the trading day (UTC).",
+    "reduce_only": "Only ever shrink the strategy's position (an exit): never opens or reverses.",
+    "breakers": "The circuit breakers: what trips each and the trading state it moves to.",
+    "published_at": "When risk published these values (UTC).",
+    "account": "The trading account the values are for.",
     # models and predictions
     "model_name": "Name of the model family (e.g. xgb).",
     "feature_set_version": "Version of the features the model was trained on.",
