@@ -51,9 +51,11 @@ services: ## Start RabbitMQ, PostgreSQL and Redis on this machine if they are do
 test-deps: ## Install the browser the console tests drive (Debian chromium + chromium-driver)
 	@scripts/ensure-chromium
 
+PROTO_DIRECTORY ?= proto
+
 .PHONY: contracts
-contracts: $(STAMP) ## Regenerate proto/ from the event schemas
-	$(BIN)/trading-ai contracts --write proto
+contracts: $(STAMP) ## Regenerate proto/: event schemas, AsyncAPI, topic catalogue, OpenAPI
+	$(BIN)/trading-ai contracts $(PROTO_DIRECTORY)
 
 .PHONY: test
 test: $(STAMP) services test-deps ## Set up and run the whole suite (unit, contract, integration, e2e, browser, short chaos)

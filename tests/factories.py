@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tai_events.market import BarClosed, Timeframe
+from tai_events.orders import FillExecuted, Side
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2017, 4, 19, 9, tzinfo=UTC)
@@ -34,4 +35,20 @@ def make_bar(
         close=close,
         volume=1000.0,
         source="test",
+    )
+
+
+def make_fill(number: int, filled_at: datetime, *, symbol: str = "EURUSD") -> FillExecuted:
+    """Return a buy fill numbered ``number`` (ids fill-NN and order-NN) at ``filled_at``."""
+    return FillExecuted(
+        fill_id=f"fill-{number:02d}",
+        order_id=f"order-{number:02d}",
+        strategy="sma_cross",
+        symbol=symbol,
+        side=Side.BUY,
+        quantity=1000.0,
+        price=1.1,
+        commission=0.5,
+        filled_at=filled_at,
+        broker="paper",
     )

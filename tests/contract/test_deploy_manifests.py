@@ -287,7 +287,11 @@ def test_broker_definitions_enforce_the_approval_path() -> None:
         "tai.control",
         "tai.dead-letter",
     }
-    assert [queue["name"] for queue in definitions["queues"]] == ["tai.dead-letter"]
+    assert [queue["name"] for queue in definitions["queues"]] == [
+        "tai.dead-letter",
+        "tai.dead-letter.requeue",
+        "tai.history",
+    ]
 
 
 def test_k8s_copies_of_the_broker_files_match_deploy() -> None:

@@ -15,6 +15,8 @@ from types import ModuleType
 
 import pytest
 
+from tai_bus.provisioning import BrokerLayout, Subscriber, build_definitions, render_definitions
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LOCK = """\
@@ -134,6 +136,42 @@ def test_rendered_definitions_hold_rabbitmq_sha256_hashes_of_the_env_passwords(
         salt, digest = raw[:4], raw[4:]
         assert hashlib.sha256(salt + password.encode()).digest() == digest
     assert users["tai-execution"] == ""  # no password given: the account cannot log in
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_rendered_definitions_give_an_outside_subscriber_its_password_hash(tmp_path: Path) -> None:
+    # Arrange: definitions with a subscriber, as broker-setup --subscriber writes them
+    layout = BrokerLayout(subscribers=(Subscriber("acme-desk"),))
+    source = tmp_path / "definitions.json"
+    source.write_text(render_definitions(build_definitions(layout)), encoding="utf-8")
+    environment = {
+        "PATH": os.environ["PATH"],
+        "RABBITMQ_PASSWORD_TAI_ADMIN": "admin-pw",
+        "RABBITMQ_PASSWORD_TAI_EXT_ACME_DESK": "subscriber-pw",
+    }
+    # Act
+    result = subprocess.run(
+        [
+            "sh",
+            str(ROOT / "deploy" / "rabbitmq" / "tai-render-definitions.sh"),
+            str(source),
+            str(tmp_path / "rendered.json"),
+        ],
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    # Assert
+    users = {
+        user["name"]: user["password_hash"]
+        for user in json.loads((tmp_path / "rendered.json").read_text())["users"]
+    }
+    raw = base64.b64decode(users["tai-ext-acme-desk"])
+    assert hashlib.sha256(raw[:4] + b"subscriber-pw").digest() == raw[4:]
+    # only users are looked up: a policy named tai-history is not taken for one
+    assert "TAI_HISTORY" not in result.stderr
 
 
 def test_render_refuses_to_start_without_the_admin_password(tmp_path: Path) -> None:

@@ -98,6 +98,9 @@ def command_variables(arguments: list[str]) -> set[str]:
         if word not in subcommands:
             break
         command = subcommands[word]
+        deferred = getattr(command, "deferred", None)
+        if deferred is not None:  # a lazily registered command: read the real one
+            command = typer.main.get_command(deferred.load())
     variables: set[str] = set()
     for parameter in command.params:
         envvar = getattr(parameter, "envvar", None)

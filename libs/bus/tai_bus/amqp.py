@@ -23,6 +23,7 @@ from aio_pika.abc import (
 
 from tai_bus.api import (
     DEFAULT_PREFETCH,
+    ORIGINAL_EXCHANGE_HEADER,
     STANDARD_EXCHANGES,
     Binding,
     BusClosedError,
@@ -30,6 +31,7 @@ from tai_bus.api import (
     DeadLetterSubscription,
     Subscription,
     UnknownExchangeError,
+    header_text,
 )
 from tai_bus.processing import (
     DeadLetterProcessor,
@@ -42,7 +44,11 @@ from tai_bus.processing import (
     publish_traceparent,
     resolve_tracer,
 )
-from tai_bus.topology import dead_letter_queue_arguments, quorum_queue_arguments
+from tai_bus.topology import (
+    dead_letter_queue_arguments,
+    quorum_queue_arguments,
+    requeue_queue_arguments,
+)
 from tai_core.clock import Clock, SystemClock
 from tai_events.base import Message
 from tai_events.codec import encode, make_headers
@@ -52,6 +58,8 @@ from tai_events.topics import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
+    REQUEUE_QUEUE,
+    REQUEUE_ROUTING_KEY,
     exchange_for,
     routing_key_for,
 )
@@ -149,7 +157,7 @@ class AmqpBus:
     async def _declare_topology(
         self, channel: AbstractRobustChannel, *, passive: bool = False
     ) -> None:
-        """Declare (or, passively, look up) the standard exchanges and the dead-letter queue."""
+        """Declare (or, passively, look up) the exchanges, the dead-letter and requeue queues."""
         for name in (EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE):
             self._exchanges[name] = await channel.declare_exchange(
                 name, aio_pika.ExchangeType.TOPIC, durable=True, passive=passive
@@ -160,6 +168,10 @@ class AmqpBus:
             DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
         )
         await dead_letter_queue.bind(DEAD_LETTER_EXCHANGE, "#")
+        requeue_queue = await channel.declare_queue(
+            REQUEUE_QUEUE, durable=True, arguments=requeue_queue_arguments()
+        )
+        await requeue_queue.bind(DEAD_LETTER_EXCHANGE, REQUEUE_ROUTING_KEY)
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Declare a durable quorum queue with its bindings and consume it (also after start)."""
@@ -469,7 +481,9 @@ class _Consumer:
     ) -> None:
         dead_letter = DeadLetter(
             queue=self.queue_name,
-            exchange=delivery.exchange,
+            # a requeued message arrives through the default exchange: keep its first one
+            exchange=delivery.exchange
+            or header_text(delivery.headers.get(ORIGINAL_EXCHANGE_HEADER)),
             routing_key=delivery.routing_key,
             headers=_without_delivery_count(delivery.headers),
             body=delivery.body,

@@ -17,6 +17,7 @@ from tai_events.topics import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
     EVENTS_EXCHANGE,
+    REQUEUE_ROUTING_KEY,
 )
 
 Handler = Callable[[Envelope[Message]], Awaitable[None]]
@@ -32,9 +33,16 @@ ORIGINAL_EXCHANGE_HEADER = "x-tai-original-exchange"
 STANDARD_EXCHANGES = frozenset({EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE})
 """The exchanges every transport declares; publishing or binding elsewhere is refused."""
 
+REQUEUE_MARKER_HEADER = "x-tai-requeue-id"
+"""Names one requeue: its copy on the dead-letter queue is found and dropped by it."""
+
 _DEAD_LETTER_ANNOTATIONS = frozenset(
     {DEAD_LETTER_REASON_HEADER, DEAD_LETTER_QUEUE_HEADER, ORIGINAL_EXCHANGE_HEADER}
 )
+_ROUTING_HEADERS = frozenset({"CC", "BCC", REQUEUE_MARKER_HEADER})
+"""Headers that add routes to a publish: a dead letter must not carry them on."""
+_BROKER_ANNOTATIONS = frozenset({"x-death", "x-delivery-count"})
+_BROKER_ANNOTATION_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,35 +130,72 @@ class DeadLetter:
         the broker dead-lettered (delivery limit exceeded while no consumer could report
         it) carry RabbitMQ's ``x-first-death-*`` headers instead.
         """
+        # x-death lists the broker's dead-letterings, newest first: a requeued message that
+        # the broker gave up on again names its queue there, not in x-first-death-queue
+        deaths = headers.get("x-death")
+        latest: Mapping[str, object] = (
+            deaths[0]
+            if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping)
+            else {}
+        )
         reason = headers.get(DEAD_LETTER_REASON_HEADER)
         if reason is None:
-            broker_reason = headers.get("x-first-death-reason")
-            reason = f"dead-lettered by the broker: {_text(broker_reason) or 'unknown'}"
-        queue = headers.get(DEAD_LETTER_QUEUE_HEADER, headers.get("x-first-death-queue"))
-        exchange = headers.get(ORIGINAL_EXCHANGE_HEADER, headers.get("x-first-death-exchange"))
+            broker_reason = latest.get("reason", headers.get("x-first-death-reason"))
+            reason = f"dead-lettered by the broker: {header_text(broker_reason) or 'unknown'}"
+        queue = headers.get(
+            DEAD_LETTER_QUEUE_HEADER, latest.get("queue", headers.get("x-first-death-queue"))
+        )
+        exchange = headers.get(
+            ORIGINAL_EXCHANGE_HEADER, latest.get("exchange", headers.get("x-first-death-exchange"))
+        )
         original = {
             key: value for key, value in headers.items() if key not in _DEAD_LETTER_ANNOTATIONS
         }
         return cls(
-            queue=_text(queue),
-            exchange=_text(exchange),
+            queue=header_text(queue),
+            exchange=header_text(exchange),
             routing_key=routing_key,
             headers=original,
             body=body,
-            reason=_text(reason),
+            reason=header_text(reason),
         )
 
     def wire_headers(self) -> dict[str, object]:
         """Return the headers the dead letter travels with on the dead-letter exchange."""
         return {
-            **self.headers,
+            **{key: value for key, value in self.headers.items() if key not in _ROUTING_HEADERS},
             DEAD_LETTER_REASON_HEADER: self.reason,
             DEAD_LETTER_QUEUE_HEADER: self.queue,
             ORIGINAL_EXCHANGE_HEADER: self.exchange,
         }
 
+    def original_headers(self) -> dict[str, object]:
+        """Return the headers the message was first published with (no annotation, no route)."""
+        return {
+            key: value
+            for key, value in self.headers.items()
+            if key not in _ROUTING_HEADERS
+            and key not in _BROKER_ANNOTATIONS
+            and not key.startswith(_BROKER_ANNOTATION_PREFIXES)
+        }
 
-def _text(value: object) -> str:
+    def requeue_headers(self, marker: str) -> dict[str, object]:
+        """Return the headers of this letter's copy on its way back to ``queue``.
+
+        The CC header routes the copy into the requeue queue, whose broker dead-letters it to
+        the default exchange and so to ``queue``; the message arrives with the headers it was
+        first published with, plus the exchange it was first published on.
+        """
+        return {
+            **self.original_headers(),
+            "CC": [REQUEUE_ROUTING_KEY, self.queue],
+            ORIGINAL_EXCHANGE_HEADER: self.exchange,
+            REQUEUE_MARKER_HEADER: marker,
+        }
+
+
+def header_text(value: object) -> str:
+    """Return a header value as text (bytes decoded, None as empty)."""
     if value is None:
         return ""
     if isinstance(value, bytes | bytearray):

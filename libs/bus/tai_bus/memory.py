@@ -230,6 +230,28 @@ class InMemoryBus:
         if self._telemetry is not None:
             self._telemetry.bus.published.labels(exchange, message_type_label(headers)).inc()
 
+    def requeue(self, letter: DeadLetter) -> None:
+        """Put a dead letter back on the queue it died in, as it was first published.
+
+        Raise LookupError when that queue is unknown (or is the dead-letter queue itself).
+        """
+        self._check_open()
+        queue = self._queues.get(letter.queue)
+        if queue is None or letter.queue == DEAD_LETTER_QUEUE:
+            raise LookupError(f"no queue {letter.queue!r} to requeue into")
+        queue.pending.append(
+            _Pending(
+                next(self._sequence),
+                letter.exchange,
+                letter.routing_key,
+                letter.original_headers(),
+                letter.body,
+            )
+        )
+        if queue.processor is not None:
+            self._settled.clear()
+            queue.wakeup.set()
+
     def _check_open(self) -> None:
         if not self._started:
             raise BusClosedError("start() the bus before publishing")

@@ -10,10 +10,20 @@ The security-relevant grants (DESIGN §5):
 
 * only the risk user may publish ``order.approved`` on ``tai.events`` (topic permissions);
 * only the execution user may read ``tai.execution.*`` queues, which hold the approvals;
+* dead letters are requeued by the broker (``tai.dead-letter.requeue``), so the gateway
+  requeues any of them, approvals and commands too, without the right to publish them;
 * only the gateway may publish ``control.resume`` and ``control.strategy`` (risk may send
   halt/flatten, its kill switch); besides its alerts the gateway publishes ``model.promoted``
   on ``tai.events`` (promote/rollback from the console and the API), nothing else;
-* each service configures only its own ``tai.<service>.*`` queues.
+* each service configures only its own ``tai.<service>.*`` queues;
+* an outside subscriber (``broker-setup --subscriber NAME``) configures, binds and reads only
+  its own ``ext.NAME.*`` queues, binds them to ``tai.events`` only with keys inside its allowed
+  topics (never ``order.approved``), publishes nowhere, and reads the history stream
+  ``tai.history`` only when it may read every public topic.
+
+Every public event is also kept in the stream ``tai.history`` (retention by age and size, a
+policy: ``--history-max-age``/``--history-max-bytes``), so a subscriber can replay from the
+start, an offset or a timestamp.
 
 Service queues are declared by the services themselves (their arguments: quorum, single active
 consumer, delivery limit); policies put every ``tai.*`` quorum queue under dead-lettering and a
@@ -35,15 +45,21 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from tai_bus.topology import requeue_queue_arguments, topic_matches
 from tai_events.topics import (
     CONTROL_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
+    HISTORY_STREAM,
+    ORDER_APPROVED,
+    PUBLIC_TOPICS,
+    REQUEUE_QUEUE,
+    REQUEUE_ROUTING_KEY,
 )
 
 SERVICES = (
@@ -89,27 +105,150 @@ the gateway shows it); the approvals *queue* is readable by execution alone."""
 WRITES_CONTROL_EXCHANGE = frozenset({"risk", "gateway"})
 READS_DEAD_LETTERS = frozenset({"gateway"})
 SERVICE_USER_LIMITS = {"max-connections": 20, "max-channels": 200}
+SUBSCRIBER_USER_LIMITS = {"max-connections": 5, "max-channels": 50}
+SUBSCRIBER_QUEUE_PREFIX = "ext"
+"""An outside subscriber's queues are ``ext.<name>.<anything>``; its user ``<prefix>ext-<name>``."""
+SUBSCRIBER_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+MAXIMUM_SUBSCRIBER_NAME = 32
+MAXIMUM_SUBSCRIBER_TOPICS = 32
+_TOPIC_WORD = re.compile(r"^[A-Za-z0-9_-]+$")
+_BINDING_WORD = r"[^.*#]+"
+_RETENTION_AGE = re.compile(r"^[1-9][0-9]*(Y|M|D|h|m|s)$")
+SUBSCRIBER_QUEUE_MAX_LENGTH = 1_000_000
+SUBSCRIBER_QUEUE_EXPIRES_MS = 7 * 24 * 3600 * 1000
+"""An unused subscriber queue is deleted after a week (the stream still has the history)."""
 
 
 def _escape(name: str) -> str:
     return re.escape(name).replace(r"\-", "-")
 
 
+class SubscriberError(ValueError):
+    """A subscriber's name or topics are not acceptable; the message says which and why."""
+
+
+def validate_topic(pattern: str) -> str:
+    """Return ``pattern`` when an outside subscriber may bind with it; raise SubscriberError.
+
+    Words are letters, digits, ``_`` or ``-``, or ``*``; ``#`` only as the last word (so the
+    broker can check any binding key against it); nothing that matches ``order.approved``.
+    """
+    words = pattern.split(".")
+    for position, word in enumerate(words):
+        if word == "#":
+            if position == len(words) - 1 and position > 0:
+                continue
+            raise SubscriberError(
+                f"topic {pattern!r}: '#' may only end a topic after a word (e.g. market.bar.#)"
+            )
+        if word != "*" and not _TOPIC_WORD.match(word):
+            raise SubscriberError(
+                f"topic {pattern!r}: {word!r} is not a word (letters, digits, _ or -) or '*'"
+            )
+    if topic_matches(pattern, ORDER_APPROVED):
+        raise SubscriberError(f"topic {pattern!r} would include {ORDER_APPROVED}")
+    return pattern
+
+
+def binding_key_regex(pattern: str) -> str:
+    """Return a regex (unanchored) of the binding keys whose matches all match ``pattern``.
+
+    RabbitMQ checks a binding key's text against the topic permission, not the keys it will
+    match: ``market.bar.*.EURUSD`` is allowed under ``market.bar.#``, ``market.#`` is not.
+    A literal word must be that word; ``*`` a word or ``*``; a final ``#`` any further words.
+    """
+    parts: list[str] = []
+    for word in validate_topic(pattern).split("."):
+        if word == "#":
+            parts.append(r"(\.[^.]+)*")
+        elif word == "*":
+            parts.append(("" if not parts else r"\.") + rf"({_BINDING_WORD}|\*)")
+        else:
+            parts.append(("" if not parts else r"\.") + _escape(word))
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """An outside system reading the public topics: its name and the topics it may bind."""
+
+    name: str
+    topics: tuple[str, ...] = PUBLIC_TOPICS
+
+    def __post_init__(self) -> None:
+        if len(self.name) > MAXIMUM_SUBSCRIBER_NAME or not SUBSCRIBER_NAME.match(self.name):
+            raise SubscriberError(
+                f"subscriber name {self.name!r}: lower-case letters and digits, words joined"
+                f" by '-', at most {MAXIMUM_SUBSCRIBER_NAME} characters"
+            )
+        if not self.topics:
+            raise SubscriberError(f"subscriber {self.name}: give at least one topic")
+        if len(self.topics) > MAXIMUM_SUBSCRIBER_TOPICS:
+            raise SubscriberError(
+                f"subscriber {self.name}: at most {MAXIMUM_SUBSCRIBER_TOPICS} topics"
+            )
+        for topic in self.topics:
+            validate_topic(topic)
+        object.__setattr__(self, "topics", tuple(sorted(set(self.topics))))
+
+    @property
+    def reads_history(self) -> bool:
+        """Return True when it may read every public topic, hence the history stream too."""
+        allowed = [re.compile(binding_key_regex(topic)) for topic in self.topics]
+        return all(
+            any(pattern.fullmatch(public) for pattern in allowed) for public in PUBLIC_TOPICS
+        )
+
+    def queue_prefix(self) -> str:
+        """Return the prefix of the queues it may declare (``ext.<name>.``)."""
+        return f"{SUBSCRIBER_QUEUE_PREFIX}.{self.name}."
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRetention:
+    """How long, and how much of, the public event history the stream keeps."""
+
+    max_age: str = "7D"
+    """RabbitMQ's age format: a number and Y, M, D, h, m or s."""
+    max_bytes: int = 5_000_000_000
+    segment_bytes: int = 100_000_000
+
+    def __post_init__(self) -> None:
+        if not _RETENTION_AGE.match(self.max_age):
+            raise ValueError(
+                f"history max age {self.max_age!r}: a number followed by Y, M, D, h, m or s"
+            )
+        if self.max_bytes <= 0 or self.segment_bytes <= 0:
+            raise ValueError("history max bytes and segment bytes must be positive")
+        if self.segment_bytes > self.max_bytes:
+            raise ValueError("a history segment cannot be larger than the whole history")
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerLayout:
-    """Where to provision: the vhost, the user-name prefix and the services."""
+    """Where to provision: the vhost, the user-name prefix, the services and subscribers."""
 
     vhost: str = "tai"
     user_prefix: str = "tai-"
     services: tuple[str, ...] = SERVICES
+    subscribers: tuple[Subscriber, ...] = ()
+    history: HistoryRetention = field(default_factory=HistoryRetention)
 
     def user(self, service: str) -> str:
         """Return the broker user of a service (or of ``admin``)."""
         return f"{self.user_prefix}{service}"
 
+    def subscriber_user(self, name: str) -> str:
+        """Return the broker user of an outside subscriber (``<prefix>ext-<name>``)."""
+        return f"{self.user_prefix}{SUBSCRIBER_QUEUE_PREFIX}-{name}"
+
     def users(self) -> tuple[str, ...]:
-        """Return every user: the operators' admin first, then one per service."""
-        return (self.user(ADMIN), *(self.user(service) for service in self.services))
+        """Return every user: the operators' admin, one per service, one per subscriber."""
+        return (
+            self.user(ADMIN),
+            *(self.user(service) for service in self.services),
+            *(self.subscriber_user(subscriber.name) for subscriber in self.subscribers),
+        )
 
 
 def password_variable(user: str) -> str:
@@ -143,6 +282,45 @@ def _permissions(layout: BrokerLayout, service: str) -> dict[str, str]:
     }
 
 
+def _subscriber_permissions(layout: BrokerLayout, subscriber: Subscriber) -> dict[str, str]:
+    # binding needs write on the queue and read on the exchange; consuming, read on the queue.
+    # No exchange but its own could be written: with no 'amq.default' or 'tai.*', it cannot
+    # publish anything the system reads.
+    own = _escape(subscriber.queue_prefix()) + ".+"
+    readable = [r"tai\.events", own]
+    if subscriber.reads_history:
+        readable.append(_escape(HISTORY_STREAM))
+    return {
+        "user": layout.subscriber_user(subscriber.name),
+        "vhost": layout.vhost,
+        "configure": f"^{own}$",
+        "write": f"^{own}$",
+        "read": f"^({'|'.join(readable)})$",
+    }
+
+
+def _subscriber_topic_permissions(
+    layout: BrokerLayout, subscriber: Subscriber
+) -> list[dict[str, str]]:
+    keys = "|".join(f"({binding_key_regex(topic)})" for topic in subscriber.topics)
+    return [
+        {
+            "user": layout.subscriber_user(subscriber.name),
+            "vhost": layout.vhost,
+            "exchange": EVENTS_EXCHANGE,
+            "write": "^$",
+            "read": f"^({keys})$",
+        },
+        {
+            "user": layout.subscriber_user(subscriber.name),
+            "vhost": layout.vhost,
+            "exchange": CONTROL_EXCHANGE,
+            "write": "^$",
+            "read": "^$",
+        },
+    ]
+
+
 def build_definitions(
     layout: BrokerLayout = BrokerLayout(), password_hashes: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -150,15 +328,17 @@ def build_definitions(
     hashes = password_hashes or {}
     vhost = layout.vhost
     users: list[dict[str, Any]] = []
+    subscriber_users = {layout.subscriber_user(item.name) for item in layout.subscribers}
     for user in layout.users():
         is_admin = user == layout.user(ADMIN)
+        limits = SUBSCRIBER_USER_LIMITS if user in subscriber_users else SERVICE_USER_LIMITS
         users.append(
             {
                 "name": user,
                 "password_hash": hashes.get(user, ""),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": ["administrator"] if is_admin else [],
-                "limits": {} if is_admin else dict(SERVICE_USER_LIMITS),
+                "limits": {} if is_admin else dict(limits),
             }
         )
     permissions = [
@@ -170,6 +350,7 @@ def build_definitions(
             "read": ".*",
         },
         *(_permissions(layout, service) for service in layout.services),
+        *(_subscriber_permissions(layout, subscriber) for subscriber in layout.subscribers),
     ]
     topic_permissions = []
     for service in layout.services:
@@ -189,6 +370,8 @@ def build_definitions(
                 "read": ".*",
             },
         ]
+    for subscriber in layout.subscribers:
+        topic_permissions += _subscriber_topic_permissions(layout, subscriber)
     exchanges = [
         {
             "name": name,
@@ -225,7 +408,22 @@ def build_definitions(
                 "durable": True,
                 "auto_delete": False,
                 "arguments": {"x-queue-type": "quorum"},
-            }
+            },
+            {
+                "name": REQUEUE_QUEUE,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": requeue_queue_arguments(),
+            },
+            {
+                "name": HISTORY_STREAM,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                # retention is the tai-history policy's, so that it can change later
+                "arguments": {"x-queue-type": "stream"},
+            },
         ],
         "bindings": [
             {
@@ -235,13 +433,32 @@ def build_definitions(
                 "destination_type": "queue",
                 "routing_key": "#",
                 "arguments": {},
-            }
+            },
+            {
+                "source": DEAD_LETTER_EXCHANGE,
+                "vhost": vhost,
+                "destination": REQUEUE_QUEUE,
+                "destination_type": "queue",
+                "routing_key": REQUEUE_ROUTING_KEY,
+                "arguments": {},
+            },
+            *(
+                {
+                    "source": EVENTS_EXCHANGE,
+                    "vhost": vhost,
+                    "destination": HISTORY_STREAM,
+                    "destination_type": "queue",
+                    "routing_key": topic,
+                    "arguments": {},
+                }
+                for topic in PUBLIC_TOPICS
+            ),
         ],
         "policies": [
             {
                 "vhost": vhost,
                 "name": "tai-service-queues",
-                "pattern": r"^tai\.(?!dead-letter$).+",
+                "pattern": r"^tai\.(?!dead-letter|history$).+",
                 "apply-to": "quorum_queues",
                 "priority": 0,
                 "definition": {
@@ -259,6 +476,33 @@ def build_definitions(
                 "apply-to": "quorum_queues",
                 "priority": 1,
                 "definition": {"max-length": 1000000, "overflow": "reject-publish"},
+            },
+            {
+                "vhost": vhost,
+                "name": "tai-history",
+                "pattern": f"^{_escape(HISTORY_STREAM)}$",
+                "apply-to": "streams",
+                "priority": 2,
+                "definition": {
+                    "max-age": layout.history.max_age,
+                    "max-length-bytes": layout.history.max_bytes,
+                    "stream-max-segment-size-bytes": layout.history.segment_bytes,
+                },
+            },
+            {
+                # An outside subscriber must never slow the system down: its full queue drops
+                # its oldest messages (publishers are never refused) and an abandoned one
+                # goes away; the history stream still has every event.
+                "vhost": vhost,
+                "name": "tai-subscriber-queues",
+                "pattern": rf"^{SUBSCRIBER_QUEUE_PREFIX}\.",
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {
+                    "max-length": SUBSCRIBER_QUEUE_MAX_LENGTH,
+                    "overflow": "drop-head",
+                    "expires": SUBSCRIBER_QUEUE_EXPIRES_MS,
+                },
             },
         ],
         "parameters": [],
@@ -351,7 +595,16 @@ class BrokerAdministrator(Protocol):
         """Delete a vhost and everything in it."""
 
     def delete_user(self, user: str) -> None:
-        """Delete a user."""
+        """Delete a user (the broker closes its connections)."""
+
+    def list_users(self) -> list[str]:
+        """Return the name of every user."""
+
+    def list_queues(self, vhost: str) -> list[str]:
+        """Return the name of every queue of a vhost."""
+
+    def delete_queue(self, vhost: str, queue: str) -> None:
+        """Delete a queue and its messages."""
 
 
 class BrokerAdministrationError(RuntimeError):
@@ -399,6 +652,21 @@ class RabbitmqctlAdministrator:
     def delete_user(self, user: str) -> None:
         """Delete a user."""
         self._run("delete_user", user)
+
+    def list_users(self) -> list[str]:
+        """Return the name of every user."""
+        return [
+            str(row["user"]) for row in json.loads(self._run("list_users", "--formatter", "json"))
+        ]
+
+    def list_queues(self, vhost: str) -> list[str]:
+        """Return the name of every queue of a vhost."""
+        rows = json.loads(self._run("list_queues", "-p", vhost, "name", "--formatter", "json"))
+        return [str(row["name"]) for row in rows]
+
+    def delete_queue(self, vhost: str, queue: str) -> None:
+        """Delete a queue."""
+        self._run("delete_queue", "-p", vhost, queue)
 
 
 _MANAGEMENT_SCHEMES = frozenset({"http", "https"})
@@ -476,6 +744,20 @@ class ManagementApiAdministrator:
         """Delete a user."""
         self._request("DELETE", f"/api/users/{urllib.parse.quote(user, safe='')}")
 
+    def list_users(self) -> list[str]:
+        """Return the name of every user."""
+        return [str(row["name"]) for row in json.loads(self._request("GET", "/api/users"))]
+
+    def list_queues(self, vhost: str) -> list[str]:
+        """Return the name of every queue of a vhost."""
+        path = f"/api/queues/{urllib.parse.quote(vhost, safe='')}?columns=name"
+        return [str(row["name"]) for row in json.loads(self._request("GET", path))]
+
+    def delete_queue(self, vhost: str, queue: str) -> None:
+        """Delete a queue."""
+        quoted = f"{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(queue, safe='')}"
+        self._request("DELETE", f"/api/queues/{quoted}")
+
 
 def choose_administrator(
     management_url: str | None, username: str, password: str
@@ -490,6 +772,103 @@ def choose_administrator(
     raise BrokerAdministrationError(
         "neither the management API answers nor is rabbitmqctl installed"
     )
+
+
+def read_layout(path: Path, *, vhost: str = "tai", user_prefix: str = "tai-") -> BrokerLayout:
+    """Return the layout with the subscribers and history retention kept in ``path``.
+
+    A missing file means no subscriber and the default retention. A bad entry raises
+    ValueError naming the file and the entry.
+    """
+    if not path.exists():
+        return BrokerLayout(vhost=vhost, user_prefix=user_prefix)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        history = HistoryRetention(**data.get("history", {}))
+        subscribers = tuple(
+            Subscriber(str(entry["name"]), tuple(entry["topics"]))
+            for entry in data.get("subscribers", [])
+        )
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path}: {error}") from error
+    return BrokerLayout(
+        vhost=vhost, user_prefix=user_prefix, subscribers=subscribers, history=history
+    )
+
+
+def render_layout(layout: BrokerLayout) -> str:
+    """Return the layout file's text: the history retention and each subscriber's topics."""
+    data = {
+        "history": {
+            "max_age": layout.history.max_age,
+            "max_bytes": layout.history.max_bytes,
+            "segment_bytes": layout.history.segment_bytes,
+        },
+        "subscribers": [
+            {"name": subscriber.name, "topics": list(subscriber.topics)}
+            for subscriber in sorted(layout.subscribers, key=lambda item: item.name)
+        ],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def write_layout(path: Path, layout: BrokerLayout) -> bool:
+    """Write the layout file; return True when its content changed."""
+    text = render_layout(layout)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def with_subscriber(layout: BrokerLayout, subscriber: Subscriber) -> BrokerLayout:
+    """Return the layout with ``subscriber`` added (or its topics replaced)."""
+    others = tuple(item for item in layout.subscribers if item.name != subscriber.name)
+    return replace(layout, subscribers=(*others, subscriber))
+
+
+def without_subscriber(layout: BrokerLayout, name: str) -> BrokerLayout:
+    """Return the layout without subscriber ``name``; raise SubscriberError if it has none."""
+    if name not in {item.name for item in layout.subscribers}:
+        raise SubscriberError(f"there is no subscriber {name!r}")
+    remaining = tuple(item for item in layout.subscribers if item.name != name)
+    return replace(layout, subscribers=remaining)
+
+
+def forget_password(secrets_file: Path, user: str) -> bool:
+    """Remove a user's password line from the secrets file; return True if it had one.
+
+    A revoked account's password must not come back if the name is used again.
+    """
+    if not secrets_file.exists():
+        return False
+    variable = password_variable(user)
+    lines = secrets_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.partition("=")[0].strip() != variable]
+    if len(kept) == len(lines):
+        return False
+    secrets_file.write_text("".join(kept), encoding="utf-8")
+    return True
+
+
+def revoke_subscriber(
+    administrator: BrokerAdministrator, layout: BrokerLayout, name: str
+) -> list[str]:
+    """Delete a subscriber's user (closing its connections) and its queues; return them.
+
+    ``layout`` is the one the subscriber was provisioned in (its vhost and user prefix).
+    """
+    user = layout.subscriber_user(name)
+    if user in administrator.list_users():
+        administrator.delete_user(user)
+    prefix = Subscriber(name).queue_prefix()
+    deleted = [
+        queue for queue in administrator.list_queues(layout.vhost) if queue.startswith(prefix)
+    ]
+    for queue in deleted:
+        administrator.delete_queue(layout.vhost, queue)
+    return deleted
 
 
 def provision(

@@ -51,3 +51,17 @@ def quorum_queue_arguments(subscription: Subscription) -> dict[str, object]:
 def dead_letter_queue_arguments() -> dict[str, object]:
     """Return the arguments of a queue on the dead-letter exchange (no further dead-lettering)."""
     return {"x-queue-type": "quorum"}
+
+
+def requeue_queue_arguments() -> dict[str, object]:
+    """Return the arguments of the requeue queue: expire at once into the default exchange.
+
+    At-least-once dead-lettering keeps a message until its target queue has it.
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": 0,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }

@@ -62,6 +62,8 @@ class Message(BaseModel):
         allow_inf_nan=False,
         str_strip_whitespace=False,
         use_enum_values=False,
+        # field docstrings become the published schemas' descriptions (proto/, topics.md)
+        use_attribute_docstrings=True,
     )
 
     schema_version: ClassVar[int] = 1

@@ -1,20 +1,28 @@
-"""Generate the published contracts in proto/: JSON Schema per message and an AsyncAPI 3 doc."""
+"""Generate the published contracts in proto/: JSON Schema per message, an AsyncAPI 3 doc and
+the human-readable topic catalogue (topics.md).
+
+The gateway's OpenAPI document sits beside them; this library cannot import the gateway, so
+``trading-ai contracts`` passes it in as an extra rendered file.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tai_events.base import Command, Message
+from tai_events.catalogue import render_catalogue
 from tai_events.headers import MessageHeaders
 from tai_events.registry import MESSAGE_CLASSES
 from tai_events.topics import (
     CONTROL_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
+    HISTORY_STREAM,
     ROUTING_KEY_PATTERNS,
 )
 
@@ -89,7 +97,9 @@ def asyncapi_document() -> dict[str, Any]:
                 "JSON payloads; headers carry message_id, type, schema_version, "
                 "occurred_at, correlation_id, causation_id, producer and W3C traceparent. "
                 "Delivery is at-least-once: consumers de-duplicate on message_id. "
-                f"Rejected and undecodable messages go to '{DEAD_LETTER_EXCHANGE}'."
+                f"Rejected and undecodable messages go to '{DEAD_LETTER_EXCHANGE}'. "
+                f"Every event but OrderApproved is also kept in the RabbitMQ stream "
+                f"'{HISTORY_STREAM}' (replay with x-stream-offset). Field meanings: topics.md."
             ),
         },
         "defaultContentType": "application/json",
@@ -110,21 +120,25 @@ def asyncapi_document() -> dict[str, Any]:
 
 
 def render_contracts() -> dict[str, str]:
-    """Return every proto/ file's relative path and exact text."""
+    """Return every event contract file's relative path in proto/ and its exact text."""
     files: dict[str, str] = {}
-    for message_class in MESSAGE_CLASSES:
-        files[schema_file_name(message_class)] = (
-            json.dumps(json_schema(message_class), indent=2, sort_keys=True) + "\n"
-        )
+    schemas = {message_class: json_schema(message_class) for message_class in MESSAGE_CLASSES}
+    for message_class, schema in schemas.items():
+        files[schema_file_name(message_class)] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    files["topics.md"] = render_catalogue(schemas)
     files["asyncapi.yaml"] = yaml.safe_dump(
         asyncapi_document(), sort_keys=True, allow_unicode=True, width=100
     )
     return files
 
 
-def write_contracts(directory: Path) -> list[Path]:
-    """Write proto/ afresh (removing stale schemas) and return the files written."""
-    rendered = render_contracts()
+def write_contracts(directory: Path, rendered: Mapping[str, str] | None = None) -> list[Path]:
+    """Write proto/ afresh (removing stale schemas) and return the files written.
+
+    ``rendered`` defaults to :func:`render_contracts`; callers add files the events library
+    cannot render itself (the gateway's OpenAPI document).
+    """
+    rendered = render_contracts() if rendered is None else rendered
     schema_directory = directory / "schemas"
     schema_directory.mkdir(parents=True, exist_ok=True)
     for stale in schema_directory.glob("*.json"):
@@ -138,9 +152,9 @@ def write_contracts(directory: Path) -> list[Path]:
     return written
 
 
-def stale_contracts(directory: Path) -> list[str]:
+def stale_contracts(directory: Path, rendered: Mapping[str, str] | None = None) -> list[str]:
     """Return the proto/ files that differ from the code (missing, changed or extra)."""
-    rendered = render_contracts()
+    rendered = render_contracts() if rendered is None else rendered
     problems = []
     for relative, text in rendered.items():
         path = directory / relative

@@ -18,6 +18,7 @@ from tai_events.orders import (
     OrderApproved,
     OrderRejected,
     OrderRequested,
+    OrderState,
     OrderStatusChanged,
     PositionUpdated,
     SignalGenerated,
@@ -33,6 +34,17 @@ DEAD_LETTER_EXCHANGE = "tai.dead-letter"
 """Topic exchange receiving rejected, undecodable and poison messages."""
 DEAD_LETTER_QUEUE = "tai.dead-letter"
 """The one queue holding dead letters, with their reason in a header."""
+
+REQUEUE_QUEUE = "tai.dead-letter.requeue"
+"""Takes a dead letter back to the queue it died in, by the broker's hand: bound to the
+dead-letter exchange with REQUEUE_ROUTING_KEY, its messages expire at once and the broker
+dead-letters them to the default exchange, which routes each to the queue named in its CC
+header. Whoever may publish on the dead-letter exchange can requeue; nobody needs the right
+to publish the dead letter's own routing key."""
+REQUEUE_ROUTING_KEY = "requeue.request"
+"""The CC key that routes a copy of a dead letter into REQUEUE_QUEUE (no queue has this name)."""
+HISTORY_STREAM = "tai.history"
+"""RabbitMQ stream keeping every public event (retention by age and size) for replays."""
 
 DEAD_LETTER_REASON_HEADER = "x-tai-dead-letter-reason"
 DEAD_LETTER_QUEUE_HEADER = "x-tai-dead-letter-queue"
@@ -59,6 +71,33 @@ ALL_ORDER_STATES = "order.*"
 ALL_ALERTS = "alert.*"
 ALL_CONTROL = "control.*"
 EVERYTHING = "#"
+
+
+def _public_topics() -> tuple[str, ...]:
+    order_states = sorted({f"order.{state.value.lower()}" for state in OrderState})
+    topics = {
+        "market.#",
+        "ml.#",
+        "signal.#",
+        ORDER_REQUESTED,
+        ORDER_REJECTED,
+        *order_states,
+        "execution.#",
+        "position.#",
+        "risk.#",
+        "alert.#",
+        "model.#",
+        "strategy.#",
+    }
+    return tuple(sorted(topics))
+
+
+PUBLIC_TOPICS = _public_topics()
+"""Binding keys covering every event an outside system may read: all but ``order.approved``.
+
+Approvals go to execution alone; these patterns are written so that none of them matches
+``order.approved`` (no ``order.#`` or ``order.*``), and the history stream binds exactly them.
+"""
 
 
 def market_tick(symbol: str) -> str:

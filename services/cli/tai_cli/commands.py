@@ -216,11 +216,13 @@ def contracts(
     directory: Annotated[Path, typer.Argument(help="the proto/ directory")] = Path("proto"),
     check: Annotated[bool, typer.Option(help="fail if proto/ differs from the code")] = False,
 ) -> None:
-    """Regenerate (or check) the published JSON Schemas and AsyncAPI document."""
+    """Regenerate (or check) proto/: JSON Schemas, AsyncAPI, topic catalogue and OpenAPI."""
+    from tai_cli.contracts import published_contracts  # noqa: PLC0415
     from tai_events.contracts import stale_contracts, write_contracts  # noqa: PLC0415
 
+    rendered = published_contracts()
     if check:
-        problems = stale_contracts(directory)
+        problems = stale_contracts(directory, rendered)
         if problems:
             console.print(
                 "[red]proto/ is stale; run `make contracts`:[/]\n  " + "\n  ".join(problems)
@@ -228,7 +230,7 @@ def contracts(
             raise typer.Exit(1)
         console.print("proto/ matches the code")
         return
-    written = write_contracts(directory)
+    written = write_contracts(directory, rendered)
     console.print(f"wrote {len(written)} files under {directory}")
 
 
@@ -306,6 +308,30 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
     definitions_file: Annotated[
         Path, typer.Option(help="hash-free definitions file to (re)write")
     ] = Path("deploy/rabbitmq/definitions.json"),
+    layout_file: Annotated[
+        Path, typer.Option(help="the outside subscribers and the history retention (kept)")
+    ] = Path("deploy/rabbitmq/layout.json"),
+    subscriber: Annotated[
+        str | None,
+        typer.Option(help="add (or change) an outside subscriber: reads ext.NAME.* queues only"),
+    ] = None,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="with --subscriber: a binding pattern it may use (repeat, or comma-separate);"
+            " default every public topic, which also grants the history stream"
+        ),
+    ] = None,
+    remove_subscriber: Annotated[
+        str | None,
+        typer.Option(help="remove an outside subscriber: its user, queues and password go"),
+    ] = None,
+    history_max_age: Annotated[
+        str | None, typer.Option(help="keep public events this long, e.g. 7D, 12h (kept)")
+    ] = None,
+    history_max_bytes: Annotated[
+        int | None, typer.Option(help="keep at most this many bytes of public events (kept)")
+    ] = None,
     management_url: Annotated[
         str, typer.Option(envvar="RABBITMQ_MANAGEMENT_URL", help="management API, if enabled")
     ] = "http://127.0.0.1:15672",
@@ -318,15 +344,55 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
     ] = "",
     apply: Annotated[bool, typer.Option(help="provision the running broker")] = True,
 ) -> None:
-    """Provision RabbitMQ (vhost, users, permissions, exchanges, policies); write definitions."""
+    """Provision RabbitMQ (vhost, users, permissions, exchanges, policies); write definitions.
+
+    Outside subscribers and the history retention are kept in the layout file, so every later
+    run (and the definitions file compose and Kubernetes load) keeps them.
+    """
     import os  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
 
     from tai_bus import provisioning  # noqa: PLC0415
 
-    layout = provisioning.BrokerLayout(vhost=vhost, user_prefix=user_prefix)
+    if topics and subscriber is None:
+        console.print("[red]--topics needs --subscriber NAME[/]")
+        raise typer.Exit(2)
+    try:
+        layout = provisioning.read_layout(layout_file, vhost=vhost, user_prefix=user_prefix)
+        if history_max_age is not None or history_max_bytes is not None:
+            layout = replace(
+                layout,
+                history=replace(
+                    layout.history,
+                    max_age=history_max_age or layout.history.max_age,
+                    max_bytes=history_max_bytes or layout.history.max_bytes,
+                ),
+            )
+        if subscriber is not None:
+            patterns = [item.strip() for value in topics or [] for item in value.split(",")]
+            added = (
+                provisioning.Subscriber(subscriber, tuple(item for item in patterns if item))
+                if patterns
+                else provisioning.Subscriber(subscriber)
+            )
+            layout = provisioning.with_subscriber(layout, added)
+        if remove_subscriber is not None:
+            layout = provisioning.without_subscriber(layout, remove_subscriber)
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if provisioning.write_layout(layout_file, layout):
+        console.print(f"layout written to {layout_file}")
     changed = provisioning.write_definitions_file(definitions_file, layout)
     console.print(f"definitions {'written to' if changed else 'unchanged in'} {definitions_file}")
     if not apply:
+        if remove_subscriber is not None:
+            removed_user = layout.subscriber_user(remove_subscriber)
+            provisioning.forget_password(secrets_file, removed_user)
+            console.print(
+                f"{removed_user} left the definitions; on a running broker also delete the user"
+                " and its ext queues (or run again without --no-apply)"
+            )
         return
     try:
         administrator = provisioning.choose_administrator(
@@ -334,6 +400,14 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
         )
         passwords = provisioning.resolve_passwords(layout, os.environ, secrets_file)
         provisioning.provision(administrator, layout, passwords)
+        if remove_subscriber is not None:
+            queues = provisioning.revoke_subscriber(administrator, layout, remove_subscriber)
+            provisioning.forget_password(secrets_file, layout.subscriber_user(remove_subscriber))
+            console.print(
+                f"subscriber {remove_subscriber} revoked: user "
+                f"{layout.subscriber_user(remove_subscriber)} deleted (connections closed), "
+                f"queues deleted: {', '.join(queues) or 'none'}"
+            )
     except provisioning.BrokerAdministrationError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
@@ -341,6 +415,12 @@ def broker_setup(  # nosec B107  # the empty password default means "unset: use 
         f"vhost {vhost}: {len(layout.users())} users provisioned with "
         f"{type(administrator).__name__}; passwords from the environment or {secrets_file}"
     )
+    if subscriber is not None:
+        user = layout.subscriber_user(subscriber)
+        console.print(
+            f"subscriber {subscriber}: user {user}, password "
+            f"{provisioning.password_variable(user)} in {secrets_file}; queues ext.{subscriber}.*"
+        )
 
 
 DatabaseUrl = Annotated[str, typer.Option(envvar="DATABASE_URL", help="ledger database URL")]

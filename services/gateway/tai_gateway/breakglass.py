@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tai_core.breakglass import BreakGlassRequest, OperatorVerifier
+from tai_gateway.api.dependencies import Context
 from tai_gateway.auth import Principal, Role
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
@@ -55,9 +56,12 @@ def operator_verifier(context: GatewayContext) -> OperatorVerifier | None:
     )
 
 
-def break_glass_router(context: GatewayContext) -> APIRouter:
-    """Return the router of the break-glass endpoint, bound to the operator keys."""
-    verifier = operator_verifier(context)
+def break_glass_router() -> APIRouter:
+    """Return the router of the break-glass endpoint.
+
+    The operator keys are the application's ``state.operator_verifier``, built from the
+    settings when the API is created (so bad keys stop the start, not the first call).
+    """
     router = APIRouter(prefix="/api/control", tags=["control"], route_class=StrictJsonRoute)
 
     @router.post(
@@ -65,8 +69,11 @@ def break_glass_router(context: GatewayContext) -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=BreakGlassResponse,
     )
-    async def break_glass(request: Request, body: BreakGlassBody) -> BreakGlassResponse:
+    async def break_glass(
+        context: Context, request: Request, body: BreakGlassBody
+    ) -> BreakGlassResponse:
         """Halt trading on an operator-signed request (no login; `trading-ai control halt`)."""
+        verifier: OperatorVerifier | None = request.app.state.operator_verifier
         source = request.client.host if request.client else "unknown"
         decision = context.limiter.allow(f"ip:{source}")
         if not decision.allowed:

@@ -8,11 +8,20 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import MetaData, Table, func, inspect, select, text
+from sqlalchemy import MetaData, Select, Table, and_, func, inspect, or_, select, text
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tai_core.clock import Clock
+from tai_gateway.paging import Cursor, PageRequest
 from tai_store import Store, TradingStateChange, User, queries
-from tai_store.models import OhlcvRow, OrderRow
+from tai_store.models import (
+    AccountSnapshotRow,
+    AuditRow,
+    FillRow,
+    OhlcvRow,
+    OrderRow,
+    TradeRow,
+)
 
 ML_MODELS_TABLE = "ml_models"
 """The model registry's table (written by the optimizer); absent until a model is trained."""
@@ -90,10 +99,66 @@ class GatewayLedger:
             return False
         return True
 
+    def _page(
+        self,
+        statement: Select[*tuple[Any, ...]],
+        time_column: InstrumentedAttribute[datetime],
+        key_column: InstrumentedAttribute[Any] | None,
+        request: PageRequest,
+    ) -> tuple[pd.DataFrame, Cursor | None]:
+        """Run a keyset-paged query: newest first, in the window, strictly before the cursor."""
+        if request.since is not None:
+            statement = statement.where(time_column >= request.since)
+        if request.until is not None:
+            statement = statement.where(time_column < request.until)
+        cursor = request.cursor
+        if cursor is not None:
+            before = time_column < cursor.time
+            if key_column is not None:
+                before = or_(before, and_(time_column == cursor.time, key_column < cursor.key))
+            statement = statement.where(before)
+        order = [time_column.desc()] + ([] if key_column is None else [key_column.desc()])
+        statement = statement.order_by(*order).limit(request.limit + 1)
+        with self._store.sync_engine().connect() as connection:
+            result = connection.execute(statement)
+            frame = pd.DataFrame.from_records(
+                [tuple(row) for row in result], columns=list(result.keys())
+            )
+        time_name = time_column.key
+        frame[time_name] = pd.to_datetime(frame[time_name], utc=True)
+        if len(frame) <= request.limit:
+            return frame, None
+        frame = frame.head(request.limit)
+        last = frame.iloc[-1]
+        key = "" if key_column is None else last[key_column.key]
+        return frame, Cursor(last[time_name].to_pydatetime(), _plain(key))
+
+    def fills_page(
+        self, request: PageRequest, symbol: str | None = None
+    ) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of fills, newest first."""
+        statement = select(*FillRow.__table__.columns)
+        if symbol is not None:
+            statement = statement.where(FillRow.symbol == symbol)
+        return self._page(statement, FillRow.filled_at, FillRow.fill_id, request)
+
     def fills(self, limit: int, symbol: str | None = None) -> pd.DataFrame:
         """Return the newest ``limit`` fills, newest first."""
-        frame = queries.fills(self._store.sync_engine(), symbol=symbol)
-        return frame.tail(limit).iloc[::-1].reset_index(drop=True)
+        return self.fills_page(PageRequest(limit), symbol)[0]
+
+    def equity_page(self, request: PageRequest) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of the account's equity (account, taken_at, cash, equity), newest first."""
+        statement = select(
+            AccountSnapshotRow.account,
+            AccountSnapshotRow.taken_at,
+            AccountSnapshotRow.cash,
+            AccountSnapshotRow.equity,
+            AccountSnapshotRow.id,
+        ).where(AccountSnapshotRow.account == self.account)
+        frame, cursor = self._page(
+            statement, AccountSnapshotRow.taken_at, AccountSnapshotRow.id, request
+        )
+        return frame.drop(columns=["id"]), cursor
 
     def equity_curve(self) -> pd.DataFrame:
         """Return the account's equity over time (columns taken_at, cash, equity)."""
@@ -103,60 +168,67 @@ class GatewayLedger:
         """Return the account's current positions."""
         return queries.positions(self._store.sync_engine(), self.account)
 
+    def orders_page(self, request: PageRequest) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of orders by creation, newest first."""
+        statement = select(*OrderRow.__table__.columns)
+        frame, cursor = self._page(statement, OrderRow.created_at, OrderRow.order_id, request)
+        for column in ("signal_time", "updated_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame, cursor
+
     def orders(self, limit: int) -> pd.DataFrame:
         """Return the newest orders."""
-        return queries.orders(self._store.sync_engine(), limit=limit)
+        return self.orders_page(PageRequest(limit))[0]
+
+    def audit_page(self, request: PageRequest) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of audit rows, newest first."""
+        statement = select(*AuditRow.__table__.columns)
+        return self._page(statement, AuditRow.occurred_at, AuditRow.id, request)
 
     def audit_log(self, limit: int) -> pd.DataFrame:
         """Return the newest audit rows."""
-        return queries.audit(self._store.sync_engine(), limit=limit)
+        return self.audit_page(PageRequest(limit))[0]
+
+    def trades_page(self, request: PageRequest) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of the account's closed trades by exit, newest first."""
+        statement = select(*TradeRow.__table__.columns).where(TradeRow.account == self.account)
+        frame, cursor = self._page(statement, TradeRow.exit_time, TradeRow.trade_id, request)
+        frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
+        return frame, cursor
 
     def trades(self, limit: int) -> pd.DataFrame:
         """Return the newest ``limit`` closed trades of the account, newest first."""
-        frame = queries.trades(self._store.sync_engine(), self.account)
-        return frame.tail(limit).iloc[::-1].reset_index(drop=True)
+        return self.trades_page(PageRequest(limit))[0]
+
+    def rejections_page(self, request: PageRequest) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of rejected orders with risk's reason, newest first."""
+        statement = select(
+            OrderRow.order_id,
+            OrderRow.strategy,
+            OrderRow.symbol,
+            OrderRow.side,
+            OrderRow.requested_quantity,
+            OrderRow.reason,
+            OrderRow.updated_at,
+        ).where(OrderRow.state == "REJECTED")
+        return self._page(statement, OrderRow.updated_at, OrderRow.order_id, request)
 
     def rejections(self, limit: int) -> pd.DataFrame:
         """Return the newest rejected orders with risk's reason, newest first."""
-        statement = (
-            select(
-                OrderRow.order_id,
-                OrderRow.strategy,
-                OrderRow.symbol,
-                OrderRow.side,
-                OrderRow.requested_quantity,
-                OrderRow.reason,
-                OrderRow.updated_at,
-            )
-            .where(OrderRow.state == "REJECTED")
-            .order_by(OrderRow.updated_at.desc(), OrderRow.order_id.desc())
-            .limit(limit)
+        return self.rejections_page(PageRequest(limit))[0]
+
+    def bars_page(
+        self, symbol: str, timeframe: str, request: PageRequest
+    ) -> tuple[pd.DataFrame, Cursor | None]:
+        """Return a page of stored bars of a symbol and timeframe, newest first."""
+        statement = select(*OhlcvRow.__table__.columns).where(
+            OhlcvRow.symbol == symbol, OhlcvRow.timeframe == timeframe
         )
-        with self._store.sync_engine().connect() as connection:
-            result = connection.execute(statement)
-            frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
-        frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
-        return frame
+        return self._page(statement, OhlcvRow.opened_at, None, request)
 
     def bars(self, symbol: str, timeframe: str, limit: int) -> pd.DataFrame:
         """Return the newest ``limit`` stored bars of a symbol and timeframe, oldest first."""
-        statement = (
-            select(
-                OhlcvRow.opened_at,
-                OhlcvRow.open,
-                OhlcvRow.high,
-                OhlcvRow.low,
-                OhlcvRow.close,
-                OhlcvRow.volume,
-            )
-            .where(OhlcvRow.symbol == symbol, OhlcvRow.timeframe == timeframe)
-            .order_by(OhlcvRow.opened_at.desc())
-            .limit(limit)
-        )
-        with self._store.sync_engine().connect() as connection:
-            result = connection.execute(statement)
-            frame = pd.DataFrame.from_records(list(result), columns=list(result.keys()))
-        frame["opened_at"] = pd.to_datetime(frame["opened_at"], utc=True)
+        frame, _ = self.bars_page(symbol, timeframe, PageRequest(limit))
         return frame.iloc[::-1].reset_index(drop=True)
 
     def trading_state_history(self, limit: int) -> pd.DataFrame:
@@ -331,6 +403,11 @@ class GatewayLedger:
     def trading_state(self) -> TradingStateChange | None:
         """Return the trading-state change in force, or None when none was recorded."""
         return queries.trading_state(self._store.sync_engine())
+
+
+def _plain(value: Any) -> str | int:
+    # numpy integers and the like become the JSON-ready key of a cursor
+    return int(value) if isinstance(value, int) or hasattr(value, "item") else str(value)
 
 
 def _json_value(value: Any) -> Any:

@@ -5,21 +5,30 @@ over AMQP (the broker answers with message and consumer counts), and dead letter
 with ``basic.get``. Reading a dead letter re-publishes an identical copy to the dead-letter
 exchange before acknowledging the original, so looking never spends a quorum queue's
 delivery limit and never loses a message.
+
+Requeueing sends a dead letter back to the queue it died in (only there: the queues that
+handled it already do not see it twice) without the gateway publishing its routing key, which
+its broker user may not: the copy goes to the dead-letter exchange with a CC header naming
+the requeue queue and the target queue, and the broker itself moves it on (see
+``tai_events.topics.REQUEUE_QUEUE``). So a bar, a fill, an approval or a control command are
+all requeued by the same right the gateway already has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 from tai_bus import InMemoryBus
-from tai_bus.api import DeadLetter
+from tai_bus.api import REQUEUE_MARKER_HEADER, DeadLetter
 from tai_events.topics import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, queue_name
+from tai_telemetry.logging import get_logger
 
 DEFAULT_QUEUES = (
     queue_name("strategy", "bars"),
@@ -65,6 +74,10 @@ class DeadLetterNotFoundError(LookupError):
     """No dead letter has that message id (already requeued or discarded)."""
 
 
+class RequeueTargetMissingError(LookupError):
+    """The queue a dead letter died in no longer exists: there is nowhere to requeue it."""
+
+
 class BrokerOperations(Protocol):
     """Queue statistics and dead-letter handling for one transport."""
 
@@ -77,7 +90,7 @@ class BrokerOperations(Protocol):
         ...
 
     async def requeue(self, message_id: str) -> DeadLetterView:
-        """Publish a dead letter back to its original exchange and remove it."""
+        """Send a dead letter back to the queue it died in and remove it."""
         ...
 
     async def discard(self, message_id: str) -> DeadLetterView:
@@ -121,15 +134,13 @@ class MemoryOperations:
         raise DeadLetterNotFoundError(message_id)
 
     async def requeue(self, message_id: str) -> DeadLetterView:
-        """Publish the dead letter to its original exchange again."""
+        """Put the dead letter back on the queue it died in."""
         letter = self._take(message_id)
         try:
-            await self._bus.publish_raw(
-                letter.exchange, letter.routing_key, letter.body, dict(letter.headers)
-            )
-        except Exception:
+            self._bus.requeue(letter)
+        except LookupError as error:
             self._bus.dead_letters.append(letter)
-            raise
+            raise RequeueTargetMissingError(letter.queue) from error
         return _view(letter)
 
     async def discard(self, message_id: str) -> DeadLetterView:
@@ -142,6 +153,7 @@ class AmqpOperations:
 
     def __init__(self, amqp_url: str) -> None:
         self._url = amqp_url
+        self._logger = get_logger("tai_gateway.operations")
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -195,30 +207,53 @@ class AmqpOperations:
         waiting = queue.declaration_result.message_count or 0
         dead_exchange = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
         seen: list[DeadLetterView] = []
-        handled: DeadLetterView | None = None
         for _ in range(min(waiting, MAXIMUM_DEAD_LETTERS)):
             incoming = await queue.get(no_ack=False, fail=False)
             if incoming is None:
                 break
             letter = _letter_of(incoming)
             view = _view(letter)
-            if handled is None and target is not None and view.message_id == target:
-                handled = view
+            if target is not None and view.message_id == target:
                 if requeue:
-                    original = await channel.get_exchange(letter.exchange)
-                    await original.publish(
-                        _message(letter.body, dict(letter.headers)), letter.routing_key
+                    if not await self._queue_exists(letter.queue):
+                        await _put_back(dead_exchange, incoming, letter)
+                        raise RequeueTargetMissingError(letter.queue)
+                    marker = uuid.uuid4().hex
+                    # the broker routes this copy to letter.queue; its other copy, on the
+                    # dead-letter queue itself, is dropped below
+                    await dead_exchange.publish(
+                        _message(letter.body, letter.requeue_headers(marker)),
+                        letter.routing_key,
                     )
-            else:
-                await dead_exchange.publish(
-                    _message(letter.body, letter.wire_headers()), letter.routing_key
-                )
-                if len(seen) < limit:
-                    seen.append(view)
-            await incoming.ack()
-            if target is not None and handled is not None:
+                    await incoming.ack()
+                    await self._drop_copy(queue, dead_exchange, marker)
+                else:
+                    await incoming.ack()
+                return seen, view
+            await _put_back(dead_exchange, incoming, letter)
+            if len(seen) < limit:
+                seen.append(view)
+        return seen, None
+
+    async def _queue_exists(self, name: str) -> bool:
+        if not name or name == DEAD_LETTER_QUEUE:
+            return False
+        return (await self.queue_stats([name]))[0].messages is not None
+
+    async def _drop_copy(
+        self, queue: AbstractQueue, dead_exchange: AbstractExchange, marker: str
+    ) -> None:
+        """Drop the requeued letter's copy on the dead-letter queue, keeping every other."""
+        for _ in range(MAXIMUM_DEAD_LETTERS + 1):
+            incoming = await queue.get(no_ack=False, fail=False)
+            if incoming is None:
                 break
-        return seen, handled
+            if (incoming.headers or {}).get(REQUEUE_MARKER_HEADER) == marker:
+                await incoming.ack()
+                return
+            await _put_back(dead_exchange, incoming, _letter_of(incoming))
+        # at least once: a copy left behind shows up again in the list, nothing is lost
+        self._logger.warning("requeue_copy_not_found", marker=marker)
 
     async def dead_letters(self, limit: int) -> list[DeadLetterView]:
         """Return up to ``limit`` dead letters (each is put back as an identical copy)."""
@@ -226,7 +261,7 @@ class AmqpOperations:
         return seen
 
     async def requeue(self, message_id: str) -> DeadLetterView:
-        """Publish the dead letter to its original exchange and remove it from the queue."""
+        """Send the dead letter back to the queue it died in and remove it from this one."""
         _, handled = await self._sweep(0, message_id, requeue=True)
         if handled is None:
             raise DeadLetterNotFoundError(message_id)
@@ -238,6 +273,14 @@ class AmqpOperations:
         if handled is None:
             raise DeadLetterNotFoundError(message_id)
         return handled
+
+
+async def _put_back(
+    dead_exchange: AbstractExchange, incoming: AbstractIncomingMessage, letter: DeadLetter
+) -> None:
+    """Re-publish an identical copy of a dead letter, then acknowledge the one read."""
+    await dead_exchange.publish(_message(letter.body, letter.wire_headers()), letter.routing_key)
+    await incoming.ack()
 
 
 def _letter_of(incoming: AbstractIncomingMessage) -> DeadLetter:

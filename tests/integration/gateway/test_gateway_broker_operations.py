@@ -13,7 +13,11 @@ import pytest
 from tai_bus import AmqpBus, Binding, Subscription
 from tai_events.base import Message
 from tai_events.codec import Envelope
-from tai_gateway.operations import AmqpOperations, DeadLetterNotFoundError
+from tai_gateway.operations import (
+    AmqpOperations,
+    DeadLetterNotFoundError,
+    RequeueTargetMissingError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +122,23 @@ async def test_reading_dead_letters_keeps_them_and_requeue_and_discard_settle_on
     assert discarded.queue == "tai.test.poisoned"
     assert requeued.reason
     assert after == ["poison-2"]
+
+
+async def test_a_letter_whose_queue_is_gone_is_not_requeued_and_stays(
+    vhost_url: str, poisoned: tuple[AmqpBus, list[Message]]
+) -> None:
+    # Arrange: the consumer's queue is deleted after its letters died
+    operations = AmqpOperations(vhost_url)
+    try:
+        await _wait_for_dead_letters(operations, 2)
+        bus, _ = poisoned
+        await bus.close()
+        _rabbitmqctl("delete_queue", "-p", vhost_url.rsplit("/", 1)[1], "tai.test.poisoned")
+        # Act
+        with pytest.raises(RequeueTargetMissingError):
+            await operations.requeue("poison-1")
+        remaining = await _dead_letter_ids(operations)
+    finally:
+        await operations.close()
+    # Assert: nothing lost, nothing moved
+    assert remaining == ["poison-1", "poison-2"]

@@ -112,7 +112,7 @@ async def test_viewer_reads_fills_newest_first(api_client: httpx.AsyncClient, st
     assert response.json()[0]["filled_at"].startswith("2024-03-04T12:00:00")
 
 
-async def test_equity_curve_is_returned_in_time_order(
+async def test_equity_curve_is_returned_newest_first(
     api_client: httpx.AsyncClient, store: Store
 ) -> None:
     async with store.transaction() as unit:
@@ -121,7 +121,7 @@ async def test_equity_curve_is_returned_in_time_order(
         await unit.snapshots.add("other", T0, 1.0, 1.0)
     token = await token_for(api_client, "victor", VIEWER_PASSWORD)
     response = await api_client.get("/api/equity", headers=bearer(token))
-    assert [row["equity"] for row in response.json()] == [100_000.0, 100_050.0]
+    assert [row["equity"] for row in response.json()] == [100_050.0, 100_000.0]
 
 
 async def test_out_of_range_limit_is_a_422_with_details(api_client: httpx.AsyncClient) -> None:
@@ -136,7 +136,10 @@ async def test_risk_state_is_none_before_anything_is_known(
 ) -> None:
     token = await token_for(api_client, "victor", VIEWER_PASSWORD)
     response = await api_client.get("/api/risk/state", headers=bearer(token))
-    assert response.json() == {"source": "none", "state": None}
+    body = response.json()
+    assert body["source"] == "none"
+    assert body["state"] is None
+    assert body["changed_at"] is None
 
 
 async def test_audit_log_is_for_admins_only(api_client: httpx.AsyncClient) -> None:

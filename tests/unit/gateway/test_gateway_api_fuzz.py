@@ -1,4 +1,5 @@
-"""Schemathesis fuzzes every documented operation in-process (ASGI) with an admin token.
+"""Schemathesis fuzzes every documented operation in-process (ASGI) with an admin token:
+no server error, and every success conforms to the documented response schema.
 
 The gateway runs on an event loop of its own thread, as in production (its store and bus
 belong to that loop); each generated request goes through httpx's ASGI transport on it.
@@ -17,6 +18,7 @@ import pytest
 import schemathesis
 from gateway_support import ADMIN_PASSWORD, add_user, fast_hasher, make_settings, token_for
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
 from tai_bus import InMemoryBus
@@ -104,6 +106,7 @@ def test_no_operation_answers_with_a_server_error(fuzzed: FuzzedGateway) -> None
     schema = schemathesis.openapi.from_dict(fuzzed.app.api.openapi())
     headers = {"Authorization": f"Bearer {fuzzed.token}"}
     server_errors: list[str] = []
+    nonconforming: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
 
     # Act: hypothesis draws cases of each operation (schemathesis' pytest plugin is bypassed:
@@ -120,14 +123,19 @@ def test_no_operation_answers_with_a_server_error(fuzzed: FuzzedGateway) -> None
         )
         def check(case: Any) -> None:
             response = fuzzed.request(case.as_transport_kwargs(base_url=BASE_URL, headers=headers))
+            seen = f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}"
             if response.status_code >= 500:
-                server_errors.append(
-                    f"{case.method} {case.formatted_path} {case.query} -> "
-                    f"{response.status_code}: {response.text[:300]}"
-                )
+                server_errors.append(f"{seen}: {response.text[:300]}")
+            elif 200 <= response.status_code < 300:
+                # the typed response models: every success matches the documented schema
+                try:
+                    case.operation.validate_response(response)
+                except FailureGroup as failure:
+                    nonconforming.append(f"{seen}: {str(failure)[:300]}")
 
         check()
 
     # Assert
     assert len(operations) >= 20
     assert server_errors == []
+    assert nonconforming == []

@@ -11,6 +11,7 @@ from gateway_support import ADMIN_PASSWORD, T0, TRADER_PASSWORD, VIEWER_PASSWORD
 from sqlalchemy import MetaData, Table, inspect
 
 from tai_bus import Binding, InMemoryBus, Subscription
+from tai_bus.api import DeadLetter
 from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.control import ConfigureStrategy
@@ -243,6 +244,43 @@ async def test_admin_requeues_and_discards_dead_letters_a_viewer_cannot_see(
     assert [letter["message_id"] for letter in remaining.json()] == ["poison-2"]
 
 
+async def test_a_requeue_is_audited_and_one_into_a_vanished_queue_is_refused(
+    api_client: httpx.AsyncClient, bus: InMemoryBus, gateway: GatewayApp
+) -> None:
+    # Arrange: one letter from the gateway's queue, one from a queue that no longer exists
+    await bus.publish_raw(
+        "tai.events", "test.poison", b"not json", {"message_id": "poison-1", "type": "FillExecuted"}
+    )
+    await bus.drain()
+    bus.dead_letters.append(
+        DeadLetter(
+            "tai.gone.queue", "tai.events", "test.poison", {"message_id": "gone-1"}, b"x", "r"
+        )
+    )
+    admin = await token_for(api_client, "alice", ADMIN_PASSWORD)
+    # Act
+    requeued = await api_client.post(
+        "/api/system/dead-letters/poison-1/requeue", headers=bearer(admin)
+    )
+    refused = await api_client.post(
+        "/api/system/dead-letters/gone-1/requeue", headers=bearer(admin)
+    )
+    await bus.drain()
+    audit = gateway.context.ledger.audit_log(20)
+    # Assert
+    assert requeued.status_code == 200
+    assert refused.status_code == 409
+    assert "tai.gone.queue" in refused.json()["detail"]
+    rows = audit[audit["action"] == "dead_letter_requeue"].to_dict("records")
+    outcomes = {row["subject"]: (row["outcome"], row["details"]) for row in rows}
+    assert outcomes["poison-1"][0] == "done"
+    assert outcomes["poison-1"][1]["queue"] == "tai.gateway.stream"
+    assert outcomes["gone-1"][0] == "refused"
+    # the refused letter is still there to be discarded
+    listed = await api_client.get("/api/system/dead-letters", headers=bearer(admin))
+    assert "gone-1" in {letter["message_id"] for letter in listed.json()}
+
+
 async def test_bars_merge_the_ledger_and_the_bus(
     api_client: httpx.AsyncClient, store: Store, gateway: GatewayApp
 ) -> None:
@@ -272,7 +310,8 @@ async def test_bars_merge_the_ledger_and_the_bus(
     # Assert
     assert response.status_code == 200, response.text
     opened = [row["opened_at"] for row in response.json()]
-    assert [json.dumps(value)[:14] for value in opened] == ['"2024-03-04T09', '"2024-03-04T10']
+    # newest first: the bar seen on the bus, then the stored one
+    assert [json.dumps(value)[:14] for value in opened] == ['"2024-03-04T10', '"2024-03-04T09']
 
 
 async def test_research_tables_show_runs_without_their_full_reports(

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tai_gateway.console_tabs import parse_parameters
+from tai_gateway.console.controls import parse_parameters
+from tai_gateway.console.views import FAN_PERCENTILES, monte_carlo_fan, positions_view
 from tai_gateway.risk_view import LimitStatus, RiskLimits, risk_report
-from tai_gateway.views import FAN_PERCENTILES, monte_carlo_fan, positions_view
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 LIMITS = RiskLimits(
@@ -112,7 +112,7 @@ def test_candles_mark_signals_orders_and_fills_at_their_bars() -> None:
         SignalDirection,
         SignalGenerated,
     )
-    from tai_gateway.views import candles_figure  # noqa: PLC0415
+    from tai_gateway.console.views import candles_figure  # noqa: PLC0415
 
     bars = pd.DataFrame(
         {
@@ -159,7 +159,7 @@ def test_candles_mark_signals_orders_and_fills_at_their_bars() -> None:
 
 
 def test_printable_turns_json_cells_into_short_text() -> None:
-    from tai_gateway.views import printable  # noqa: PLC0415
+    from tai_gateway.console.views import printable  # noqa: PLC0415
 
     frame = pd.DataFrame({"run": ["r1"], "summary": [{"sharpe": 1.2}], "folds": [[1, 2]]})
     shown = printable(frame, max_length=12)
@@ -170,7 +170,7 @@ def test_printable_turns_json_cells_into_short_text() -> None:
 
 def test_markers_outside_the_charted_bars_are_left_out() -> None:
     from tai_events.orders import OrderState, OrderStatusChanged  # noqa: PLC0415
-    from tai_gateway.views import candles_figure  # noqa: PLC0415
+    from tai_gateway.console.views import candles_figure  # noqa: PLC0415
 
     bars = pd.DataFrame(
         {

@@ -20,17 +20,20 @@ from tai_bus.provisioning import (
     hash_password,
     password_variable,
     provision,
+    read_layout,
     render_definitions,
     resolve_passwords,
 )
 from tests.factories import REPOSITORY_ROOT
 
 DEFINITIONS_FILE = REPOSITORY_ROOT / "deploy" / "rabbitmq" / "definitions.json"
+LAYOUT_FILE = REPOSITORY_ROOT / "deploy" / "rabbitmq" / "layout.json"
 
 
 def test_the_committed_definitions_file_is_the_generated_one() -> None:
-    # regenerate with: trading-ai broker-setup --no-apply
-    assert DEFINITIONS_FILE.read_text(encoding="utf-8") == render_definitions(build_definitions())
+    # regenerate with: trading-ai broker-setup --no-apply (subscribers come from layout.json)
+    expected = render_definitions(build_definitions(read_layout(LAYOUT_FILE)))
+    assert DEFINITIONS_FILE.read_text(encoding="utf-8") == expected
 
 
 def _publishers(definitions: Mapping[str, Any], exchange: str, routing_key: str) -> set[str]:

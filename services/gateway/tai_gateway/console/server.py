@@ -1,4 +1,4 @@
-"""The Dash trading console: login, session and CSRF guards; the tabs live in console_tabs.
+"""The Dash trading console: login, session and CSRF guards; the tabs live in console.page.
 
 Security lives on the server: every request past the login page needs a valid session,
 every callback POST needs the session's CSRF token in its header, and every callback checks
@@ -20,7 +20,7 @@ from markupsafe import escape
 from tai_gateway.bridge import LoopBridge
 from tai_gateway.callbacks import MalformedCallbackError, parse_callback_request
 from tai_gateway.config import GatewaySettings
-from tai_gateway.console_tabs import layout, register_callbacks
+from tai_gateway.console.page import layout, register_callbacks
 from tai_gateway.context import GatewayContext
 from tai_gateway.control import ControlAction
 from tai_gateway.guards import INVALID_REQUEST
