@@ -49,7 +49,7 @@ test-deps: ## Install the browser the console tests drive (Debian chromium + chr
 
 .PHONY: contracts
 contracts: $(STAMP) ## Regenerate proto/ from the event schemas
-	$(BIN)/trading-ai contracts --write proto
+	$(BIN)/trading-ai contracts proto
 
 .PHONY: test
 test: $(STAMP) services test-deps ## Set up and run the whole suite (unit, contract, integration, e2e, browser, short chaos)
