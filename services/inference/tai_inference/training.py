@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -645,9 +646,13 @@ def classification_metrics(probabilities: FloatArray, labels: IntArray) -> dict[
 
     predicted = probabilities.argmax(axis=1)
     f1 = f1_score(labels, predicted, labels=[0, 1, 2], average=None, zero_division=0)
+    with warnings.catch_warnings():
+        # A short slice may lack a class; the score is still the one defined for it.
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(labels, predicted))
     return {
         "log_loss": float(log_loss(labels, probabilities, labels=[0, 1, 2])),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "balanced_accuracy": balanced,
         "f1": {name: float(score) for name, score in zip(CLASS_ORDER, f1, strict=True)},
         "samples": int(labels.shape[0]),
     }

@@ -14,10 +14,13 @@ import pandas as pd
 import typer
 
 from tai_events.market import Timeframe
+from tai_events.ml import DEFAULT_TRADE_PLAN, TradePlan
+from tai_inference.training import ALGORITHMS, TrainingOptions
 from tai_ingestion.replay import ReplayFileError, load_bars
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester
 from tai_optimizer.backtest.report import report_dict, write_html, write_json
+from tai_optimizer.backtest.retraining import PredictingStrategy, RetrainingSchedule
 from tai_optimizer.backtest.sizing import (
     AllInWholeUnits,
     AtrRisk,
@@ -26,6 +29,7 @@ from tai_optimizer.backtest.sizing import (
     Sizer,
 )
 from tai_optimizer.strategies import UnknownStrategyError, build_strategy, parse_parameters
+from tai_strategy.base import PredictionConsumer, Strategy
 
 
 class SizingMethod(StrEnum):
@@ -96,11 +100,67 @@ def backtest_command(
     commission_per_trade: Annotated[float, typer.Option(help="fixed commission per fill")] = 0.0,
     commission_per_unit: Annotated[float, typer.Option(help="commission per unit traded")] = 0.0,
     leverage: Annotated[float, typer.Option(help="buying power per unit of equity")] = 1.0,
+    retrain_every: Annotated[
+        int,
+        typer.Option(help="prediction strategies: retrain the model every N bars (sliding window)"),
+    ] = 0,
+    train_window: Annotated[
+        int, typer.Option(help="prediction strategies: bars each model learns from")
+    ] = 2_000,
+    model: Annotated[
+        str, typer.Option(help="prediction strategies: xgboost, lightgbm or ensemble")
+    ] = "xgboost",
+    per_regime: Annotated[
+        bool, typer.Option(help="prediction strategies: one model per HMM regime")
+    ] = False,
+    take_profit_atr: Annotated[
+        float, typer.Option(help="trade plan the models learn: target in ATRs")
+    ] = DEFAULT_TRADE_PLAN.take_profit_atr,
+    stop_loss_atr: Annotated[
+        float, typer.Option(help="trade plan the models learn: stop in ATRs")
+    ] = DEFAULT_TRADE_PLAN.stop_loss_atr,
+    horizon: Annotated[
+        int, typer.Option(help="trade plan the models learn: bars before the time exit")
+    ] = DEFAULT_TRADE_PLAN.max_horizon_bars,
+    threshold: Annotated[
+        float, typer.Option(help="trade plan the models learn: minimum class probability")
+    ] = DEFAULT_TRADE_PLAN.probability_threshold,
 ) -> None:
-    """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects."""
+    """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects.
+
+    A strategy that trades model predictions (ml_driven) runs behind the live inference
+    engine, its model retrained every ``--retrain-every`` bars on the last ``--train-window``
+    bars, for the trade plan given (no lookahead: a model sees only bars already closed).
+    """
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
+        runner: Strategy = built
+        if isinstance(built, PredictionConsumer):
+            if retrain_every <= 0:
+                raise ValueError(
+                    f"{strategy} trades model predictions: give --retrain-every N to train its "
+                    "models on a sliding window as the backtest runs"
+                )
+            if model not in ALGORITHMS:
+                raise ValueError(f"--model must be one of {', '.join(ALGORITHMS)}")
+            plan = TradePlan(
+                take_profit_atr=take_profit_atr,
+                stop_loss_atr=stop_loss_atr,
+                max_horizon_bars=horizon,
+                probability_threshold=threshold,
+            )
+            algorithm = next(name for name in ALGORITHMS if name == model)
+            runner = PredictingStrategy(
+                built,
+                schedule=RetrainingSchedule(
+                    every=retrain_every,
+                    window=train_window,
+                    options=TrainingOptions(algorithm=algorithm, per_regime=per_regime, plan=plan),
+                ),
+            )
+        elif retrain_every:
+            raise ValueError(f"--retrain-every is for prediction strategies; {strategy} is not")
         frame_timeframe = timeframe or infer_timeframe(data)
         name = symbol or data.stem.upper()
         replay = load_bars(data, symbol=name, timeframe=frame_timeframe)
@@ -122,9 +182,26 @@ def backtest_command(
     if len(replay.bars) < 2:
         typer.echo(f"error: {data} holds fewer than two valid bars", err=True)
         raise typer.Exit(code=2)
-    result = EventDrivenBacktester(built, config).run(replay.bars)
+    result = EventDrivenBacktester(runner, config).run(replay.bars)
     report = report_dict(result, strategy=strategy, parameters=values, symbol=name)
     report["rejected_rows"] = len(replay.rejections)
+    if isinstance(runner, PredictingStrategy):
+        report["retraining"] = {
+            "every_bars": retrain_every,
+            "window_bars": train_window,
+            "models": len(runner.retrained),
+            "predictions": len(runner.predictions),
+            "trade_plan": runner.schedule.options.plan.model_dump() if runner.schedule else None,
+            "retrained": [
+                {
+                    "at": item.at_bar.isoformat(),
+                    "first_bar": item.first_bar.isoformat(),
+                    "bars": item.bars,
+                    "model_id": item.model_id,
+                }
+                for item in runner.retrained
+            ],
+        }
     if json_path is not None:
         write_json(report, json_path)
     if html_path is not None:
@@ -140,4 +217,7 @@ def backtest_command(
             "win_rate_pct",
         )
     }
+    if "retraining" in report:
+        summary["models_trained"] = report["retraining"]["models"]
+        summary["predictions"] = report["retraining"]["predictions"]
     typer.echo(json.dumps(summary, indent=2))
