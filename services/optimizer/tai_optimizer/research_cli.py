@@ -50,7 +50,12 @@ from tai_optimizer.walkforward import (
 from tai_quant.metrics import infer_periods_per_year
 from tai_store.database import Store
 from tai_store.research_repository import ResearchRepository
-from tai_strategy.search_spaces import SearchSpace, search_space, sma_cross_search_space
+from tai_strategy.search_spaces import (
+    IntegerDimension,
+    SearchSpace,
+    search_space,
+    sma_cross_search_space,
+)
 
 console = Console(stderr=True)
 
@@ -175,6 +180,7 @@ def research_space(strategy: str, fast: str | None, slow: str | None) -> SearchS
     bounds = {
         dimension.name: (dimension.low, dimension.high, dimension.step)
         for dimension in defaults.dimensions
+        if isinstance(dimension, IntegerDimension)
     }
     return sma_cross_search_space(
         fast=parse_range(fast) if fast else bounds["fast"],
