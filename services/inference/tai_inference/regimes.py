@@ -68,7 +68,7 @@ class RegimeModel:
 def fit_regime_model(observations: FloatArray, *, seed: int = 7) -> RegimeModel:
     """Fit the 3-state HMM on raw (unscaled) observations of ``OBSERVED_FEATURES``."""
     from hmmlearn.hmm import GaussianHMM  # noqa: PLC0415  (heavy import, training only)
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # noqa: PLC0415
 
     if observations.ndim != 2 or observations.shape[1] != len(OBSERVED_FEATURES):
         raise ValueError(f"observations must have {len(OBSERVED_FEATURES)} columns")
