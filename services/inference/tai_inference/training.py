@@ -38,7 +38,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -152,6 +152,9 @@ class TrainingResult:
 
     record: ModelRecord
     metrics: dict[str, Any]
+    out_of_sample_returns: dict[str, FloatArray] = field(default_factory=dict)
+    """Per-bar returns of the plan's trades on the walk-forward test blocks: ``model`` and,
+    for other kinds than the baseline, ``single_model`` (for deflated Sharpe and PBO)."""
 
 
 @dataclass(frozen=True)
@@ -686,15 +689,15 @@ def _psi_reference(features: FloatArray, names: list[str], bins: int = 10) -> di
     return reference
 
 
-def _section(
+def _scored(
     dataset: _Dataset,
     options: TrainingOptions,
     probabilities: FloatArray,
     samples: IntArray,
-) -> dict[str, Any]:
-    """Return the classification and plan-trading metrics of predictions on ``samples``."""
+) -> tuple[dict[str, Any], FloatArray]:
+    """Return the classification and plan-trading metrics of predictions, and bar returns."""
     section = classification_metrics(probabilities, dataset.labels[samples])
-    section["trading"], _ = plan_trading_result(
+    section["trading"], returns = plan_trading_result(
         dataset.bars,
         dataset.sample_rows[samples],
         probabilities,
@@ -702,7 +705,17 @@ def _section(
         commission=options.commission,
         bars_per_year=periods_per_year(options.timeframe),
     )
-    return section
+    return section, returns
+
+
+def _section(
+    dataset: _Dataset,
+    options: TrainingOptions,
+    probabilities: FloatArray,
+    samples: IntArray,
+) -> dict[str, Any]:
+    """Return the classification and plan-trading metrics of predictions on ``samples``."""
+    return _scored(dataset, options, probabilities, samples)[0]
 
 
 def _baseline_options(options: TrainingOptions) -> TrainingOptions | None:
@@ -714,7 +727,7 @@ def _baseline_options(options: TrainingOptions) -> TrainingOptions | None:
 
 def _walk_forward(
     dataset: _Dataset, options: TrainingOptions, embargo: int, prior: FloatArray
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, str], dict[str, FloatArray]]:
     """Score fresh models and the baselines on each test block; choose model or prior per regime."""
     starts, ends = dataset.sample_rows, dataset.label_ends
     baseline = _baseline_options(options)
@@ -745,8 +758,10 @@ def _walk_forward(
     samples = np.concatenate(tested)
     probabilities = np.vstack(model)
     labels = dataset.labels[samples]
+    section, model_returns = _scored(dataset, options, probabilities, samples)
+    returns = {"model": model_returns}
     evaluation: dict[str, Any] = {
-        "walk_forward": _section(dataset, options, probabilities, samples),
+        "walk_forward": section,
         "baselines": {
             "class_prior": {
                 "walk_forward": _section(dataset, options, np.vstack(class_prior), samples)
@@ -754,9 +769,12 @@ def _walk_forward(
         },
     }
     if baseline is not None:
+        single_section, returns["single_model"] = _scored(
+            dataset, options, np.vstack(single), samples
+        )
         evaluation["baselines"]["single_model"] = {
             "algorithm": BASELINE_ALGORITHM,
-            "walk_forward": _section(dataset, options, np.vstack(single), samples),
+            "walk_forward": single_section,
         }
     regime_of = np.concatenate(regimes)
     regime_policy = dict.fromkeys(REGIMES, "model")
@@ -775,7 +793,7 @@ def _walk_forward(
             "choice": regime_policy[name],
         }
     evaluation["per_regime"] = per_regime
-    return evaluation, regime_policy
+    return evaluation, regime_policy, returns
 
 
 def _model_name(options: TrainingOptions) -> str:
@@ -850,8 +868,9 @@ def train_model(
             for name in REGIMES
         }
     regime_policy = dict.fromkeys(REGIMES, "model")
+    out_of_sample: dict[str, FloatArray] = {}
     if options.evaluate:
-        evaluation, regime_policy = _walk_forward(dataset, options, embargo, prior)
+        evaluation, regime_policy, out_of_sample = _walk_forward(dataset, options, embargo, prior)
         for name, section in evaluation.pop("baselines").items():
             metrics["baselines"].setdefault(name, {}).update(section)
         metrics.update(evaluation)
@@ -916,4 +935,4 @@ def train_model(
         created_at=created_at,
         extras=extras,
     )
-    return TrainingResult(record=record, metrics=metrics)
+    return TrainingResult(record=record, metrics=metrics, out_of_sample_returns=out_of_sample)

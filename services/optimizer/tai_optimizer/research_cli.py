@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,10 +27,13 @@ from tai_core.clock import SystemClock
 from tai_core.ids import deterministic_id
 from tai_events.market import Timeframe
 from tai_ingestion.replay import ReplayFileError, load_bars
+from tai_ingestion.samples import sample_path
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.cli import infer_timeframe
-from tai_optimizer.daily import DailyOptimizer, DailySettings, ReoptimisePolicy, frame_from_bars
+from tai_optimizer.daily import ALL_STRATEGIES, DailySettings, ReoptimisePolicy, run_daily_jobs
 from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings, evaluate
+from tai_optimizer.history import frame_from_bars
+from tai_optimizer.jsonvalues import json_ready
 from tai_optimizer.montecarlo import MonteCarloMethod, simulate_returns, simulate_trades
 from tai_optimizer.research_reports import (
     monte_carlo_html,
@@ -67,20 +69,6 @@ class SelectorKind(StrEnum):
     GRID = "grid"
 
 
-def json_ready(value: Any) -> Any:
-    """Return ``value`` with non-finite floats as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _write_json(report: dict[str, Any], path: Path) -> None:
     write_report(json.dumps(json_ready(report), indent=2, allow_nan=False), path)
 
@@ -88,6 +76,17 @@ def _write_json(report: dict[str, Any], path: Path) -> None:
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/] {message}")
     return typer.Exit(code=2)
+
+
+def data_or_sample(data: Path | None, symbol: str | None) -> Path:
+    """Return ``--data``, or the bundled sample of the symbol (EURUSD by default)."""
+    if data is not None:
+        return data
+    name = symbol or "EURUSD"
+    try:
+        return sample_path(f"{name}.csv")
+    except FileNotFoundError:
+        raise ValueError(f"no --data given and no bundled sample for {name}") from None
 
 
 def load_frame(data: Path, symbol: str | None, timeframe: Timeframe | None) -> pd.DataFrame:
@@ -153,7 +152,15 @@ def store_run(
 
 
 def _evaluation_settings(
-    frame: pd.DataFrame, strategy: str, cash: float, quantity: float, commission: float
+    frame: pd.DataFrame,
+    strategy: str,
+    cash: float,
+    quantity: float,
+    commission: float,
+    *,
+    leverage: float = 1.0,
+    symbol: str | None = None,
+    timeframe: Timeframe | None = None,
 ) -> EvaluationSettings:
     return EvaluationSettings(
         strategy=strategy,
@@ -161,6 +168,9 @@ def _evaluation_settings(
         quantity=quantity,
         costs=CostModel(commission_rate=commission),
         periods_per_year=infer_periods_per_year(frame.index),
+        leverage=leverage,
+        symbol=symbol or "EURUSD",
+        timeframe=timeframe or Timeframe.H1,
     )
 
 
@@ -236,8 +246,7 @@ def walk_forward_command(
     """Walk-forward optimisation: in-sample search, out-of-sample trading, stitched equity."""
     started_at = datetime.now(UTC)
     try:
-        if data is None:
-            raise ValueError("--data is required")
+        data = data_or_sample(data, symbol)
         frame = load_frame(data, symbol, timeframe)
         settings = _evaluation_settings(frame, strategy, cash, quantity, commission)
         space = research_space(strategy, fast_range, slow_range)
@@ -320,13 +329,25 @@ def optimize_command(
         bool, typer.Option("--daily", help="run the daily optimizer job on the ledger")
     ] = False,
     data: DataOption = None,
-    strategy: StrategyOption = "sma_cross",
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            help="strategy to optimise (default sma_cross); with --daily repeatable, default all",
+        ),
+    ] = None,
     study_name: Annotated[str | None, typer.Option(help="study name (resumes if stored)")] = None,
     storage: Annotated[
         str | None,
         typer.Option(envvar="DATABASE_URL", help="database holding studies (and the ledger)"),
     ] = None,
-    trials: Annotated[int, typer.Option(help="finished trials the study should reach")] = 100,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="finished trials the study should reach (default 100; --daily 60)"),
+    ] = None,
+    plan_trials: Annotated[
+        int, typer.Option(help="--daily: ml_driven trade plans tried before retraining")
+    ] = 12,
     jobs: Annotated[int, typer.Option(help="threads per worker (capped at cores; -1 all)")] = 1,
     workers: Annotated[int, typer.Option(help="worker processes sharing the study")] = 1,
     seed: Annotated[int, typer.Option(help="TPE seed")] = 42,
@@ -339,6 +360,10 @@ def optimize_command(
     cash: CashOption = 100_000.0,
     quantity: QuantityOption = 10_000.0,
     commission: CommissionOption = 0.0002,
+    leverage: Annotated[
+        float | None,
+        typer.Option(help="buying power per unit of equity (default 1; --daily: 30, FX)"),
+    ] = None,
     symbol: SymbolOption = None,
     timeframe: Annotated[Timeframe | None, typer.Option(help="bar timeframe")] = None,
     amqp_url: Annotated[
@@ -349,16 +374,27 @@ def optimize_command(
     json_path: JsonOption = None,
     html_path: HtmlOption = None,
 ) -> None:
-    """Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily."""
+    """Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily.
+
+    With no --data the bundled sample of --symbol is searched. --daily runs the nightly job on
+    the ledger for every strategy (or those named): drift check, re-optimisation, gates and
+    shadow for the rule-based ones, the scheduled model retrain for ml_driven.
+    """
     if daily:
+        if data is not None:
+            raise _fail("--daily reads the ledger's bars (the bundled sample if it has none)")
+        unknown = sorted(set(strategies or ()) - set(ALL_STRATEGIES))
+        if unknown:
+            raise _fail(f"unknown strategies {unknown}; known: {', '.join(ALL_STRATEGIES)}")
         _run_daily(
             storage,
             amqp_url,
+            tuple(strategies or ALL_STRATEGIES),
             DailySettings(
-                strategy=strategy,
                 symbol=symbol or "EURUSD",
                 timeframe=timeframe or Timeframe.H1,
-                trials=trials,
+                trials=trials or DailySettings.model_fields["trials"].default,
+                model_plan_trials=plan_trials,
                 seed=seed,
                 jobs=jobs,
                 folds=folds,
@@ -368,6 +404,7 @@ def optimize_command(
                 reoptimise=ReoptimisePolicy.ALWAYS if always else ReoptimisePolicy.ON_DRIFT,
                 cash=cash,
                 quantity=quantity,
+                leverage=leverage or DailySettings.model_fields["leverage"].default,
                 commission_rate=commission,
                 min_trades=min_trades,
             ),
@@ -375,13 +412,25 @@ def optimize_command(
         )
         return
     started_at = datetime.now(UTC)
+    trials = trials or 100
     try:
-        if data is None:
-            raise ValueError("--data is required (or --daily)")
+        if strategies is not None and len(strategies) != 1:
+            raise ValueError("a search optimises one --strategy (--daily takes several)")
+        strategy = strategies[0] if strategies else "sma_cross"
+        data = data_or_sample(data, symbol)
         if workers > 1 and not storage:
             raise ValueError("several workers need a shared study: set --storage / DATABASE_URL")
         frame = load_frame(data, symbol, timeframe)
-        settings = _evaluation_settings(frame, strategy, cash, quantity, commission)
+        settings = _evaluation_settings(
+            frame,
+            strategy,
+            cash,
+            quantity,
+            commission,
+            leverage=leverage or 1.0,
+            symbol=symbol or data.stem.upper(),
+            timeframe=timeframe or infer_timeframe(data),
+        )
         space = research_space(strategy, fast_range, slow_range)
         study_settings = StudySettings(
             name=study_name or f"{strategy}-{data.stem}-{started_at:%Y%m%dT%H%M%S}",
@@ -459,7 +508,11 @@ def optimize_command(
 
 
 def _run_daily(
-    database_url: str | None, amqp_url: str, settings: DailySettings, json_path: Path | None
+    database_url: str | None,
+    amqp_url: str,
+    strategies: tuple[str, ...],
+    settings: DailySettings,
+    json_path: Path | None,
 ) -> None:
     if not database_url:
         raise _fail("--daily needs the ledger: set --storage or DATABASE_URL")
@@ -471,21 +524,18 @@ def _run_daily(
         await store.migrate()
         await bus.start()
         try:
-            outcome = await DailyOptimizer(settings, store=store, bus=bus, clock=clock).run()
+            report = await run_daily_jobs(settings, strategies, store=store, bus=bus, clock=clock)
         finally:
             await bus.close()
             await store.close()
-        return {
-            "run_id": outcome.run_id,
-            "action": outcome.action.value,
-            "parameter_set_id": outcome.parameter_set_id,
-            "report": outcome.report,
-        }
+        return report.to_dict()
 
     result = asyncio.run(run())
     if json_path is not None:
         _write_json(result, json_path)
-    typer.echo(json.dumps(json_ready({key: result[key] for key in result if key != "report"})))
+    typer.echo(json.dumps(json_ready(result), indent=2))
+    if not result["succeeded"]:
+        raise typer.Exit(code=1)
 
 
 def montecarlo_command(
@@ -509,8 +559,7 @@ def montecarlo_command(
     """Monte Carlo on a backtest's trades (bootstrap, reshuffle) and returns (block bootstrap)."""
     started_at = datetime.now(UTC)
     try:
-        if data is None:
-            raise ValueError("--data is required")
+        data = data_or_sample(data, symbol)
         frame = load_frame(data, symbol, timeframe)
         settings = _evaluation_settings(frame, "sma_cross", cash, quantity, commission)
         backtest = evaluate(frame, {"fast": fast, "slow": slow}, settings)
