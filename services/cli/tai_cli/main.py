@@ -12,7 +12,16 @@ import sys
 
 from tai_core.settings import ConfigurationError
 
-SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier", "inference")
+SERVICES = (
+    "ingestion",
+    "strategy",
+    "risk",
+    "execution",
+    "gateway",
+    "notifier",
+    "inference",
+    "optimizer",
+)
 
 
 def run_one_service(name: str) -> int:

@@ -81,7 +81,9 @@ class ModelGates(BaseModel):
         default=0.0, description="annualised Sharpe of the plan's out-of-sample trades"
     )
     min_walk_forward_trades: int = Field(default=5, ge=0)
-    min_deflated_sharpe: float = Field(default=0.5, ge=0, le=1)
+    min_deflated_sharpe: float = Field(
+        default=0.95, ge=0, le=1, description="P(true Sharpe > the best of the trials by luck)"
+    )
     max_pbo: float = Field(default=0.5, ge=0, le=1)
 
 
