@@ -128,3 +128,8 @@ def test_ml_bench_smoke_run_writes_its_results(
         "single_prediction_us_per_call",
     ):
         assert results[key] > 0
+    assert set(results["models"]) == {"xgboost", "ensemble", "per_regime_xgboost"}
+    for kind in results["models"].values():
+        assert kind["training_seconds"] > 0
+        assert kind["prediction_us_per_call"] > 0
+    assert results["models"]["ensemble"]["artifact_format"] == "bundle-json"
