@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tai_events.market import BarClosed, Timeframe
-from tai_events.ml import PredictionMade
+from tai_events.ml import PredictionMade, TradePlan
 from tai_inference.training import TrainingOptions
 from tai_ingestion.replay import load_bars
 from tai_ingestion.samples import sample_path
@@ -160,3 +161,28 @@ def test_backtest_command_retrains_ml_driven_and_reports_the_models(tmp_path: Pa
     retraining = json.loads(report.read_text(encoding="utf-8"))["retraining"]
     assert retraining["every_bars"] == 300
     assert [item["bars"] for item in retraining["retrained"]] == [600, 600, 600]
+
+
+def test_every_entry_is_the_trade_plan_the_models_were_trained_for(
+    bars: list[BarClosed],
+) -> None:
+    # Arrange: models trained for a plan far from the strategy's own defaults
+    plan = TradePlan(
+        take_profit_atr=1.5, stop_loss_atr=1.0, max_horizon_bars=6, probability_threshold=0.4
+    )
+    schedule = RetrainingSchedule(every=300, window=600, options=replace(FAST, plan=plan))
+    ml_driven = MlDrivenStrategy()
+    strategy = PredictingStrategy(ml_driven, schedule=schedule)
+    # Act
+    intents = [intent for bar in bars for intent in strategy.on_bar(bar)]
+    # Assert: each entry's target and stop stand 1.5 : 1 from its price, as the labels did
+    entries = [intent for intent in intents if intent.stop_loss is not None]
+    assert entries
+    for entry in entries:
+        assert entry.take_profit is not None
+        assert entry.stop_loss is not None
+        reward = abs(entry.take_profit - entry.reference_price)
+        risk = abs(entry.reference_price - entry.stop_loss)
+        assert reward / risk == pytest.approx(plan.take_profit_atr / plan.stop_loss_atr)
+        assert "p >= 0.4" in entry.reason
+    assert ml_driven.parameters.max_holding_bars == plan.max_horizon_bars
