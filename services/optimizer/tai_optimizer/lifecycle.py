@@ -213,13 +213,19 @@ class ModelLifecycle:
         if shadowing:
             current = shadowing[-1]
             until = current.shadow_until.isoformat() if current.shadow_until else "?"
-            return LifecycleOutcome(
-                run_id="",
-                action=LifecycleAction.SHADOWING,
-                reason=f"challenger {current.challenger_model_id} shadows until {until}",
-                challenge_id=current.challenge_id,
-                challenger_model_id=current.challenger_model_id,
-                report={"shadow_until": until},
+
+            async def wait(run_id: str) -> LifecycleOutcome:
+                return LifecycleOutcome(
+                    run_id=run_id,
+                    action=LifecycleAction.SHADOWING,
+                    reason=f"challenger {current.challenger_model_id} shadows until {until}",
+                    challenge_id=current.challenge_id,
+                    challenger_model_id=current.challenger_model_id,
+                    report={"shadow_until": until},
+                )
+
+            return await self._run(
+                "wait", RetrainingTrigger.SCHEDULE, {"challenge_id": current.challenge_id}, wait
             )
         return await self.retrain(RetrainingTrigger.SCHEDULE, "the daily scheduled retrain")
 
@@ -237,10 +243,11 @@ class ModelLifecycle:
         run_id = deterministic_id(
             "retrain",
             step,
+            trigger.value,
             settings.symbol,
             settings.timeframe.value,
             now.isoformat(),
-            str(configuration.get("challenge_id", "")),
+            str(configuration.get("challenge_id") or configuration.get("model_id") or ""),
         )
         async with self.store.transaction() as unit:
             await ResearchRepository(unit.session).start_run(
