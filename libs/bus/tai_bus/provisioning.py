@@ -74,9 +74,7 @@ EVENTS_WRITE: dict[str, str] = {
     # ModelPromoted from the console's promote/rollback, its own refusal alerts
     "gateway": rf"^(model\.promoted|{_ALERTS})$",
     "notifier": "^$",
-    "optimizer": (
-        rf"^(model\.promoted|strategy\.params\.updated|research\.run\.[a-z_]+|{_ALERTS})$"
-    ),
+    "optimizer": rf"^(model\.promoted|research\.run\.[a-z_]+|{_ALERTS})$",
 }
 """Routing keys each service may publish on the events exchange."""
 CONTROL_WRITE: dict[str, str] = {

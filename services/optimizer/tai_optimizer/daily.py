@@ -41,7 +41,6 @@ from tai_events.base import Message
 from tai_events.control import ConfigureStrategy
 from tai_events.market import Timeframe
 from tai_events.research import ResearchRunFinished, ResearchRunStatus
-from tai_events.strategies import StrategyParametersUpdated
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings, evaluate
 from tai_optimizer.history import frame_from_bars, latest_history, stored_bars
@@ -686,25 +685,18 @@ class DailyOptimizer:
                     for key, value in shadow.parameters.items()
                     if isinstance(value, int | float)
                 }
-                # The command makes the live strategy service switch (it re-primes its
-                # indicators and answers with its own event); the event records the decision.
+                # The command re-parameterises the live strategy (it re-primes its indicators
+                # and answers with StrategyParametersUpdated, the authority on its state); it
+                # never switches a strategy on or off: the nightly job tunes every strategy,
+                # operators choose which ones trade. ResearchRunFinished records the decision.
                 events.append(
                     ConfigureStrategy(
                         strategy=settings.strategy,
-                        enabled=True,
+                        enabled=None,
                         parameters=parameters,
                         requested_by=f"{PRODUCER}:{run_id}",
                         requested_at=now,
                         reason=verdict.reason[:2000],
-                    )
-                )
-                events.append(
-                    StrategyParametersUpdated(
-                        strategy=settings.strategy,
-                        enabled=True,
-                        parameters=parameters,
-                        updated_at=now,
-                        updated_by=f"{PRODUCER}:{run_id}",
                     )
                 )
             else:
