@@ -7,10 +7,15 @@ Measures, on the bundled hourly EURUSD bars:
   the batch recomputation of the shortest window that yields the latest row, per new bar
   (what a service without incremental features would pay on every bar);
 * a single prediction (calibrated XGBoost, one row), microseconds per call, and the whole
-  per-bar path of the inference engine (features, regime filter, model, drift).
+  per-bar path of the inference engine (features, regime filter, model, drift);
+* each model kind — single XGBoost, the stacked ensemble (XGBoost + LightGBM + meta-learner),
+  per-regime XGBoost — its training time (with its walk-forward evaluation and baselines, as
+  ``trading-ai train`` runs it) and one prediction's time, with ratios to the single model
+  measured in the same run.
 
-Run: ``.venv/bin/python bench/ml_bench.py [--bars 5000] [--repeats 3]``. Prints a table and
-writes bench/results-ml.json. Batch and incremental features are checked to agree (1e-9).
+Run: ``.venv/bin/python bench/ml_bench.py [--bars 5000] [--repeats 3] [--only models]``.
+Prints a table and writes bench/results-ml.json. Batch and incremental features are checked
+to agree (1e-9).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,6 +152,70 @@ def run(bars_count: int, repeats: int, prediction_calls: int) -> dict[str, Any]:
     }
 
 
+MODEL_KINDS = (
+    ("xgboost", TrainingOptions(algorithm="xgboost")),
+    ("ensemble", TrainingOptions(algorithm="ensemble")),
+    ("per_regime_xgboost", TrainingOptions(algorithm="xgboost", per_regime=True)),
+)
+"""The model kinds ``trading-ai train`` offers, the single model first (the baseline)."""
+
+
+def run_models(bars_count: int, repeats: int, prediction_calls: int) -> dict[str, Any]:
+    """Train each model kind once (walk-forward included) and time one prediction."""
+    bars = normalise_ohlcv(pd.read_csv(SAMPLE, index_col=0, parse_dates=True)).iloc[:bars_count]
+    warm = DEFAULT_FEATURES.warmup_period - 1
+    features = compute_features(bars).to_numpy()[warm:]
+    kinds: dict[str, Any] = {}
+    # Import and initialise the libraries once, outside the timings (the first fit pays it).
+    for _, options in MODEL_KINDS:
+        warm_options = replace(options, evaluate=False, max_rounds=5, min_regime_samples=50)
+        train_model(bars.iloc[:800], warm_options, created_at=datetime.now(UTC))
+    for name, options in MODEL_KINDS:
+        folds = 2 if bars_count < 2000 else options.folds
+        started = time.perf_counter()
+        result = train_model(bars, replace(options, folds=folds), created_at=datetime.now(UTC))
+        training_seconds = time.perf_counter() - started
+        model = ServingModel.from_record(result.record)
+        model.regime_policy = dict.fromkeys(REGIMES, "model")  # time the model, not the prior
+        regimes = np.zeros((features.shape[0], len(REGIMES)))
+        regimes[np.arange(features.shape[0]), np.arange(features.shape[0]) % len(REGIMES)] = 1.0
+        rows = np.hstack([features, regimes])
+
+        def predictions(model: ServingModel = model, rows: np.ndarray = rows) -> None:
+            for index in range(prediction_calls):
+                row = rows[index % rows.shape[0]]
+                model.predict(row, row[-len(REGIMES) :])
+
+        walk_forward = result.metrics.get("walk_forward", {})
+        kinds[name] = {
+            "training_seconds": training_seconds,
+            "prediction_us_per_call": _best_seconds(predictions, repeats) / prediction_calls * 1e6,
+            "artifact_format": result.record.artifact_format,
+            "artifact_bytes": len(result.record.artifact),
+            "walk_forward_log_loss": walk_forward.get("log_loss"),
+            "walk_forward_trades_sharpe": walk_forward.get("trading", {}).get("sharpe"),
+        }
+    single = kinds["xgboost"]
+    for values in kinds.values():
+        values["training_vs_single"] = values["training_seconds"] / single["training_seconds"]
+        values["prediction_vs_single"] = (
+            values["prediction_us_per_call"] / single["prediction_us_per_call"]
+        )
+    return {"model_bars": len(bars), "models": kinds}
+
+
+def print_models(results: dict[str, Any]) -> None:
+    """Print each model kind's training and prediction time beside the single model's."""
+    print(f"model kinds on {results['model_bars']} bars (training includes walk-forward):")
+    print(f"  {'kind':<20} {'train s':>9} {'x single':>9} {'predict µs':>11} {'x single':>9}")
+    for name, values in results["models"].items():
+        print(
+            f"  {name:<20} {values['training_seconds']:>9.2f} "
+            f"{values['training_vs_single']:>9.2f} {values['prediction_us_per_call']:>11.1f} "
+            f"{values['prediction_vs_single']:>9.2f}"
+        )
+
+
 def print_table(results: dict[str, Any]) -> None:
     """Print the measurements as a table."""
     rows = [
@@ -175,9 +245,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prediction-calls", type=int, default=2000)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", choices=("features", "models"), help="run one part (the file keeps the other)"
+    )
     arguments = parser.parse_args()
-    results = run(arguments.bars, arguments.repeats, arguments.prediction_calls)
-    print_table(results)
+    results: dict[str, Any] = (
+        json.loads(arguments.output.read_text(encoding="utf-8"))
+        if arguments.only and arguments.output.exists()
+        else {}
+    )
+    if arguments.only != "models":
+        results.update(run(arguments.bars, arguments.repeats, arguments.prediction_calls))
+        print_table(results)
+    if arguments.only != "features":
+        results.update(
+            run_models(min(arguments.bars, 3000), arguments.repeats, arguments.prediction_calls)
+        )
+        print_models(results)
     arguments.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {arguments.output}")
 

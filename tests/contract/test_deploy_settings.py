@@ -28,6 +28,7 @@ from tai_gateway.config import GatewaySettings
 from tai_inference.config import InferenceSettings
 from tai_ingestion.config import IngestionSettings
 from tai_notifier.config import NotifierSettings
+from tai_optimizer.config import OptimizerSettings
 from tai_risk.config import RiskSettings
 from tai_strategy.config import StrategySettings
 from tai_telemetry.metrics import Telemetry
@@ -43,6 +44,7 @@ SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     "execution": ExecutionSettings,
     "gateway": GatewaySettings,
     "notifier": NotifierSettings,
+    "optimizer": OptimizerSettings,
 }
 """What ``trading-ai service <name>`` loads (each ``tai_<name>.__main__``)."""
 

@@ -12,9 +12,10 @@ The security-relevant grants (DESIGN §5):
 * only the execution user may read ``tai.execution.*`` queues, which hold the approvals;
 * dead letters are requeued by the broker (``tai.dead-letter.requeue``), so the gateway
   requeues any of them, approvals and commands too, without the right to publish them;
-* only the gateway may publish ``control.resume`` and ``control.strategy`` (risk may send
-  halt/flatten, its kill switch); besides its alerts the gateway publishes ``model.promoted``
-  on ``tai.events`` (promote/rollback from the console and the API), nothing else;
+* only the gateway may publish ``control.resume``; ``control.strategy`` comes from the gateway
+  and from the optimizer (a promoted parameter set); risk may send halt/flatten (its kill
+  switch); besides its alerts the gateway publishes ``model.promoted`` on ``tai.events``
+  (promote/rollback from the console and the API), nothing else;
 * each service configures only its own ``tai.<service>.*`` queues;
 * an outside subscriber (``broker-setup --subscriber NAME``) configures, binds and reads only
   its own ``ext.NAME.*`` queues, binds them to ``tai.events`` only with keys inside its allowed
@@ -82,27 +83,28 @@ _NOT_APPROVALS = r"^(?!order\.approved$).*$"
 _ORDER_STATES = "new|submitted|partially_filled|filled|cancelled|rejected|expired"
 EVENTS_WRITE: dict[str, str] = {
     "ingestion": rf"^(market\.(bar|tick)\..+|{_ALERTS})$",
-    "inference": rf"^(ml\.prediction\..+|{_ALERTS})$",
+    "inference": rf"^(ml\.prediction\..+|model\.retraining\..+|{_ALERTS})$",
     "strategy": rf"^(signal\..+|order\.requested|{_ALERTS})$",
     "risk": rf"^(order\.(approved|rejected)|risk\.(state|limits)|{_ALERTS})$",
     "execution": (rf"^(order\.({_ORDER_STATES})|execution\.fill|position\.updated|{_ALERTS})$"),
     # ModelPromoted from the console's promote/rollback, its own refusal alerts
     "gateway": rf"^(model\.promoted|{_ALERTS})$",
     "notifier": "^$",
-    "optimizer": rf"^(model\.promoted|strategy\.params\.updated|{_ALERTS})$",
+    "optimizer": rf"^(model\.promoted|research\.run\.[a-z_]+|{_ALERTS})$",
 }
 """Routing keys each service may publish on the events exchange."""
 CONTROL_WRITE: dict[str, str] = {
     "risk": r"^control\.(halt|flatten)$",
     "gateway": r"^control\.(halt|resume|flatten|strategy)$",
+    "optimizer": r"^control\.strategy$",
 }
 """Routing keys a service may publish on the control exchange (others: none): exactly the
 commands each sends (the gateway: HaltTrading, ResumeTrading, FlattenPositions,
-ConfigureStrategy)."""
+ConfigureStrategy; the optimizer: ConfigureStrategy when it promotes parameters)."""
 READS_APPROVALS = frozenset({"execution", "gateway"})
 """Services whose topic permissions include reading ``order.approved`` (execution acts on it,
 the gateway shows it); the approvals *queue* is readable by execution alone."""
-WRITES_CONTROL_EXCHANGE = frozenset({"risk", "gateway"})
+WRITES_CONTROL_EXCHANGE = frozenset({"risk", "gateway", "optimizer"})
 READS_DEAD_LETTERS = frozenset({"gateway"})
 SERVICE_USER_LIMITS = {"max-connections": 20, "max-channels": 200}
 SUBSCRIBER_USER_LIMITS = {"max-connections": 5, "max-channels": 50}

@@ -6,7 +6,16 @@ from tai_events.codec import Envelope, MessageDecodeError, decode, encode, make_
 from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
 from tai_events.headers import MessageHeaders, new_message_id
 from tai_events.market import BarClosed, TickReceived, Timeframe
-from tai_events.ml import ModelPromoted, ModelStage, PredictedClass, PredictionMade
+from tai_events.ml import (
+    DEFAULT_TRADE_PLAN,
+    ModelPromoted,
+    ModelRetrainingRequested,
+    ModelStage,
+    PredictedClass,
+    PredictionMade,
+    RetrainingTrigger,
+    TradePlan,
+)
 from tai_events.orders import (
     FillExecuted,
     OrderApproved,
@@ -21,10 +30,12 @@ from tai_events.orders import (
     SignalGenerated,
 )
 from tai_events.registry import MESSAGE_CLASSES, REGISTRY
+from tai_events.research import ResearchRunFinished, ResearchRunStatus
 from tai_events.risk import RiskLimitsPublished, RiskStateChanged, TradingState
 from tai_events.strategies import StrategyParametersUpdated
 
 __all__ = [
+    "DEFAULT_TRADE_PLAN",
     "MESSAGE_CLASSES",
     "REGISTRY",
     "AlertRaised",
@@ -40,6 +51,7 @@ __all__ = [
     "MessageDecodeError",
     "MessageHeaders",
     "ModelPromoted",
+    "ModelRetrainingRequested",
     "ModelStage",
     "OrderApproved",
     "OrderRejected",
@@ -50,7 +62,10 @@ __all__ = [
     "PositionUpdated",
     "PredictedClass",
     "PredictionMade",
+    "ResearchRunFinished",
+    "ResearchRunStatus",
     "ResumeTrading",
+    "RetrainingTrigger",
     "RiskLimitsPublished",
     "RiskStateChanged",
     "Severity",
@@ -60,6 +75,7 @@ __all__ = [
     "StrategyParametersUpdated",
     "TickReceived",
     "Timeframe",
+    "TradePlan",
     "TradingState",
     "decode",
     "encode",

@@ -6,7 +6,7 @@ from tai_events.alerts import AlertRaised
 from tai_events.base import Message
 from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
 from tai_events.market import BarClosed, TickReceived
-from tai_events.ml import ModelPromoted, PredictionMade
+from tai_events.ml import ModelPromoted, ModelRetrainingRequested, PredictionMade
 from tai_events.orders import (
     FillExecuted,
     OrderApproved,
@@ -16,6 +16,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
+from tai_events.research import ResearchRunFinished
 from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 
@@ -34,6 +35,8 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     RiskLimitsPublished,
     AlertRaised,
     ModelPromoted,
+    ModelRetrainingRequested,
+    ResearchRunFinished,
     StrategyParametersUpdated,
     HaltTrading,
     ResumeTrading,

@@ -46,12 +46,17 @@ class BreakerDescription(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     breaker: Name
+    """The breaker's name (``changed_by`` of its transitions is ``circuit_breaker.<name>``)."""
     condition: ShortText
+    """What trips it, in words."""
     setting: Name | None
     """The risk setting holding the threshold (``RISK_<SETTING>``), if the breaker has one."""
     threshold: FiniteFloat | None
+    """The threshold in force."""
     moves_to: TradingState
+    """The trading state it moves to (never a laxer one)."""
     lifted_by: Literal["next session", "admin resume"]
+    """What lifts that state: the next session, or an admin's ResumeTrading."""
 
 
 class RiskLimitsPublished(Event):

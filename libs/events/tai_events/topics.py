@@ -12,7 +12,7 @@ from tai_events.alerts import AlertRaised
 from tai_events.base import Command, Message
 from tai_events.control import ConfigureStrategy, FlattenPositions, HaltTrading, ResumeTrading
 from tai_events.market import BarClosed, TickReceived, Timeframe
-from tai_events.ml import ModelPromoted, PredictionMade
+from tai_events.ml import ModelPromoted, ModelRetrainingRequested, PredictionMade
 from tai_events.orders import (
     FillExecuted,
     OrderApproved,
@@ -23,6 +23,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
+from tai_events.research import ResearchRunFinished
 from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 
@@ -70,6 +71,8 @@ ALL_PREDICTIONS = "ml.prediction.*"
 ALL_ORDER_STATES = "order.*"
 ALL_ALERTS = "alert.*"
 ALL_CONTROL = "control.*"
+ALL_RETRAINING_REQUESTS = "model.retraining.*"
+ALL_RESEARCH_RUNS = "research.run.*"
 EVERYTHING = "#"
 
 
@@ -88,6 +91,7 @@ def _public_topics() -> tuple[str, ...]:
         "alert.#",
         "model.#",
         "strategy.#",
+        "research.#",
     }
     return tuple(sorted(topics))
 
@@ -118,6 +122,16 @@ def market_bars(timeframe: Timeframe | str) -> str:
 def ml_prediction(symbol: str) -> str:
     """Return the routing key of a symbol's predictions."""
     return f"ml.prediction.{symbol}"
+
+
+def model_retraining(symbol: str) -> str:
+    """Return the routing key of a symbol's retraining requests."""
+    return f"model.retraining.{symbol}"
+
+
+def research_run(kind: str) -> str:
+    """Return the routing key of a finished research run of one kind."""
+    return f"research.run.{kind}"
 
 
 def signal(strategy: str, symbol: str) -> str:
@@ -155,6 +169,8 @@ _ROUTES: dict[type[Message], Callable[[Any], str]] = {
     RiskLimitsPublished: lambda _message: RISK_LIMITS,
     AlertRaised: lambda message: alert(message.severity.value),
     ModelPromoted: lambda _message: MODEL_PROMOTED,
+    ModelRetrainingRequested: lambda message: model_retraining(message.symbol),
+    ResearchRunFinished: lambda message: research_run(message.kind),
     StrategyParametersUpdated: lambda _message: STRATEGY_PARAMS_UPDATED,
     HaltTrading: lambda _message: CONTROL_HALT,
     ResumeTrading: lambda _message: CONTROL_RESUME,
@@ -191,6 +207,8 @@ ROUTING_KEY_PATTERNS: dict[str, str] = {
     "RiskLimitsPublished": RISK_LIMITS,
     "AlertRaised": "alert.{severity}",
     "ModelPromoted": MODEL_PROMOTED,
+    "ModelRetrainingRequested": "model.retraining.{symbol}",
+    "ResearchRunFinished": "research.run.{kind}",
     "StrategyParametersUpdated": STRATEGY_PARAMS_UPDATED,
     "HaltTrading": CONTROL_HALT,
     "ResumeTrading": CONTROL_RESUME,

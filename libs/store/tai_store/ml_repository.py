@@ -2,12 +2,16 @@
 
 Use it inside a unit of work: ``MlModelRepository(unit.session)``. Artifacts are bytes in a
 native format with their SHA-256; :meth:`ModelRecord.verified_artifact` refuses bytes whose
-hash does not match, so a tampered or truncated artifact is never loaded.
+hash does not match, so a tampered or truncated artifact is never loaded. A model made of
+several boosters (a stacked ensemble, per-regime models) is a ``bundle-json`` artifact: a
+JSON document holding each booster in its own native text format (XGBoost JSON, LightGBM
+text) with its own SHA-256, and how they combine — still no pickle anywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,10 +19,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tai_events.ml import TradePlan
 from tai_store.models_ml import MODEL_STAGES, MlModelRow
 
-ARTIFACT_FORMATS = ("xgboost-ubj", "xgboost-json", "lightgbm-text")
+ARTIFACT_FORMATS = ("xgboost-ubj", "xgboost-json", "lightgbm-text", "bundle-json")
 """Native artifact formats the registry accepts (never pickle or joblib)."""
+BUNDLE_COMPONENT_FORMATS = ("xgboost-json", "lightgbm-text")
+"""Formats a ``bundle-json`` artifact may hold (text formats, so the bundle stays JSON)."""
 
 
 class ArtifactIntegrityError(ValueError):
@@ -80,6 +87,70 @@ class ModelRecord:
                 f"registered {self.artifact_sha256}"
             )
         return self.artifact
+
+    def trade_plan(self) -> TradePlan:
+        """Return the trade plan the model was trained for (its labels and threshold).
+
+        Models registered before plans were stored carry their barrier and signal threshold
+        in ``extras``/``parameters``: the plan is rebuilt from them.
+        """
+        stored = self.extras.get("trade_plan")
+        if stored is not None:
+            return TradePlan.model_validate(stored)
+        barrier = self.extras.get("barrier")
+        if barrier is None:
+            raise ValueError(f"model {self.model_id} records no trade plan")
+        return TradePlan(
+            take_profit_atr=float(barrier["take_profit"]),
+            stop_loss_atr=float(barrier["stop_loss"]),
+            max_horizon_bars=int(barrier["max_horizon"]),
+            atr_period=int(barrier.get("atr_period", 14)),
+            probability_threshold=float(self.parameters.get("signal_threshold", 0.45)),
+        )
+
+    @property
+    def data_end(self) -> datetime:
+        """Return the opening time of the newest bar the model learnt from (its age's origin)."""
+        stored = self.extras.get("data_end")
+        return datetime.fromisoformat(stored) if stored else self.training_end
+
+
+def bundle_components(artifact: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    """Return (composition, {name: (format, bytes)}) of a verified ``bundle-json`` artifact.
+
+    Each component's bytes are checked against the SHA-256 the bundle records for it.
+    """
+    try:
+        document = json.loads(artifact.decode("utf-8"))
+        composition = dict(document["composition"])
+        entries = dict(document["components"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactIntegrityError(f"not a model bundle: {error}") from error
+    components: dict[str, tuple[str, bytes]] = {}
+    for name, entry in entries.items():
+        artifact_format = str(entry["format"])
+        if artifact_format not in BUNDLE_COMPONENT_FORMATS:
+            raise ArtifactIntegrityError(f"bundle component {name} has format {artifact_format}")
+        content = str(entry["content"]).encode("utf-8")
+        if sha256_hex(content) != entry["sha256"]:
+            raise ArtifactIntegrityError(f"bundle component {name} does not match its SHA-256")
+        components[str(name)] = (artifact_format, content)
+    return composition, components
+
+
+def make_bundle(composition: dict[str, Any], components: dict[str, tuple[str, bytes]]) -> bytes:
+    """Return the ``bundle-json`` artifact of text-format components and their composition."""
+    entries: dict[str, Any] = {}
+    for name, (artifact_format, content) in components.items():
+        if artifact_format not in BUNDLE_COMPONENT_FORMATS:
+            raise ValueError(f"component {name}: {artifact_format} cannot go in a bundle")
+        entries[name] = {
+            "format": artifact_format,
+            "sha256": sha256_hex(content),
+            "content": content.decode("utf-8"),
+        }
+    document = {"composition": composition, "components": entries}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def _record(row: MlModelRow) -> ModelRecord:

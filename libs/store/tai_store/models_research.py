@@ -1,4 +1,4 @@
-"""Research tables: optimisation runs with their reports, parameter sets, shadow comparisons."""
+"""Research tables: runs and reports, parameter sets, shadow comparisons, model challenges."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tai_store.models import AutoIncrementId, Base, UtcTimestamp
 
-RUN_KINDS = ("walk_forward", "optimize", "montecarlo", "daily")
+RUN_KINDS = ("walk_forward", "optimize", "montecarlo", "daily", "retrain")
 RUN_STATUSES = ("running", "succeeded", "failed")
 PARAMETER_SET_STATUSES = ("candidate", "shadow", "promoted", "rejected", "retired")
+CHALLENGE_STATUSES = ("shadow", "promoted", "rejected")
 
 
 class ResearchRunRow(Base):
@@ -30,7 +31,9 @@ class ResearchRunRow(Base):
 
     __tablename__ = "research_runs"
     __table_args__ = (
-        CheckConstraint("kind IN ('walk_forward', 'optimize', 'montecarlo', 'daily')", name="kind"),
+        CheckConstraint(
+            "kind IN ('walk_forward', 'optimize', 'montecarlo', 'daily', 'retrain')", name="kind"
+        ),
         CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
         Index("ix_research_runs_kind_started_at", "kind", "started_at"),
     )
@@ -94,3 +97,32 @@ class ShadowComparisonRow(Base):
     score_difference: Mapped[float] = mapped_column(Float)
     candidate_better: Mapped[bool] = mapped_column(Boolean)
     decided_at: Mapped[datetime] = mapped_column(UtcTimestamp)
+
+
+class ModelChallengeRow(Base):
+    """A retrained model (challenger) against the production model (champion) of a symbol.
+
+    Named ``research_*`` so the console's research tab lists it with the runs.
+    """
+
+    __tablename__ = "research_model_challenges"
+    __table_args__ = (
+        CheckConstraint("status IN ('shadow', 'promoted', 'rejected')", name="status"),
+        Index("ix_research_model_challenges_symbol_status", "symbol", "timeframe", "status"),
+    )
+
+    challenge_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    timeframe: Mapped[str] = mapped_column(String(4))
+    trigger: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    champion_model_id: Mapped[str | None] = mapped_column(String(128))
+    challenger_model_id: Mapped[str | None] = mapped_column(String(128))
+    run_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("research_runs.run_id"))
+    requested_at: Mapped[datetime] = mapped_column(UtcTimestamp)
+    shadow_started_at: Mapped[datetime | None] = mapped_column(UtcTimestamp)
+    shadow_until: Mapped[datetime | None] = mapped_column(UtcTimestamp)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcTimestamp)
+    reason: Mapped[str | None] = mapped_column(Text)
+    validation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    comparison: Mapped[dict[str, Any]] = mapped_column(JSON)

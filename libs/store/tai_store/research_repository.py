@@ -1,11 +1,11 @@
-"""Research repository: runs and their reports, strategy parameter sets, shadow comparisons.
+"""Research repository: runs and reports, parameter sets, shadow comparisons, model challenges.
 
 Use it inside a unit of work: ``ResearchRepository(unit.session)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tai_store.models_research import (
+    CHALLENGE_STATUSES,
     PARAMETER_SET_STATUSES,
     RUN_KINDS,
+    ModelChallengeRow,
     ResearchRunRow,
     ShadowComparisonRow,
     StrategyParameterSetRow,
@@ -75,6 +77,47 @@ class ShadowComparison:
     score_difference: float
     candidate_better: bool
     decided_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelChallenge:
+    """A challenger model against the champion of a symbol: shadowing, promoted or rejected."""
+
+    challenge_id: str
+    symbol: str
+    timeframe: str
+    trigger: str
+    status: str
+    champion_model_id: str | None
+    challenger_model_id: str | None
+    run_id: str | None
+    requested_at: datetime
+    shadow_started_at: datetime | None = None
+    shadow_until: datetime | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] = field(default_factory=dict)
+
+
+def _challenge(row: ModelChallengeRow) -> ModelChallenge:
+    return ModelChallenge(
+        challenge_id=row.challenge_id,
+        symbol=row.symbol,
+        timeframe=row.timeframe,
+        trigger=row.trigger,
+        status=row.status,
+        champion_model_id=row.champion_model_id,
+        challenger_model_id=row.challenger_model_id,
+        run_id=row.run_id,
+        requested_at=row.requested_at,
+        shadow_started_at=row.shadow_started_at,
+        shadow_until=row.shadow_until,
+        decided_at=row.decided_at,
+        reason=row.reason,
+        validation=dict(row.validation),
+        comparison=dict(row.comparison),
+    )
 
 
 def _run(row: ResearchRunRow) -> ResearchRun:
@@ -312,6 +355,80 @@ class ResearchRepository:
             )
             for row in (await self._session.scalars(statement)).all()
         ]
+
+    # -- model challenges -------------------------------------------------------------------
+
+    async def add_challenge(self, challenge: ModelChallenge) -> None:
+        """Record a challenge (shadowing, or already decided)."""
+        if challenge.status not in CHALLENGE_STATUSES:
+            raise ValueError(f"unknown challenge status {challenge.status!r}")
+        self._session.add(
+            ModelChallengeRow(
+                challenge_id=challenge.challenge_id,
+                symbol=challenge.symbol,
+                timeframe=challenge.timeframe,
+                trigger=challenge.trigger,
+                status=challenge.status,
+                champion_model_id=challenge.champion_model_id,
+                challenger_model_id=challenge.challenger_model_id,
+                run_id=challenge.run_id,
+                requested_at=challenge.requested_at,
+                shadow_started_at=challenge.shadow_started_at,
+                shadow_until=challenge.shadow_until,
+                decided_at=challenge.decided_at,
+                reason=challenge.reason,
+                validation=challenge.validation,
+                comparison=challenge.comparison,
+            )
+        )
+        await self._session.flush()
+
+    async def challenges(
+        self, symbol: str, timeframe: str, status: str | None = None
+    ) -> list[ModelChallenge]:
+        """Return a symbol's challenges, oldest first (optionally of one status)."""
+        statement = select(ModelChallengeRow).where(
+            ModelChallengeRow.symbol == symbol, ModelChallengeRow.timeframe == timeframe
+        )
+        if status is not None:
+            statement = statement.where(ModelChallengeRow.status == status)
+        statement = statement.order_by(
+            ModelChallengeRow.requested_at, ModelChallengeRow.challenge_id
+        )
+        return [_challenge(row) for row in (await self._session.scalars(statement)).all()]
+
+    async def shadowing_challenges(self) -> list[ModelChallenge]:
+        """Return every challenge still in its shadow period, soonest due first."""
+        statement = (
+            select(ModelChallengeRow)
+            .where(ModelChallengeRow.status == "shadow")
+            .order_by(ModelChallengeRow.shadow_until, ModelChallengeRow.challenge_id)
+        )
+        return [_challenge(row) for row in (await self._session.scalars(statement)).all()]
+
+    async def decide_challenge(
+        self,
+        challenge_id: str,
+        *,
+        status: str,
+        decided_at: datetime,
+        reason: str,
+        comparison: dict[str, Any],
+    ) -> ModelChallenge:
+        """Conclude a shadowing challenge: promoted or rejected, with why."""
+        if status not in ("promoted", "rejected"):
+            raise ValueError(f"a challenge ends promoted or rejected, not {status!r}")
+        row = await self._session.get(ModelChallengeRow, challenge_id, with_for_update=True)
+        if row is None:
+            raise UnknownResearchRecordError(f"no model challenge {challenge_id!r}")
+        if row.status != "shadow":
+            raise ValueError(f"challenge {challenge_id} was already {row.status}")
+        row.status = status
+        row.decided_at = decided_at
+        row.reason = reason
+        row.comparison = comparison
+        await self._session.flush()
+        return _challenge(row)
 
 
 def _check_status(status: str) -> None:

@@ -36,7 +36,7 @@ DEFERRED_COMMANDS = (
     ),
     DeferredCommand(
         "train",
-        "Train a classifier on triple-barrier labels, register it and print its metrics.",
+        "Train a model for a trade plan, register it and print its metrics and baselines.",
         "tai_cli.commands:train_command",
         factory=True,
     ),

@@ -11,7 +11,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-SERVICES = ("ingestion", "strategy", "risk", "execution", "gateway", "notifier", "inference")
+SERVICES = (
+    "ingestion",
+    "strategy",
+    "risk",
+    "execution",
+    "gateway",
+    "notifier",
+    "inference",
+    "optimizer",
+)
 
 
 def run_one_service(name: str) -> int:

@@ -43,7 +43,9 @@ ML_MODEL_COLUMNS = (
     "retraining_reason",
 )
 RESEARCH_TABLE_PREFIX = "research_"
-RESEARCH_HIDDEN_COLUMNS = frozenset({"report", "configuration"})
+RESEARCH_HIDDEN_COLUMNS = frozenset({"report", "configuration", "validation", "comparison"})
+RESEARCH_ORDER_COLUMNS = ("started_at", "requested_at")
+"""Newest first by the first of these a research table has (runs, model challenges)."""
 """Tables of research runs (walk-forward, optimisation, Monte Carlo) share this prefix."""
 
 
@@ -393,8 +395,9 @@ class GatewayLedger:
                 if not _is_binary(column.type) and column.name not in RESEARCH_HIDDEN_COLUMNS
             ]
             statement = select(*shown).limit(limit)
-            if "started_at" in table.c:
-                statement = statement.order_by(table.c.started_at.desc())
+            order = next((name for name in RESEARCH_ORDER_COLUMNS if name in table.c), None)
+            if order is not None:
+                statement = statement.order_by(table.c[order].desc())
             with engine.connect() as connection:
                 result = connection.execute(statement)
                 tables[name] = pd.DataFrame.from_records(list(result), columns=list(result.keys()))

@@ -53,6 +53,7 @@ class InferenceApp:
                 quality_window=settings.quality_window,
                 quality_tolerance=settings.quality_tolerance,
             ),
+            max_model_age=settings.max_model_age(),
         )
         self.context = InferenceContext(
             engine=engine,
@@ -140,14 +141,14 @@ class InferenceApp:
         return [self.engine.status(symbol) for symbol in symbols]
 
     def ready(self) -> bool:
-        """Return True once consuming with a model for every configured symbol.
+        """Return True once consuming with a usable model for every configured symbol.
 
-        Without a model the service publishes nothing and says so here (and in the
-        ``tai_inference_serving_state`` metric); warming up still counts as ready.
+        Without a model, or with one older than ``max_model_age_hours``, the service
+        publishes nothing and says so here (and in the ``tai_inference_serving_state``
+        metric); warming up still counts as ready.
         """
-        return self._started and all(
-            status.state is not ServingState.NO_MODEL for status in self.status()
-        )
+        unusable = (ServingState.NO_MODEL, ServingState.EXPIRED)
+        return self._started and all(status.state not in unusable for status in self.status())
 
 
 def create_app(

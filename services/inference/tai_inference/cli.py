@@ -1,4 +1,4 @@
-"""``trading-ai train``: train a model on bundled or given bars, register it, print metrics."""
+"""``trading-ai train``: train a model for a trade plan, register it, print its metrics."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tai_events.market import Timeframe
+from tai_events.ml import DEFAULT_TRADE_PLAN, TradePlan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,19 +51,44 @@ async def store_model(database_url: str, result: TrainingResult, *, promote: boo
         await store.close()
 
 
+def _column(metrics: dict[str, Any], *path: str) -> dict[str, Any] | None:
+    value: Any = metrics
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, dict) else None
+
+
 def metrics_table(result: TrainingResult) -> Table:
-    """Return the validation and walk-forward metrics as a table."""
+    """Return the model's validation and walk-forward metrics beside its baselines."""
+    metrics = result.metrics
+    plan = result.record.trade_plan()
     table = Table(
-        title=f"model {result.record.model_id}",
+        title=f"model {result.record.model_id} ({metrics.get('kind', result.record.algorithm)})",
         caption=(
             "validation: the final held-out slice (early stopping, then calibration); "
-            "walk-forward: purged, embargoed out-of-sample test blocks"
+            "walk-forward: purged, embargoed out-of-sample test blocks; baselines scored on "
+            "the same samples: a single XGBoost model and the class prior of the training "
+            f"labels; trades: the plan {plan.describe()}"
         ),
     )
     table.add_column("metric")
-    sections = [name for name in ("validation", "walk_forward") if name in result.metrics]
-    for section in sections:
-        table.add_column(section.replace("_", "-"), justify="right")
+    candidates: list[tuple[str, tuple[str, ...]]] = [
+        ("validation", ("validation",)),
+        ("walk-forward", ("walk_forward",)),
+        ("single model (validation)", ("baselines", "single_model", "validation")),
+        ("single model (walk-forward)", ("baselines", "single_model", "walk_forward")),
+        ("class prior (validation)", ("baselines", "class_prior", "validation")),
+        ("class prior (walk-forward)", ("baselines", "class_prior", "walk_forward")),
+    ]
+    columns = [
+        (label, section)
+        for label, path in candidates
+        if (section := _column(metrics, *path)) is not None
+    ]
+    for label, _ in columns:
+        table.add_column(label, justify="right")
     rows: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
         ("log-loss", lambda part: part["log_loss"]),
         ("balanced accuracy", lambda part: part["balanced_accuracy"]),
@@ -69,15 +96,14 @@ def metrics_table(result: TrainingResult) -> Table:
         ("F1 SHORT", lambda part: part["f1"]["SHORT"]),
         ("F1 NEUTRAL", lambda part: part["f1"]["NEUTRAL"]),
         ("samples", lambda part: part["samples"]),
+        ("trades", lambda part: part["trading"]["trades"]),
+        ("trades: hit rate %", lambda part: part["trading"]["hit_rate_pct"]),
+        ("trades: return %", lambda part: part["trading"]["total_return_pct"]),
+        ("trades: Sharpe", lambda part: part["trading"]["sharpe"]),
+        ("trades: max drawdown %", lambda part: part["trading"]["max_drawdown_pct"]),
     ]
     for label, pick in rows:
-        table.add_row(label, *(f"{pick(result.metrics[section]):.4g}" for section in sections))
-    trading = result.metrics.get("walk_forward", {}).get("trading")
-    if trading:
-        for key, value in trading.items():
-            table.add_row(
-                f"signals: {key.replace('_', ' ')}", *([""] * (len(sections) - 1)), f"{value:.4g}"
-            )
+        table.add_row(label, *(f"{pick(section):.4g}" for _, section in columns))
     return table
 
 
@@ -89,7 +115,12 @@ def make_train_command(
     def train(
         symbol: Annotated[str, typer.Option(help="instrument to train on")] = "EURUSD",
         timeframe: Annotated[Timeframe, typer.Option(help="bar timeframe")] = Timeframe.H1,
-        model: Annotated[str, typer.Option(help="xgboost or lightgbm")] = "xgboost",
+        model: Annotated[
+            str, typer.Option(help="xgboost, lightgbm or ensemble (both, stacked)")
+        ] = "xgboost",
+        per_regime: Annotated[
+            bool, typer.Option(help="one model per HMM regime, chosen by the current regime")
+        ] = False,
         data: Annotated[
             Path | None, typer.Option(help="OHLCV CSV (default: the bundled bars of the symbol)")
         ] = None,
@@ -97,11 +128,23 @@ def make_train_command(
             str, typer.Option(envvar="DATABASE_URL", help="registry database URL")
         ] = DEFAULT_DATABASE_URL,
         folds: Annotated[int, typer.Option(help="walk-forward folds")] = 3,
+        take_profit_atr: Annotated[
+            float, typer.Option(help="trade plan: target in ATRs (the LONG/SHORT barrier)")
+        ] = DEFAULT_TRADE_PLAN.take_profit_atr,
+        stop_loss_atr: Annotated[
+            float, typer.Option(help="trade plan: stop in ATRs (the opposite barrier)")
+        ] = DEFAULT_TRADE_PLAN.stop_loss_atr,
+        horizon: Annotated[
+            int, typer.Option(help="trade plan: bars before the time exit")
+        ] = DEFAULT_TRADE_PLAN.max_horizon_bars,
+        threshold: Annotated[
+            float, typer.Option(help="trade plan: minimum probability of a traded class")
+        ] = DEFAULT_TRADE_PLAN.probability_threshold,
         promote: Annotated[
             bool, typer.Option(help="make the model production (else it stays a candidate)")
         ] = True,
     ) -> None:
-        """Train a classifier on triple-barrier labels, register it and print its metrics."""
+        """Train a model for a trade plan, register it and print its metrics and baselines."""
         import asyncio  # noqa: PLC0415
 
         from tai_core.clock import SystemClock  # noqa: PLC0415
@@ -111,14 +154,26 @@ def make_train_command(
         if model not in ALGORITHMS:
             console.print(f"[red]--model must be one of {', '.join(ALGORITHMS)}[/]")
             raise typer.Exit(2)
+        try:
+            plan = TradePlan(
+                take_profit_atr=take_profit_atr,
+                stop_loss_atr=stop_loss_atr,
+                max_horizon_bars=horizon,
+                probability_threshold=threshold,
+            )
+        except ValidationError as error:
+            console.print(f"[red]invalid trade plan:[/] {error}")
+            raise typer.Exit(2) from error
         path = data or default_data(symbol)
         started = time.perf_counter()
         algorithm = next(name for name in ALGORITHMS if name == model)
         options = TrainingOptions(
             algorithm=algorithm,
+            per_regime=per_regime,
             symbol=symbol,
             timeframe=timeframe.value,
             folds=folds,
+            plan=plan,
         )
         result = train_model(load_bars(path), options, created_at=SystemClock().now())
         if database_url.startswith("sqlite") and ":///" in database_url:
@@ -129,13 +184,19 @@ def make_train_command(
         console.print(
             "regime policy: " + ", ".join(f"{name}={choice}" for name, choice in policy.items())
         )
+        regime_models = result.metrics.get("regime_models")
+        if regime_models:
+            console.print(
+                "regime models: "
+                + ", ".join(f"{name}={choice}" for name, choice in regime_models.items())
+            )
         top = sorted(result.record.importances.items(), key=lambda item: -item[1])[:5]
         console.print("top features (SHAP): " + ", ".join(f"{n} {v:.3f}" for n, v in top))
         stage = "production" if promote else "candidate"
         console.print(
             f"registered [bold]{result.record.model_id}[/] ({stage}, "
-            f"sha256 {result.record.artifact_sha256[:16]}...) in "
-            f"{time.perf_counter() - started:.1f}s"
+            f"{result.record.artifact_format}, sha256 {result.record.artifact_sha256[:16]}...) "
+            f"in {time.perf_counter() - started:.1f}s"
         )
 
     return train

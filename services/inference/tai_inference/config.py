@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -29,3 +31,15 @@ class InferenceSettings(ServiceSettings):
     quality_tolerance: float = Field(
         default=0.15, gt=0, description="relative log-loss degradation that flags the model"
     )
+    max_model_age_hours: float = Field(
+        default=336.0,
+        ge=0,
+        description=(
+            "refuse to predict with a model whose newest training bar is older than this "
+            "(alert + retraining request); 0 = never expire"
+        ),
+    )
+
+    def max_model_age(self) -> timedelta | None:
+        """Return the model age limit, or None when models never expire."""
+        return timedelta(hours=self.max_model_age_hours) if self.max_model_age_hours else None

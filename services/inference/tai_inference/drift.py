@@ -5,8 +5,8 @@
   ``check_every`` bars. ``PSI = sum((actual - expected) * ln(actual / expected))`` with
   proportions floored at 1e-4; above ``psi_threshold`` (0.25 is the usual "significant
   shift") a feature has drifted.
-* Prediction quality: each prediction is resolved online by the triple barrier it was trained
-  for (ATR taken from the ``atr_ratio`` feature); the rolling log-loss of the last
+* Prediction quality: each prediction is resolved online by the triple barrier of the trade
+  plan the model was trained for (its own streaming ATR); the rolling log-loss of the last
   ``quality_window`` resolved predictions is compared with the model's out-of-sample log-loss
   and flagged when it is worse by more than ``quality_tolerance`` (relative).
 
@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from tai_events.ml import TradePlan
+from tai_quant.features.labels import BarrierLabel, TripleBarrier
+from tai_quant.indicators import AverageTrueRange
 
 FloatArray = npt.NDArray[np.float64]
 _FLOOR = 1e-4
@@ -62,9 +66,7 @@ class DriftFinding:
 
 @dataclass
 class _Pending:
-    upper: float
-    lower: float
-    bars_left: int
+    label: BarrierLabel
     probabilities: tuple[float, float, float]
 
 
@@ -77,7 +79,7 @@ class DriftMonitor:
         feature_names: list[str],
         psi_reference: dict[str, Any],
         reference_log_loss: float,
-        barrier: dict[str, Any],
+        plan: TradePlan,
         settings: DriftSettings | None = None,
     ) -> None:
         self.settings = settings or DriftSettings()
@@ -85,10 +87,13 @@ class DriftMonitor:
         self._edges = [np.asarray(psi_reference[name]["edges"]) for name in feature_names]
         self._expected = [np.asarray(psi_reference[name]["proportions"]) for name in feature_names]
         self._reference_log_loss = reference_log_loss
-        self._take_profit = float(barrier["take_profit"])
-        self._stop_loss = float(barrier["stop_loss"])
-        self._horizon = int(barrier["max_horizon"])
-        self._atr_column = feature_names.index("atr_ratio")
+        self._barrier = TripleBarrier(
+            take_profit=plan.take_profit_atr,
+            stop_loss=plan.stop_loss_atr,
+            max_horizon=plan.max_horizon_bars,
+            atr_period=plan.atr_period,
+        )
+        self._atr = AverageTrueRange(plan.atr_period)
         self._rows: deque[FloatArray] = deque(maxlen=self.settings.window)
         self._since_check = 0
         self._pending: deque[_Pending] = deque()
@@ -115,16 +120,9 @@ class DriftMonitor:
         """Consume one bar (and the prediction made on it); return newly crossed thresholds."""
         findings: list[DriftFinding] = []
         self._resolve(high, low)
-        if probabilities is not None:
-            atr = float(row[self._atr_column]) * close
-            self._pending.append(
-                _Pending(
-                    upper=close + self._take_profit * atr,
-                    lower=close - self._stop_loss * atr,
-                    bars_left=self._horizon,
-                    probabilities=probabilities,
-                )
-            )
+        atr = self._atr.update(high, low, close)
+        if probabilities is not None and atr is not None:
+            self._pending.append(_Pending(BarrierLabel(close, atr, self._barrier), probabilities))
         self._rows.append(row)
         self._since_check += 1
         if (
@@ -143,16 +141,11 @@ class DriftMonitor:
     def _resolve(self, high: float, low: float) -> None:
         kept: deque[_Pending] = deque()
         for pending in self._pending:
-            hit_upper, hit_lower = high >= pending.upper, low <= pending.lower
-            pending.bars_left -= 1
-            if hit_upper != hit_lower:
-                label = 2 if hit_upper else 0
-            elif hit_upper or pending.bars_left <= 0:
-                label = 1
-            else:
+            label = pending.label.update(high, low)
+            if label is None:
                 kept.append(pending)
                 continue
-            self._record_loss(-math.log(max(pending.probabilities[label], 1e-12)))
+            self._record_loss(-math.log(max(pending.probabilities[int(label)], 1e-12)))
         self._pending = kept
 
     def _record_loss(self, loss: float) -> None:

@@ -5,12 +5,17 @@ model and a drift monitor. A model can be swapped between any two bars (hot relo
 state is independent of the model, and the new model's regime filter is rebuilt from the last
 ``REGIME_MEMORY`` regime observations, so the next bar is predicted exactly as if the new model
 had always been served over that window.
+
+A model older than ``max_model_age`` (from the newest bar it learnt from to the bar it would
+predict) predicts nothing: the outcome says it expired, so the service can alert and ask for
+retraining instead of trading stale knowledge (FreqAI's ``expiration_hours``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
 import numpy as np
@@ -39,6 +44,7 @@ class ServingState(StrEnum):
     NO_MODEL = "no_model"
     WARMING_UP = "warming_up"
     SERVING = "serving"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class BarOutcome:
     prediction: PredictionMade | None
     findings: list[DriftFinding] = field(default_factory=list)
     model: ServingModel | None = None
+    expired_by: timedelta | None = None
+    """How far past ``max_model_age`` the model is, when it refused to predict."""
 
 
 class IncompatibleModelError(ValueError):
@@ -72,6 +80,7 @@ class _SymbolState:
     model: ServingModel | None = None
     regime_filter: RegimeFilter | None = None
     drift: DriftMonitor | None = None
+    expired: bool = False
 
 
 class InferenceEngine:
@@ -83,10 +92,13 @@ class InferenceEngine:
         *,
         drift_settings: DriftSettings | None = None,
         producer: str = "inference",
+        max_model_age: timedelta | None = None,
     ) -> None:
         self.definition = definition
         self.drift_settings = drift_settings or DriftSettings()
         self.producer = producer
+        self.max_model_age = max_model_age
+        """None: models never expire."""
         self._states: dict[str, _SymbolState] = {}
         self._observed = [definition.names.index(name) for name in OBSERVED_FEATURES]
 
@@ -116,12 +128,12 @@ class InferenceEngine:
         regime_filter = RegimeFilter(model.regime_model)
         for observation in state.observations:
             regime_filter.update(observation)
-        state.model, state.regime_filter = model, regime_filter
+        state.model, state.regime_filter, state.expired = model, regime_filter, False
         state.drift = DriftMonitor(
             feature_names=model.feature_names,
             psi_reference=model.extras["psi_reference"],
             reference_log_loss=float(model.extras.get("reference_log_loss", 1.1)),
-            barrier=model.extras["barrier"],
+            plan=model.plan,
             settings=self.drift_settings,
         )
 
@@ -132,6 +144,8 @@ class InferenceEngine:
         model = state.model if state is not None else None
         if model is None:
             serving = ServingState.NO_MODEL
+        elif state is not None and state.expired:
+            serving = ServingState.EXPIRED
         elif state is None or not state.features.ready:
             serving = ServingState.WARMING_UP
         else:
@@ -184,6 +198,14 @@ class InferenceEngine:
         row = self._advance(state, bar)
         if row is None or model is None or state.regime_filter is None:
             return BarOutcome(prediction=None, model=model)
+        age = self._age_beyond_limit(model, bar)
+        state.expired = age is not None
+        if age is not None:
+            if state.drift is not None:  # keep resolving what it predicted before
+                state.drift.observe(
+                    high=bar.high, low=bar.low, close=bar.close, row=row, probabilities=None
+                )
+            return BarOutcome(prediction=None, model=model, expired_by=age)
         regimes = row[-3:]
         prediction = model.predict(row, regimes)
         probabilities = tuple(prediction.probabilities[name] for name in CLASS_ORDER)
@@ -205,5 +227,13 @@ class InferenceEngine:
             probabilities={PredictedClass(k): v for k, v in prediction.probabilities.items()},
             predicted_class=PredictedClass(prediction.predicted_class),
             regime=prediction.regime,
+            plan=model.plan,
         )
         return BarOutcome(prediction=event, findings=findings, model=model)
+
+    def _age_beyond_limit(self, model: ServingModel, bar: BarClosed) -> timedelta | None:
+        """Return how far past the age limit the model is at this bar, or None if within it."""
+        if self.max_model_age is None or model.data_end is None:
+            return None
+        excess = bar.closed_at - model.data_end - self.max_model_age
+        return excess if excess > timedelta(0) else None

@@ -1,9 +1,15 @@
-"""Bus <-> inference glue: bars to predictions, promotions to hot reloads, drift to alerts."""
+"""Bus <-> inference glue: bars to predictions, promotions to hot reloads, drift to retraining.
+
+A drift finding or an expired model marks the model for retraining in the registry, raises an
+``alert.warning`` and publishes ``ModelRetrainingRequested`` (once per model and trigger),
+which the optimizer acts on.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from tai_bus.api import MessageBus
 from tai_core.clock import Clock
@@ -11,8 +17,8 @@ from tai_events.alerts import AlertRaised, Severity
 from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.headers import MessageHeaders
-from tai_events.market import BarClosed
-from tai_events.ml import ModelPromoted
+from tai_events.market import BarClosed, Timeframe
+from tai_events.ml import ModelPromoted, ModelRetrainingRequested, RetrainingTrigger
 from tai_inference.drift import DriftFinding
 from tai_inference.engine import IncompatibleModelError, InferenceEngine
 from tai_inference.metrics import SERVING_STATE_VALUES, InferenceMetrics
@@ -34,6 +40,8 @@ class InferenceContext:
     store: Store
     clock: Clock
     metrics: InferenceMetrics
+    expired_models: set[str] = field(default_factory=set)
+    """Models whose expiry was already reported."""
 
 
 def serve_model(context: InferenceContext, symbol: str, model: ServingModel) -> None:
@@ -78,24 +86,60 @@ async def raise_alert(
     )
 
 
-async def _on_drift(
+async def request_retraining(
     context: InferenceContext,
     model: ServingModel,
-    symbol: str,
+    bar: BarClosed,
     finding: DriftFinding,
     cause: MessageHeaders,
 ) -> None:
+    """Mark the model for retraining, alert, and ask the optimizer to retrain it."""
     async with context.store.transaction() as unit:
         await MlModelRepository(unit.session).mark_for_retraining(
             model.model_id, f"{finding.code}: {finding.message}"[:2000]
         )
-    context.metrics.drift_alerts.labels(symbol, finding.code).inc()
+    context.metrics.drift_alerts.labels(bar.symbol, finding.code).inc()
+    details = {"model_id": model.model_id, "symbol": bar.symbol, **finding.details}
     await raise_alert(
         context,
         code=finding.code,
-        message=f"model {model.model_id} on {symbol}: {finding.message}; marked for retraining",
-        details={"model_id": model.model_id, "symbol": symbol, **finding.details},
+        message=(
+            f"model {model.model_id} on {bar.symbol}: {finding.message}; marked for retraining"
+        )[:2000],
+        details=details,
         cause=cause,
+    )
+    await context.bus.publish(
+        ModelRetrainingRequested(
+            model_id=model.model_id,
+            symbol=bar.symbol,
+            timeframe=Timeframe(bar.timeframe),
+            trigger=RetrainingTrigger(finding.code),
+            reason=finding.message[:2000],
+            details=details,
+            requested_at=context.clock.now(),
+            requested_by=SOURCE,
+        ),
+        cause=cause,
+    )
+
+
+def expiry_finding(model: ServingModel, bar: BarClosed, excess: timedelta) -> DriftFinding:
+    """Describe a model too old to predict the bar."""
+    age = bar.closed_at - model.data_end if model.data_end is not None else excess
+    limit = age - excess
+    return DriftFinding(
+        code=RetrainingTrigger.MODEL_EXPIRED.value,
+        message=(
+            f"model is {age.total_seconds() / 3600:.0f} h past its newest training bar "
+            f"(limit {limit.total_seconds() / 3600:.0f} h): no predictions until a newer "
+            "model is promoted"
+        ),
+        details={
+            "age_hours": f"{age.total_seconds() / 3600:.1f}",
+            "max_age_hours": f"{limit.total_seconds() / 3600:.1f}",
+            "data_end": model.data_end.isoformat() if model.data_end else "",
+        },
     )
 
 
@@ -108,15 +152,24 @@ async def on_bar_closed(envelope: Envelope[Message], context: InferenceContext) 
     outcome = context.engine.on_bar(bar)
     elapsed = time.perf_counter() - started
     report_state(context, bar.symbol)
+    model = outcome.model
+    if outcome.expired_by is not None and model is not None:
+        if model.model_id not in context.expired_models:
+            # Said once per model: the state metric and the registry flag keep saying it.
+            context.expired_models.add(model.model_id)
+            log.warning("model expired", model_id=model.model_id, symbol=bar.symbol)
+            finding = expiry_finding(model, bar, outcome.expired_by)
+            await request_retraining(context, model, bar, finding, envelope.headers)
+        return
     prediction = outcome.prediction
     if prediction is None:
         return
     context.metrics.prediction_latency.labels(bar.symbol).observe(elapsed)
     await context.bus.publish(prediction, cause=envelope.headers)
     context.metrics.predictions.labels(bar.symbol, prediction.predicted_class.value).inc()
-    if outcome.model is not None:
+    if model is not None:
         for finding in outcome.findings:
-            await _on_drift(context, outcome.model, bar.symbol, finding, envelope.headers)
+            await request_retraining(context, model, bar, finding, envelope.headers)
 
 
 async def load_production_model(

@@ -18,7 +18,7 @@ PREDICTION_LATENCY_BUCKETS = (
     0.05,
     0.1,
 )
-SERVING_STATE_VALUES = {"no_model": 0, "warming_up": 1, "serving": 2}
+SERVING_STATE_VALUES = {"no_model": 0, "warming_up": 1, "serving": 2, "expired": 3}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class InferenceMetrics:
             ),
             serving_state=Gauge(
                 "tai_inference_serving_state",
-                "0 no model, 1 warming up, 2 serving",
+                "0 no model, 1 warming up, 2 serving, 3 model expired (no predictions)",
                 ["symbol"],
                 registry=registry,
             ),

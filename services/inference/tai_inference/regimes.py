@@ -68,6 +68,7 @@ class RegimeModel:
 def fit_regime_model(observations: FloatArray, *, seed: int = 7) -> RegimeModel:
     """Fit the 3-state HMM on raw (unscaled) observations of ``OBSERVED_FEATURES``."""
     from hmmlearn.hmm import GaussianHMM  # noqa: PLC0415  (heavy import, training only)
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # noqa: PLC0415
 
     if observations.ndim != 2 or observations.shape[1] != len(OBSERVED_FEATURES):
         raise ValueError(f"observations must have {len(OBSERVED_FEATURES)} columns")
@@ -82,7 +83,10 @@ def fit_regime_model(observations: FloatArray, *, seed: int = 7) -> RegimeModel:
         tol=1e-4,
         random_state=seed,
     )
-    hmm.fit(scaled)
+    with threadpool_limits(1):
+        # k-means initialisation of a few thousand rows: OpenMP threads cost more than they
+        # save (3x slower on a busy two-core host).
+        hmm.fit(scaled)
     state_means = np.asarray(hmm.means_, dtype=np.float64)
     variances = np.asarray([np.diag(matrix) for matrix in hmm.covars_], dtype=np.float64)
     volatile = int(np.argmax(state_means[:, 1]))

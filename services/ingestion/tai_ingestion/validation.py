@@ -385,7 +385,8 @@ class ValidatedBars:
                     "source": source,
                 },
             )
-            assign(bar, "__pydantic_fields_set__", fields_set)
+            # each bar its own set: pydantic's model_copy(update=...) adds to it in place
+            assign(bar, "__pydantic_fields_set__", set(fields_set))
             assign(bar, "__pydantic_extra__", None)
             assign(bar, "__pydantic_private__", None)
             bars.append(bar)

@@ -12,7 +12,14 @@ from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.clock import Clock
 from tai_events.base import Message
 from tai_events.codec import Envelope
-from tai_events.topics import ALL_ALERTS, EXECUTION_FILL, RISK_STATE, queue_name
+from tai_events.topics import (
+    ALL_ALERTS,
+    ALL_RESEARCH_RUNS,
+    EXECUTION_FILL,
+    MODEL_PROMOTED,
+    RISK_STATE,
+    queue_name,
+)
 from tai_notifier.channels import EmailSender, RetryingSender, Sender, TelegramSender
 from tai_notifier.config import NotifierSettings
 from tai_notifier.handlers import NotifierContext, handle
@@ -28,8 +35,15 @@ from tai_telemetry.logging import get_logger
 from tai_telemetry.metrics import Telemetry
 
 NOTIFICATIONS_QUEUE = queue_name("notifier", "notifications")
-"""``tai.notifier.notifications``: alert.*, execution.fill and risk.state."""
-BINDINGS = (Binding(ALL_ALERTS), Binding(EXECUTION_FILL), Binding(RISK_STATE))
+"""``tai.notifier.notifications``: alert.*, execution.fill, risk.state, research.run.* and
+model.promoted."""
+BINDINGS = (
+    Binding(ALL_ALERTS),
+    Binding(EXECUTION_FILL),
+    Binding(RISK_STATE),
+    Binding(ALL_RESEARCH_RUNS),
+    Binding(MODEL_PROMOTED),
+)
 
 
 class NotifierApp:
@@ -68,6 +82,7 @@ class NotifierApp:
                 registry=telemetry.registry,
             ),
             fill_severity=settings.fill_severity,
+            lifecycle_channels=frozenset(settings.lifecycle_channels),
         )
         self._subscribed = False
 

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tai_core.settings import ServiceSettings
 from tai_events.alerts import Severity
+from tai_notifier.notifications import Channel
 
 
 class NotifierSettings(ServiceSettings):
@@ -40,6 +41,10 @@ class NotifierSettings(ServiceSettings):
     )
     fill_severity: Severity = Field(
         default=Severity.INFO, description="Severity given to fill notifications"
+    )
+    lifecycle_channels: list[Channel] = Field(
+        default=[Channel.TELEGRAM, Channel.EMAIL],
+        description="Channels of promotions, rollbacks and failed optimizer runs",
     )
     throttle_per_minute: int = Field(
         default=20, ge=1, description="Messages per channel per minute; CRITICAL is never throttled"

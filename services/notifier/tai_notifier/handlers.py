@@ -12,7 +12,9 @@ from tai_core.clock import Clock
 from tai_events.alerts import AlertRaised, Severity
 from tai_events.base import Message
 from tai_events.codec import Envelope
+from tai_events.ml import ModelPromoted
 from tai_events.orders import FillExecuted
+from tai_events.research import ResearchRunFinished
 from tai_events.risk import RiskStateChanged
 from tai_notifier.channels import DeliveryError, Sender, TransientDeliveryError
 from tai_notifier.notifications import (
@@ -22,6 +24,8 @@ from tai_notifier.notifications import (
     NotificationPolicy,
     from_alert,
     from_fill,
+    from_model_promotion,
+    from_research_run,
     from_risk_state,
 )
 from tai_telemetry.logging import get_logger
@@ -36,6 +40,8 @@ class NotifierContext:
     clock: Clock
     outcomes: Counter
     fill_severity: Severity
+    lifecycle_channels: frozenset[Channel] = frozenset({Channel.TELEGRAM, Channel.EMAIL})
+    """Channels of promotions, rollbacks and failed optimizer runs, whatever their severity."""
 
 
 async def dispatch(notification: Notification, context: NotifierContext) -> dict[Channel, str]:
@@ -88,11 +94,27 @@ async def on_risk_state_changed(message: RiskStateChanged, context: NotifierCont
     await dispatch(from_risk_state(message), context)
 
 
+async def on_research_run_finished(message: ResearchRunFinished, context: NotifierContext) -> None:
+    """Notify a finished optimizer run (promotions and failures on the lifecycle channels)."""
+    await dispatch(from_research_run(message, context.lifecycle_channels), context)
+
+
+async def on_model_promoted(message: ModelPromoted, context: NotifierContext) -> None:
+    """Notify a promotion or rollback a person made."""
+    notification = from_model_promotion(message, context.lifecycle_channels)
+    if notification is not None:
+        await dispatch(notification, context)
+
+
 async def handle(envelope: Envelope[Message], context: NotifierContext) -> None:
     """Route one envelope to its handler; other event types are acked and ignored."""
     message = envelope.message
     if isinstance(message, AlertRaised):
         await on_alert_raised(message, context)
+    elif isinstance(message, ResearchRunFinished):
+        await on_research_run_finished(message, context)
+    elif isinstance(message, ModelPromoted):
+        await on_model_promoted(message, context)
     elif isinstance(message, FillExecuted):
         await on_fill_executed(message, context)
     elif isinstance(message, RiskStateChanged):

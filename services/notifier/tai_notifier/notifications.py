@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tai_events.alerts import AlertRaised, Severity
+from tai_events.ml import ModelPromoted
 from tai_events.orders import FillExecuted
+from tai_events.research import ResearchRunFinished, ResearchRunStatus
 from tai_events.risk import RiskStateChanged, TradingState
 
 MAXIMUM_TEXT_LENGTH = 4000
@@ -30,6 +32,10 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
+OPTIMIZER_PREFIX = "optimizer:"
+"""``promoted_by`` of the optimizer's promotions (notified with the run that decided them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One human-readable notification; ``key`` identifies duplicates."""
@@ -38,6 +44,8 @@ class Notification:
     title: str
     body: str
     key: str
+    channels: frozenset[Channel] | None = None
+    """Where it goes regardless of its severity's routing (promotions, failed runs)."""
 
     @property
     def text(self) -> str:
@@ -82,6 +90,48 @@ def from_risk_state(change: RiskStateChanged) -> Notification:
             f"drawdown {change.drawdown_pct:.2f}%\nat {change.changed_at.isoformat()}"
         ),
         key=f"risk:{change.state.value}:{change.changed_at.isoformat()}",
+    )
+
+
+def from_research_run(
+    run: ResearchRunFinished, lifecycle_channels: frozenset[Channel]
+) -> Notification:
+    """Describe a finished optimizer run; promotions and failures go to ``lifecycle_channels``.
+
+    Other outcomes (a shadow started, a candidate rejected, no drift) are INFO: routed like
+    any INFO notification (by default nowhere, the console shows them).
+    """
+    failed = run.status is ResearchRunStatus.FAILED
+    promoted = run.outcome == "promoted"
+    outcome = "failed" if failed else (run.outcome or "finished")
+    details = "\n".join(f"{name}: {value}" for name, value in sorted(run.summary.items()) if value)
+    text = run.error if failed and run.error else run.reason
+    body = "\n".join(part for part in (text, details) if part)
+    return Notification(
+        severity=Severity.WARNING if failed else Severity.INFO,
+        title=f"optimizer {run.kind} {run.subject} {run.symbol}: {outcome}",
+        body=f"{body}\nrun {run.run_id} at {run.finished_at.isoformat()}",
+        key=f"research:{run.run_id}:{outcome}",
+        channels=lifecycle_channels if failed or promoted else None,
+    )
+
+
+def from_model_promotion(
+    promotion: ModelPromoted, lifecycle_channels: frozenset[Channel]
+) -> Notification | None:
+    """Describe a promotion or rollback made by a person (the optimizer's come with its run)."""
+    if promotion.promoted_by.startswith(OPTIMIZER_PREFIX):
+        return None
+    previous = promotion.previous_model_id or "none"
+    return Notification(
+        severity=Severity.INFO,
+        title=f"model {promotion.model_id} promoted for {promotion.symbol} {promotion.timeframe}",
+        body=(
+            f"by {promotion.promoted_by}, replacing {previous}\n"
+            f"at {promotion.promoted_at.isoformat()}"
+        ),
+        key=f"promotion:{promotion.model_id}:{promotion.promoted_at.isoformat()}",
+        channels=lifecycle_channels,
     )
 
 
@@ -179,7 +229,10 @@ class NotificationPolicy:
     def decide(self, notification: Notification, now: datetime) -> dict[Channel, Decision]:
         """Return the decision for each channel the severity routes to."""
         decisions: dict[Channel, Decision] = {}
-        for channel in sorted(self.routing.channels_for(notification.severity)):
+        channels = notification.channels
+        if channels is None:
+            channels = self.routing.channels_for(notification.severity)
+        for channel in sorted(channels):
             if self._dedup.is_duplicate(channel, notification.key, now):
                 decisions[channel] = Decision.DUPLICATE
             elif notification.severity is Severity.CRITICAL or self._throttle.allow(channel, now):

@@ -6,7 +6,7 @@ Mount with ``app.command("backtest")(backtest_command)`` on the trading-ai Typer
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tai_events.market import Timeframe
+from tai_events.ml import DEFAULT_TRADE_PLAN
 
 if TYPE_CHECKING:
     from tai_ingestion.replay import ReplayData
     from tai_optimizer.backtest.sizing import Sizer
     from tai_optimizer.backtest.tape import BarFeed
+    from tai_strategy.base import Strategy
 
 # The engine, pandas and the loader are imported when the command runs, not when it is
 # registered: ``trading-ai backtest --help`` stays well under a second.
@@ -62,6 +64,77 @@ def _feed(replay: ReplayData, symbol: str) -> BarFeed:
     return BarFeed(replay.bars, tape)
 
 
+@dataclass(frozen=True, slots=True)
+class RetrainingRequest:
+    """The backtest options of a prediction strategy's sliding-window retraining."""
+
+    every: int
+    window: int
+    model: str
+    per_regime: bool
+    take_profit_atr: float
+    stop_loss_atr: float
+    horizon: int
+    threshold: float
+
+
+def _runner(built: Strategy, strategy: str, retraining: RetrainingRequest) -> Strategy:
+    """Return what the backtest runs: the strategy, behind a retrained model if it trades
+    predictions (ml_driven)."""
+    from tai_events.ml import TradePlan  # noqa: PLC0415
+    from tai_inference.training import ALGORITHMS, TrainingOptions  # noqa: PLC0415
+    from tai_optimizer.backtest.retraining import (  # noqa: PLC0415
+        PredictingStrategy,
+        RetrainingSchedule,
+    )
+    from tai_strategy.base import PredictionConsumer  # noqa: PLC0415
+
+    if not isinstance(built, PredictionConsumer):
+        if retraining.every:
+            raise ValueError(f"--retrain-every is for prediction strategies; {strategy} is not")
+        return built
+    if retraining.every <= 0:
+        raise ValueError(
+            f"{strategy} trades model predictions: give --retrain-every N to train its "
+            "models on a sliding window as the backtest runs"
+        )
+    if retraining.model not in ALGORITHMS:
+        raise ValueError(f"--model must be one of {', '.join(ALGORITHMS)}")
+    plan = TradePlan(
+        take_profit_atr=retraining.take_profit_atr,
+        stop_loss_atr=retraining.stop_loss_atr,
+        max_horizon_bars=retraining.horizon,
+        probability_threshold=retraining.threshold,
+    )
+    algorithm = next(name for name in ALGORITHMS if name == retraining.model)
+    return PredictingStrategy(
+        built,
+        schedule=RetrainingSchedule(
+            every=retraining.every,
+            window=retraining.window,
+            options=TrainingOptions(
+                algorithm=algorithm, per_regime=retraining.per_regime, plan=plan
+            ),
+        ),
+    )
+
+
+def infer_timeframe(path: Path) -> Timeframe:
+    """Return the timeframe whose duration is the median spacing of the file's timestamps."""
+    import pandas as pd  # noqa: PLC0415
+
+    index = pd.DatetimeIndex(pd.to_datetime(pd.read_csv(path, index_col=0, nrows=500).index))
+    if len(index) < 2:
+        raise ValueError(f"{path} has fewer than two rows")
+    spacing = pd.Timedelta(index.to_series().diff().median())
+    for timeframe in Timeframe:
+        if spacing == timeframe.duration:
+            return timeframe
+    if spacing >= Timeframe.D1.duration:
+        return Timeframe.D1  # daily data skips weekends and holidays
+    raise ValueError(f"cannot infer the timeframe of {path} (median spacing {spacing})")
+
+
 def backtest_command(
     *,
     strategy: Annotated[str, typer.Option(help="strategy name, e.g. sma_cross")],
@@ -101,12 +174,40 @@ def backtest_command(
             "as deployed) instead of research-wide limits: the sizes live risk would approve"
         ),
     ] = False,
+    retrain_every: Annotated[
+        int,
+        typer.Option(help="prediction strategies: retrain the model every N bars (sliding window)"),
+    ] = 0,
+    train_window: Annotated[
+        int, typer.Option(help="prediction strategies: bars each model learns from")
+    ] = 2_000,
+    model: Annotated[
+        str, typer.Option(help="prediction strategies: xgboost, lightgbm or ensemble")
+    ] = "xgboost",
+    per_regime: Annotated[
+        bool, typer.Option(help="prediction strategies: one model per HMM regime")
+    ] = False,
+    take_profit_atr: Annotated[
+        float, typer.Option(help="trade plan the models learn: target in ATRs")
+    ] = DEFAULT_TRADE_PLAN.take_profit_atr,
+    stop_loss_atr: Annotated[
+        float, typer.Option(help="trade plan the models learn: stop in ATRs")
+    ] = DEFAULT_TRADE_PLAN.stop_loss_atr,
+    horizon: Annotated[
+        int, typer.Option(help="trade plan the models learn: bars before the time exit")
+    ] = DEFAULT_TRADE_PLAN.max_horizon_bars,
+    threshold: Annotated[
+        float, typer.Option(help="trade plan the models learn: minimum class probability")
+    ] = DEFAULT_TRADE_PLAN.probability_threshold,
 ) -> None:
     """Backtest a strategy on a CSV of bars with the live strategy, risk and broker objects.
 
     Entries are sized by the risk engine from the account, as live (each strategy's risk
     budget, fractional Kelly, the limits). By default the limits are research-wide, so the run
-    measures the strategy; ``--live-risk`` applies the live limits and breakers.
+    measures the strategy; ``--live-risk`` applies the live limits and breakers. A strategy that
+    trades model predictions (ml_driven) runs behind the live inference engine, its model
+    retrained every ``--retrain-every`` bars on the last ``--train-window`` bars, for the trade
+    plan given (no lookahead: a model sees only bars already closed).
     """
     from tai_core.settings import ConfigurationError, load_settings  # noqa: PLC0415
     from tai_ingestion.bar_cache import default_cache  # noqa: PLC0415
@@ -118,6 +219,9 @@ def backtest_command(
     from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
     from tai_optimizer.backtest.engine import BacktestConfig, EventDrivenBacktester  # noqa: PLC0415
     from tai_optimizer.backtest.report import report_dict, write_html, write_json  # noqa: PLC0415
+    from tai_optimizer.backtest.retraining import (  # noqa: PLC0415
+        PredictingStrategy,
+    )
     from tai_optimizer.strategies import (  # noqa: PLC0415
         UnknownStrategyError,
         build_strategy,
@@ -128,6 +232,20 @@ def backtest_command(
     try:
         parameters = parse_parameters(param or [])
         built, values = build_strategy(strategy, parameters)
+        runner = _runner(
+            built,
+            strategy,
+            RetrainingRequest(
+                retrain_every,
+                train_window,
+                model,
+                per_regime,
+                take_profit_atr,
+                stop_loss_atr,
+                horizon,
+                threshold,
+            ),
+        )
         name = symbol or symbol_from_file_name(data)
         replay = load_bars(data, symbol=name, timeframe=timeframe, cache=default_cache())
         bars = _feed(replay, name)
@@ -163,9 +281,26 @@ def backtest_command(
     if len(bars) < 2:
         typer.echo(f"error: {data} holds fewer than two valid bars", err=True)
         raise typer.Exit(code=2)
-    result = EventDrivenBacktester(built, config).run(bars)
+    result = EventDrivenBacktester(runner, config).run(bars)
     report = report_dict(result, strategy=strategy, parameters=values, symbol=name)
     report["rejected_rows"] = len(replay.rejections)
+    if isinstance(runner, PredictingStrategy):
+        report["retraining"] = {
+            "every_bars": retrain_every,
+            "window_bars": train_window,
+            "models": len(runner.retrained),
+            "predictions": len(runner.predictions),
+            "trade_plan": runner.schedule.options.plan.model_dump() if runner.schedule else None,
+            "retrained": [
+                {
+                    "at": item.at_bar.isoformat(),
+                    "first_bar": item.first_bar.isoformat(),
+                    "bars": item.bars,
+                    "model_id": item.model_id,
+                }
+                for item in runner.retrained
+            ],
+        }
     if json_path is not None:
         write_json(report, json_path)
     if html_path is not None:
@@ -181,4 +316,7 @@ def backtest_command(
             "win_rate_pct",
         )
     }
+    if "retraining" in report:
+        summary["models_trained"] = report["retraining"]["models"]
+        summary["predictions"] = report["retraining"]["predictions"]
     typer.echo(json.dumps(summary, indent=2))

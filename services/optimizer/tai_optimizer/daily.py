@@ -1,6 +1,9 @@
 """The daily optimizer job (``trading-ai optimize --daily``, a CronJob in production).
 
-Each run does one of:
+It takes any strategy (by default all five, one run each: :func:`run_daily_jobs`). For
+ml_driven the daily run is the scheduled model retrain of :mod:`tai_optimizer.lifecycle`
+(challenger, gates, shadow beside the champion, promotion). For the others each run does
+one of:
 
 1. A candidate is shadow-trading and its period is over: replay candidate and production on the
    period's bars in-process (paper broker, nothing published), compare, promote the candidate
@@ -12,7 +15,9 @@ Each run does one of:
    Monte Carlo 95 % drawdown, deflated Sharpe), register the candidate and start its shadow
    period (or reject it with the failed gates).
 
-Every run is stored with its report, and an ``alert.info`` tells the humans what happened.
+Every run is stored with its report and ends with ``ResearchRunFinished`` (and an
+``alert.info``); the bars come from the ledger, or from the bundled sample when the ledger
+holds too few (said in the report).
 """
 
 from __future__ import annotations
@@ -34,19 +39,26 @@ from tai_core.ids import deterministic_id
 from tai_events.alerts import AlertRaised, Severity
 from tai_events.base import Message
 from tai_events.control import ConfigureStrategy
-from tai_events.market import BarClosed, Timeframe
-from tai_events.strategies import StrategyParametersUpdated
+from tai_events.market import Timeframe
+from tai_events.research import ResearchRunFinished, ResearchRunStatus
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.evaluation import EvaluationSettings, ObjectiveSettings, evaluate
+from tai_optimizer.history import frame_from_bars, latest_history, stored_bars
+from tai_optimizer.jsonvalues import json_ready
+from tai_optimizer.lifecycle import LifecycleAction, LifecycleSettings, ModelLifecycle
 from tai_optimizer.search import StudySettings, build_report, run_study
 from tai_optimizer.shadow import ShadowPolicy, ShadowVerdict, compare, run_shadow, shadow_metrics
 from tai_quant.metrics import drawdown_statistics, infer_periods_per_year, sharpe_ratio
 from tai_store.database import Store
-from tai_store.records import StoredBar
 from tai_store.research_repository import ParameterSet, ResearchRepository, ShadowComparison
+from tai_strategy.registry import STRATEGY_TYPES
 from tai_strategy.search_spaces import SearchSpace, search_space, sma_cross_search_space
 
 PRODUCER = "optimizer"
+ALL_STRATEGIES = tuple(STRATEGY_TYPES)
+"""What the nightly job optimises unless told otherwise: every strategy."""
+MODEL_STRATEGY = "ml_driven"
+"""The strategy whose daily run retrains its model instead of searching parameters."""
 
 
 class ReoptimisePolicy(StrEnum):
@@ -93,6 +105,10 @@ class DailySettings(BaseModel):
     symbol: str = "EURUSD"
     timeframe: Timeframe = Timeframe.H1
     account: str = "paper"
+    data_fallback: bool = Field(
+        default=True, description="use the bundled sample when the ledger holds too few bars"
+    )
+    min_history_bars: int = Field(default=300, ge=100)
     lookback_days: int = Field(default=30, ge=1)
     history_bars: int = Field(default=3000, ge=100, description="bars the re-optimisation uses")
     trials: int = Field(default=60, ge=1)
@@ -107,9 +123,22 @@ class DailySettings(BaseModel):
     reoptimise: ReoptimisePolicy = ReoptimisePolicy.ON_DRIFT
     cash: float = Field(default=100_000.0, gt=0)
     quantity: float = Field(default=10_000.0, gt=0)
+    leverage: float = Field(
+        default=30.0, ge=1, description="buying power per unit of equity (FX margin 3.33 %)"
+    )
     commission_rate: float = Field(default=0.0002, ge=0, lt=0.1)
-    baseline_parameters: dict[str, int] = Field(default_factory=lambda: {"fast": 10, "slow": 30})
-    """Production's parameters until the optimizer has promoted any."""
+    baseline_parameters: dict[str, Any] | None = None
+    """Production's parameters until the optimizer has promoted any (None: the strategy's
+    defaults — the centre of its search space; sma_cross: fast 10, slow 30)."""
+    model_training_bars: int = Field(
+        default=3_000, ge=500, description="ml_driven: the challenger model's window"
+    )
+    model_shadow_bars: int = Field(
+        default=120, ge=2, description="ml_driven: the challenger's shadow period in bars"
+    )
+    model_plan_trials: int = Field(
+        default=12, ge=0, description="ml_driven: trade plans tried before the retrain (0: keep)"
+    )
     search_fast: tuple[int, int, int] = (3, 60, 1)
     search_slow: tuple[int, int, int] = (10, 200, 2)
     min_trades: int = Field(default=5, ge=0)
@@ -123,6 +152,32 @@ class DailySettings(BaseModel):
         if self.strategy != "sma_cross":
             return search_space(self.strategy)
         return sma_cross_search_space(fast=self.search_fast, slow=self.search_slow)
+
+    def baseline(self) -> dict[str, Any]:
+        """Return production's parameters before any promotion."""
+        if self.baseline_parameters is not None:
+            return dict(self.baseline_parameters)
+        centre = self.space().centre
+        return dict(centre) if centre is not None else {"fast": 10, "slow": 30}
+
+    def lifecycle(self) -> LifecycleSettings:
+        """Return the model lifecycle settings of ml_driven's daily run."""
+        return LifecycleSettings(
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            training_bars=self.model_training_bars,
+            min_training_bars=min(self.model_training_bars, 1_000),
+            data_fallback=self.data_fallback,
+            folds=self.folds,
+            plan_trials=self.model_plan_trials,
+            plan_seed=self.seed,
+            shadow_bars=self.model_shadow_bars,
+            cash=self.cash,
+            leverage=self.leverage,
+            commission_rate=self.commission_rate,
+            min_sharpe_improvement=self.min_sharpe_improvement,
+            max_extra_drawdown_pct=self.max_extra_drawdown_pct,
+        )
 
 
 class DailyAction(StrEnum):
@@ -173,20 +228,6 @@ class Drift:
         }
 
 
-def frame_from_bars(bars: list[StoredBar] | list[BarClosed]) -> pd.DataFrame:
-    """Return an OHLCV frame (index = bar open times) from stored bars or bar events."""
-    return pd.DataFrame(
-        {
-            "Open": [bar.open for bar in bars],
-            "High": [bar.high for bar in bars],
-            "Low": [bar.low for bar in bars],
-            "Close": [bar.close for bar in bars],
-            "Volume": [bar.volume for bar in bars],
-        },
-        index=pd.DatetimeIndex([bar.opened_at for bar in bars]),
-    )
-
-
 def _equity_metrics(equity: pd.Series, periods_per_year: float) -> dict[str, Any]:
     if len(equity) < 2 or not bool((equity > 0).all()):
         return {"bars": len(equity), "sharpe": None, "return_pct": None, "max_drawdown_pct": None}
@@ -203,7 +244,7 @@ def detect_drift(
     live_equity: pd.Series,
     history: pd.DataFrame,
     recent_start: datetime,
-    production: dict[str, int],
+    production: dict[str, Any],
     settings: DailySettings,
     evaluation: EvaluationSettings,
 ) -> Drift:
@@ -212,7 +253,7 @@ def detect_drift(
     periods = evaluation.periods_per_year
     live = _equity_metrics(live_equity, periods)
     start = int(history.index.searchsorted(pd.Timestamp(recent_start)))
-    warm_up = min(int(production["slow"]), start)
+    warm_up = min(settings.space().warm_up(production), start)
     recent = history.iloc[start - warm_up :]
     expected: dict[str, Any] = {}
     if len(recent) - warm_up >= 2:
@@ -296,14 +337,25 @@ class DailyOptimizer:
         return CostModel(commission_rate=self.settings.commission_rate)
 
     def _full_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "fast": int(parameters["fast"]),
-            "slow": int(parameters["slow"]),
-            "quantity": self.settings.quantity,
-        }
+        """Return the tuned parameters (sma_cross: with its fixed quantity)."""
+        tuned = {dimension.name for dimension in self.settings.space().dimensions}
+        chosen = {key: value for key, value in parameters.items() if key in tuned}
+        if self.settings.strategy == "sma_cross":
+            chosen = {
+                "fast": int(parameters["fast"]),
+                "slow": int(parameters["slow"]),
+                "quantity": self.settings.quantity,
+            }
+        return chosen
+
+    def _tuned(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        tuned = {dimension.name for dimension in self.settings.space().dimensions}
+        return {key: value for key, value in parameters.items() if key in tuned}
 
     async def run(self) -> DailyOutcome:
         """Run once: conclude a shadow, or detect drift and maybe start a new one."""
+        if self.settings.strategy == MODEL_STRATEGY:
+            return await self._run_model()
         now = self.clock.now()
         settings = self.settings
         run_id = deterministic_id("daily", settings.strategy, settings.symbol, now.isoformat())
@@ -324,6 +376,7 @@ class DailyOptimizer:
                     run_id, finished_at=self.clock.now(), summary={}, report={}, error=repr(error)
                 )
             await self._alert(Severity.WARNING, f"daily optimizer failed: {error!r}", run_id, now)
+            await self._finished(run_id, None, error=error)
             raise
         async with self.store.transaction() as unit:
             await ResearchRepository(unit.session).finish_run(
@@ -345,7 +398,50 @@ class DailyOptimizer:
             now,
             outcome.parameter_set_id,
         )
+        await self._finished(run_id, outcome)
         return outcome
+
+    async def _finished(
+        self, run_id: str, outcome: DailyOutcome | None, *, error: Exception | None = None
+    ) -> None:
+        """Publish the run's end: its decision, or its error."""
+        settings = self.settings
+        report = outcome.report if outcome is not None else {}
+        await self.bus.publish(
+            ResearchRunFinished(
+                run_id=run_id,
+                kind="daily",
+                subject=settings.strategy,
+                symbol=settings.symbol,
+                status=ResearchRunStatus.FAILED if error else ResearchRunStatus.SUCCEEDED,
+                outcome=outcome.action.value if outcome is not None else None,
+                reason=str(report.get("decision", ""))[:2000],
+                summary=(
+                    {"parameter_set_id": outcome.parameter_set_id}
+                    if outcome is not None and outcome.parameter_set_id
+                    else {}
+                ),
+                error=f"{error!r}"[:2000] if error else None,
+                finished_at=self.clock.now(),
+            )
+        )
+
+    async def _run_model(self) -> DailyOutcome:
+        """ml_driven: the scheduled retrain (conclude a due shadow, or train a challenger)."""
+        lifecycle = ModelLifecycle(
+            self.settings.lifecycle(), store=self.store, bus=self.bus, clock=self.clock
+        )
+        outcome = await lifecycle.daily()
+        action = {
+            LifecycleAction.SHADOW_STARTED: DailyAction.SHADOW_STARTED,
+            LifecycleAction.SHADOWING: DailyAction.SHADOWING,
+            LifecycleAction.PROMOTED: DailyAction.PROMOTED,
+        }.get(outcome.action)
+        if action is None:
+            concluded = "comparison" in outcome.report
+            action = DailyAction.NOT_PROMOTED if concluded else DailyAction.REJECTED_BY_GATES
+        report = {**outcome.report, "decision": outcome.reason}
+        return DailyOutcome(outcome.run_id, action, outcome.challenger_model_id, report)
 
     async def _alert(
         self,
@@ -380,7 +476,7 @@ class DailyOptimizer:
             strategy=settings.strategy,
             symbol=settings.symbol,
             timeframe=settings.timeframe.value,
-            parameters=self._full_parameters(settings.baseline_parameters),
+            parameters=self._full_parameters(settings.baseline()),
             status="promoted",
             created_at=now,
             reason="baseline: the production parameters before any optimisation",
@@ -407,25 +503,29 @@ class DailyOptimizer:
             return await self._conclude(shadow, production, now, run_id)
         return await self._reoptimise(production, now, run_id), []
 
-    async def _history(self, end: datetime, limit: int) -> list[StoredBar]:
-        async with self.store.transaction() as unit:
-            bars = await unit.ohlcv.range(self.settings.symbol, self.settings.timeframe, end=end)
-        return bars[-limit:]
-
     async def _reoptimise(
         self, production: ParameterSet, now: datetime, run_id: str
     ) -> DailyOutcome:
         settings = self.settings
-        bars = await self._history(now, settings.history_bars)
-        if len(bars) < 100:
-            raise ValueError(f"only {len(bars)} stored bars before {now.isoformat()}")
-        frame = frame_from_bars(bars)
+        history = await latest_history(
+            self.store,
+            settings.symbol,
+            settings.timeframe,
+            end=now,
+            bars=settings.history_bars,
+            minimum=settings.min_history_bars,
+            fallback=settings.data_fallback,
+        )
+        frame = history.frame
         evaluation = EvaluationSettings(
             strategy=settings.strategy,
             cash=settings.cash,
             quantity=settings.quantity,
             costs=self._costs(),
             periods_per_year=infer_periods_per_year(frame.index),
+            leverage=settings.leverage,
+            symbol=settings.symbol,
+            timeframe=settings.timeframe,
         )
         since = now - timedelta(days=settings.lookback_days)
         async with self.store.transaction() as unit:
@@ -435,12 +535,11 @@ class DailyOptimizer:
             index=pd.DatetimeIndex([snapshot.taken_at for snapshot in snapshots]),
             dtype=np.float64,
         )
-        production_parameters = {
-            "fast": int(production.parameters["fast"]),
-            "slow": int(production.parameters["slow"]),
-        }
+        production_parameters = self._tuned(production.parameters)
         drift = detect_drift(live_equity, frame, since, production_parameters, settings, evaluation)
         report: dict[str, Any] = {
+            "data_source": history.source,
+            "bars": len(history.bars),
             "production": production.parameters,
             "drift": drift.to_dict(),
         }
@@ -477,11 +576,10 @@ class DailyOptimizer:
             settings.strategy,
             settings.symbol,
             run_id,
-            candidate["fast"],
-            candidate["slow"],
+            *(f"{key}={candidate[key]}" for key in sorted(candidate)),
         )
         failed = [gate["gate"] for gate in gates if not gate["passed"]]
-        same = {key: candidate[key] for key in ("fast", "slow")} == production_parameters
+        same = self._tuned(candidate) == production_parameters
         async with self.store.transaction() as unit:
             repository = ResearchRepository(unit.session)
             await repository.register_parameter_set(
@@ -493,7 +591,7 @@ class DailyOptimizer:
                 status="candidate",
                 created_at=now,
                 source_run_id=run_id,
-                validation={"gates": gates, "drift": drift.to_dict()},
+                validation=json_ready({"gates": gates, "drift": drift.to_dict()}),
             )
             if failed or same:
                 reason = f"failed gates: {', '.join(failed)}" if failed else "same as production"
@@ -513,25 +611,39 @@ class DailyOptimizer:
         settings = self.settings
         started = shadow.shadow_started_at or shadow.created_at
         until = shadow.shadow_until or now
-        warm_up = max(int(shadow.parameters["slow"]), int(production.parameters["slow"])) + 1
-        history = [bar.to_event() for bar in await self._history(started, warm_up)]
-        async with self.store.transaction() as unit:
-            stored = await unit.ohlcv.range(
-                settings.symbol, settings.timeframe, start=started, end=until
+        space = settings.space()
+        warm_up = (
+            max(
+                space.warm_up(self._tuned(shadow.parameters)),
+                space.warm_up(self._tuned(production.parameters)),
             )
-        bars = [bar.to_event() for bar in stored]
+            + 1
+        )
+        history = (await stored_bars(self.store, settings.symbol, settings.timeframe, end=started))[
+            -warm_up:
+        ]
+        bars = await stored_bars(
+            self.store, settings.symbol, settings.timeframe, start=started, end=until
+        )
         if len(bars) < 2:
-            raise ValueError(f"the shadow period {started} .. {until} holds {len(bars)} bars")
+            return await self._no_shadow_data(run_id, shadow, (started, until), len(bars), now)
         periods = infer_periods_per_year(frame_from_bars(history + bars).index)
         costs = self._costs()
-        candidate = shadow_metrics(
-            run_shadow(shadow.parameters, history, bars, cash=settings.cash, costs=costs),
-            periods,
-        )
-        incumbent = shadow_metrics(
-            run_shadow(production.parameters, history, bars, cash=settings.cash, costs=costs),
-            periods,
-        )
+
+        def replay(parameters: dict[str, Any]) -> dict[str, Any]:
+            result = run_shadow(
+                parameters,
+                history,
+                bars,
+                cash=settings.cash,
+                costs=costs,
+                strategy=settings.strategy,
+                leverage=settings.leverage,
+            )
+            return shadow_metrics(result, periods)
+
+        candidate = replay(shadow.parameters)
+        incumbent = replay(production.parameters)
         verdict: ShadowVerdict = compare(
             candidate,
             incumbent,
@@ -573,25 +685,18 @@ class DailyOptimizer:
                     for key, value in shadow.parameters.items()
                     if isinstance(value, int | float)
                 }
-                # The command makes the live strategy service switch (it re-primes its
-                # indicators and answers with its own event); the event records the decision.
+                # The command re-parameterises the live strategy (it re-primes its indicators
+                # and answers with StrategyParametersUpdated, the authority on its state); it
+                # never switches a strategy on or off: the nightly job tunes every strategy,
+                # operators choose which ones trade. ResearchRunFinished records the decision.
                 events.append(
                     ConfigureStrategy(
                         strategy=settings.strategy,
-                        enabled=True,
+                        enabled=None,
                         parameters=parameters,
                         requested_by=f"{PRODUCER}:{run_id}",
                         requested_at=now,
                         reason=verdict.reason[:2000],
-                    )
-                )
-                events.append(
-                    StrategyParametersUpdated(
-                        strategy=settings.strategy,
-                        enabled=True,
-                        parameters=parameters,
-                        updated_at=now,
-                        updated_by=f"{PRODUCER}:{run_id}",
                     )
                 )
             else:
@@ -602,7 +707,8 @@ class DailyOptimizer:
                     reason=verdict.reason,
                 )
         action = DailyAction.PROMOTED if verdict.candidate_better else DailyAction.NOT_PROMOTED
-        report = {
+        report: dict[str, Any] = {
+            "decision": verdict.reason,
             "shadow": {
                 "parameter_set_id": shadow.parameter_set_id,
                 "candidate_parameters": shadow.parameters,
@@ -614,6 +720,85 @@ class DailyOptimizer:
                 "production": incumbent,
                 "sharpe_difference": verdict.score_difference,
                 "decision": verdict.reason,
-            }
+            },
         }
         return DailyOutcome(run_id, action, shadow.parameter_set_id, report), events
+
+    async def _no_shadow_data(
+        self,
+        run_id: str,
+        shadow: ParameterSet,
+        period: tuple[datetime, datetime],
+        count: int,
+        now: datetime,
+    ) -> tuple[DailyOutcome, list[Message]]:
+        """Reject a candidate whose shadow period has no stored bars to compare on."""
+        started, until = period
+        reason = (
+            f"the shadow period {started.isoformat()} .. {until.isoformat()} holds {count} "
+            "stored bars: nothing to compare on"
+        )
+        async with self.store.transaction() as unit:
+            await ResearchRepository(unit.session).decide(
+                shadow.parameter_set_id, status="rejected", decided_at=now, reason=reason
+            )
+        report = {"decision": reason, "shadow": {"parameter_set_id": shadow.parameter_set_id}}
+        return (
+            DailyOutcome(run_id, DailyAction.NOT_PROMOTED, shadow.parameter_set_id, report),
+            [],
+        )
+
+
+@dataclass(frozen=True)
+class DailyReport:
+    """What a nightly run of every strategy did."""
+
+    outcomes: dict[str, DailyOutcome]
+    failures: dict[str, str]
+
+    @property
+    def succeeded(self) -> bool:
+        """Return True when no strategy's run failed."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready report (each strategy's action and decision)."""
+        report: dict[str, Any] = json_ready(
+            {
+                "strategies": {
+                    name: {
+                        "run_id": outcome.run_id,
+                        "action": outcome.action.value,
+                        "parameter_set_id": outcome.parameter_set_id,
+                        "decision": outcome.report.get("decision"),
+                        "data_source": outcome.report.get("data_source"),
+                    }
+                    for name, outcome in self.outcomes.items()
+                },
+                "failures": self.failures,
+                "succeeded": self.succeeded,
+            }
+        )
+        return report
+
+
+async def run_daily_jobs(
+    base: DailySettings,
+    strategies: tuple[str, ...],
+    *,
+    store: Store,
+    bus: MessageBus,
+    clock: Clock,
+) -> DailyReport:
+    """Run the daily job for each strategy in turn; a failure does not stop the others."""
+    outcomes: dict[str, DailyOutcome] = {}
+    failures: dict[str, str] = {}
+    for strategy in strategies:
+        settings = base.model_copy(update={"strategy": strategy})
+        try:
+            outcomes[strategy] = await DailyOptimizer(
+                settings, store=store, bus=bus, clock=clock
+            ).run()
+        except Exception as error:
+            failures[strategy] = repr(error)[:2000]
+    return DailyReport(outcomes, failures)

@@ -6,7 +6,6 @@ Mount with ``app.command("walk-forward")(walk_forward_command)`` and so on.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,19 +44,10 @@ class SelectorKind(StrEnum):
 
 
 def json_ready(value: Any) -> Any:
-    """Return ``value`` with non-finite floats as None (strict JSON)."""
-    import numpy as np  # noqa: PLC0415
+    """Return ``value`` as strict JSON values (see tai_optimizer.jsonvalues; numpy loads here)."""
+    from tai_optimizer.jsonvalues import json_ready as strict  # noqa: PLC0415
 
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    return strict(value)
 
 
 def _write_json(report: dict[str, Any], path: Path) -> None:
@@ -69,6 +59,19 @@ def _write_json(report: dict[str, Any], path: Path) -> None:
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/] {message}")
     return typer.Exit(code=2)
+
+
+def data_or_sample(data: Path | None, symbol: str | None) -> Path:
+    """Return ``--data``, or the bundled sample of the symbol (EURUSD by default)."""
+    if data is not None:
+        return data
+    from tai_ingestion.samples import sample_path  # noqa: PLC0415
+
+    name = symbol or "EURUSD"
+    try:
+        return sample_path(f"{name}.csv")
+    except FileNotFoundError:
+        raise ValueError(f"no --data given and no bundled sample for {name}") from None
 
 
 def load_frame(data: Path, symbol: str | None, timeframe: Timeframe | None) -> pd.DataFrame:
@@ -144,7 +147,15 @@ def store_run(
 
 
 def _evaluation_settings(
-    frame: pd.DataFrame, strategy: str, cash: float, quantity: float, commission: float
+    frame: pd.DataFrame,
+    strategy: str,
+    cash: float,
+    quantity: float,
+    commission: float,
+    *,
+    leverage: float = 1.0,
+    symbol: str | None = None,
+    timeframe: Timeframe | None = None,
 ) -> EvaluationSettings:
     from tai_optimizer.backtest.costs import CostModel  # noqa: PLC0415
     from tai_optimizer.evaluation import EvaluationSettings  # noqa: PLC0415
@@ -156,6 +167,9 @@ def _evaluation_settings(
         quantity=quantity,
         costs=CostModel(commission_rate=commission),
         periods_per_year=infer_periods_per_year(frame.index),
+        leverage=leverage,
+        symbol=symbol or "EURUSD",
+        timeframe=timeframe or Timeframe.H1,
     )
 
 
@@ -169,7 +183,11 @@ def parse_range(text: str) -> tuple[int, int, int]:
 
 def research_space(strategy: str, fast: str | None, slow: str | None) -> SearchSpace:
     """Return the strategy's search space, with sma_cross bounds overridden when given."""
-    from tai_strategy.search_spaces import search_space, sma_cross_search_space  # noqa: PLC0415
+    from tai_strategy.search_spaces import (  # noqa: PLC0415
+        IntegerDimension,
+        search_space,
+        sma_cross_search_space,
+    )
 
     if strategy != "sma_cross" or (fast is None and slow is None):
         return search_space(strategy)
@@ -177,6 +195,7 @@ def research_space(strategy: str, fast: str | None, slow: str | None) -> SearchS
     bounds = {
         dimension.name: (dimension.low, dimension.high, dimension.step)
         for dimension in defaults.dimensions
+        if isinstance(dimension, IntegerDimension)
     }
     return sma_cross_search_space(
         fast=parse_range(fast) if fast else bounds["fast"],
@@ -242,8 +261,7 @@ def walk_forward_command(
 
     started_at = datetime.now(UTC)
     try:
-        if data is None:
-            raise ValueError("--data is required")
+        data = data_or_sample(data, symbol)
         frame = load_frame(data, symbol, timeframe)
         settings = _evaluation_settings(frame, strategy, cash, quantity, commission)
         space = research_space(strategy, fast_range, slow_range)
@@ -328,13 +346,25 @@ def optimize_command(
         bool, typer.Option("--daily", help="run the daily optimizer job on the ledger")
     ] = False,
     data: DataOption = None,
-    strategy: StrategyOption = "sma_cross",
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            help="strategy to optimise (default sma_cross); with --daily repeatable, default all",
+        ),
+    ] = None,
     study_name: Annotated[str | None, typer.Option(help="study name (resumes if stored)")] = None,
     storage: Annotated[
         str | None,
         typer.Option(envvar="DATABASE_URL", help="database holding studies (and the ledger)"),
     ] = None,
-    trials: Annotated[int, typer.Option(help="finished trials the study should reach")] = 100,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="finished trials the study should reach (default 100; --daily 60)"),
+    ] = None,
+    plan_trials: Annotated[
+        int, typer.Option(help="--daily: ml_driven trade plans tried before retraining")
+    ] = 12,
     jobs: Annotated[int, typer.Option(help="threads per worker (capped at cores; -1 all)")] = 1,
     workers: Annotated[int, typer.Option(help="worker processes sharing the study")] = 1,
     seed: Annotated[int, typer.Option(help="TPE seed")] = 42,
@@ -347,6 +377,10 @@ def optimize_command(
     cash: CashOption = 100_000.0,
     quantity: QuantityOption = 10_000.0,
     commission: CommissionOption = 0.0002,
+    leverage: Annotated[
+        float | None,
+        typer.Option(help="buying power per unit of equity (default 1; --daily: 30, FX)"),
+    ] = None,
     symbol: SymbolOption = None,
     timeframe: Annotated[Timeframe | None, typer.Option(help="bar timeframe")] = None,
     amqp_url: Annotated[
@@ -357,25 +391,36 @@ def optimize_command(
     json_path: JsonOption = None,
     html_path: HtmlOption = None,
 ) -> None:
-    """Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily."""
+    """Optuna search (resumable, shared by workers) with DSR, PBO and Monte Carlo; or --daily.
+
+    With no --data the bundled sample of --symbol is searched. --daily runs the nightly job on
+    the ledger for every strategy (or those named): drift check, re-optimisation, gates and
+    shadow for the rule-based ones, the scheduled model retrain for ml_driven.
+    """
     import multiprocessing  # noqa: PLC0415
     from dataclasses import asdict, replace  # noqa: PLC0415
 
     from tai_ingestion.replay import ReplayFileError  # noqa: PLC0415
-    from tai_optimizer.daily import DailySettings, ReoptimisePolicy  # noqa: PLC0415
+    from tai_optimizer.cli import infer_timeframe  # noqa: PLC0415
+    from tai_optimizer.daily import (  # noqa: PLC0415
+        DailySettings,
+        ReoptimisePolicy,
+    )
     from tai_optimizer.evaluation import ObjectiveSettings  # noqa: PLC0415
-    from tai_optimizer.research_reports import optimisation_html, write_report  # noqa: PLC0415
     from tai_optimizer.search import StudySettings, build_report, run_study  # noqa: PLC0415
 
     if daily:
+        if data is not None:
+            raise _fail("--daily reads the ledger's bars (the bundled sample if it has none)")
         _run_daily(
             storage,
             amqp_url,
+            tuple(strategies or ()),
             DailySettings(
-                strategy=strategy,
                 symbol=symbol or "EURUSD",
                 timeframe=timeframe or Timeframe.H1,
-                trials=trials,
+                trials=trials or DailySettings.model_fields["trials"].default,
+                model_plan_trials=plan_trials,
                 seed=seed,
                 jobs=jobs,
                 folds=folds,
@@ -385,6 +430,7 @@ def optimize_command(
                 reoptimise=ReoptimisePolicy.ALWAYS if always else ReoptimisePolicy.ON_DRIFT,
                 cash=cash,
                 quantity=quantity,
+                leverage=leverage or DailySettings.model_fields["leverage"].default,
                 commission_rate=commission,
                 min_trades=min_trades,
             ),
@@ -392,13 +438,25 @@ def optimize_command(
         )
         return
     started_at = datetime.now(UTC)
+    trials = trials or 100
     try:
-        if data is None:
-            raise ValueError("--data is required (or --daily)")
+        if strategies is not None and len(strategies) != 1:
+            raise ValueError("a search optimises one --strategy (--daily takes several)")
+        strategy = strategies[0] if strategies else "sma_cross"
+        data = data_or_sample(data, symbol)
         if workers > 1 and not storage:
             raise ValueError("several workers need a shared study: set --storage / DATABASE_URL")
         frame = load_frame(data, symbol, timeframe)
-        settings = _evaluation_settings(frame, strategy, cash, quantity, commission)
+        settings = _evaluation_settings(
+            frame,
+            strategy,
+            cash,
+            quantity,
+            commission,
+            leverage=leverage or 1.0,
+            symbol=symbol or data.stem.upper(),
+            timeframe=timeframe or infer_timeframe(data),
+        )
         space = research_space(strategy, fast_range, slow_range)
         study_settings = StudySettings(
             name=study_name or f"{strategy}-{data.stem}-{started_at:%Y%m%dT%H%M%S}",
@@ -447,10 +505,35 @@ def optimize_command(
         if pool is not None:
             pool.close()
             pool.join()
-    report = build_report(
-        study, frame, space=space, settings=settings, study_settings=study_settings
-    ).to_dict()
-    report["symbol"] = symbol or data.stem.upper()
+    _report_study(
+        build_report(
+            study, frame, space=space, settings=settings, study_settings=study_settings
+        ).to_dict(),
+        symbol=symbol or data.stem.upper(),
+        strategy=strategy,
+        storage=storage,
+        configuration={"study": asdict(study_settings), "objective": asdict(objective)},
+        started_at=started_at,
+        json_path=json_path,
+        html_path=html_path,
+    )
+
+
+def _report_study(
+    report: dict[str, Any],
+    *,
+    symbol: str,
+    strategy: str,
+    storage: str | None,
+    configuration: dict[str, Any],
+    started_at: datetime,
+    json_path: Path | None,
+    html_path: Path | None,
+) -> None:
+    """Write a study's report, store its run when there is a ledger, print its headline."""
+    from tai_optimizer.research_reports import optimisation_html, write_report  # noqa: PLC0415
+
+    report["symbol"] = symbol
     if json_path is not None:
         _write_json(report, json_path)
     if html_path is not None:
@@ -466,8 +549,8 @@ def optimize_command(
             storage,
             kind="optimize",
             strategy=strategy,
-            symbol=report["symbol"],
-            configuration={"study": asdict(study_settings), "objective": asdict(objective)},
+            symbol=symbol,
+            configuration=configuration,
             summary={key: value for key, value in headline.items() if key != "run_id"},
             report=report,
             started_at=started_at,
@@ -476,15 +559,24 @@ def optimize_command(
 
 
 def _run_daily(
-    database_url: str | None, amqp_url: str, settings: DailySettings, json_path: Path | None
+    database_url: str | None,
+    amqp_url: str,
+    chosen: tuple[str, ...],
+    settings: DailySettings,
+    json_path: Path | None,
 ) -> None:
+    """Run the nightly job for the chosen strategies (every one when none is named)."""
     import asyncio  # noqa: PLC0415
 
     from tai_bus.factory import create_bus  # noqa: PLC0415
     from tai_core.clock import SystemClock  # noqa: PLC0415
-    from tai_optimizer.daily import DailyOptimizer  # noqa: PLC0415
+    from tai_optimizer.daily import ALL_STRATEGIES, run_daily_jobs  # noqa: PLC0415
     from tai_store.database import Store  # noqa: PLC0415
 
+    unknown = sorted(set(chosen) - set(ALL_STRATEGIES))
+    if unknown:
+        raise _fail(f"unknown strategies {unknown}; known: {', '.join(ALL_STRATEGIES)}")
+    strategies = chosen or ALL_STRATEGIES
     if not database_url:
         raise _fail("--daily needs the ledger: set --storage or DATABASE_URL")
 
@@ -495,21 +587,18 @@ def _run_daily(
         await store.migrate()
         await bus.start()
         try:
-            outcome = await DailyOptimizer(settings, store=store, bus=bus, clock=clock).run()
+            report = await run_daily_jobs(settings, strategies, store=store, bus=bus, clock=clock)
         finally:
             await bus.close()
             await store.close()
-        return {
-            "run_id": outcome.run_id,
-            "action": outcome.action.value,
-            "parameter_set_id": outcome.parameter_set_id,
-            "report": outcome.report,
-        }
+        return report.to_dict()
 
     result = asyncio.run(run())
     if json_path is not None:
         _write_json(result, json_path)
-    typer.echo(json.dumps(json_ready({key: result[key] for key in result if key != "report"})))
+    typer.echo(json.dumps(json_ready(result), indent=2))
+    if not result["succeeded"]:
+        raise typer.Exit(code=1)
 
 
 def montecarlo_command(
@@ -544,8 +633,7 @@ def montecarlo_command(
 
     started_at = datetime.now(UTC)
     try:
-        if data is None:
-            raise ValueError("--data is required")
+        data = data_or_sample(data, symbol)
         frame = load_frame(data, symbol, timeframe)
         settings = _evaluation_settings(frame, "sma_cross", cash, quantity, commission)
         backtest = evaluate(frame, {"fast": fast, "slow": slow}, settings)

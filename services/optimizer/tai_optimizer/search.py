@@ -178,7 +178,7 @@ class FoldObjective:
     objective: ObjectiveSettings
     folds: int
     worker: int = 0
-    on_evaluated: Callable[[int, dict[str, int]], None] | None = None
+    on_evaluated: Callable[[int, dict[str, Any]], None] | None = None
     """Called with (trial number, parameters) before each real evaluation (audit, tests)."""
     _bounds: list[tuple[int, int]] = field(init=False)
 
@@ -218,7 +218,7 @@ class FoldObjective:
 
 
 def _finished_with(
-    study: optuna.Study, parameters: dict[str, int]
+    study: optuna.Study, parameters: dict[str, Any]
 ) -> optuna.trial.FrozenTrial | None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if trial.params == parameters:
@@ -263,7 +263,7 @@ def run_study(
     objective: ObjectiveSettings,
     study_settings: StudySettings,
     progress: Callable[[int, int], None] | None = None,
-    on_evaluated: Callable[[int, dict[str, int]], None] | None = None,
+    on_evaluated: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> optuna.Study:
     """Run (or resume) the study until it holds ``study_settings.trials`` finished trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -304,7 +304,7 @@ class OptimisationReport:
     """Everything an optimisation produced, with its overfitting and robustness checks."""
 
     study_name: str
-    best_parameters: dict[str, int]
+    best_parameters: dict[str, Any]
     best_value: float
     in_sample: Evaluation
     out_of_sample: Evaluation | None
@@ -353,7 +353,7 @@ def build_report(
     if not completed:
         raise ValueError(f"study {study.study_name!r} has no completed trial")
     best = max(completed, key=lambda trial: (float(trial.value or 0.0), -trial.number))
-    best_parameters = {key: int(value) for key, value in best.params.items()}
+    best_parameters = dict(best.params)
     selection, holdout = split_holdout(frame, study_settings.holdout_fraction)
     in_sample = evaluate(selection, best_parameters, settings)
     out_of_sample: Evaluation | None = None
@@ -437,9 +437,7 @@ def _pbo(
         picks = np.linspace(0, len(trials) - 1, max_trials).astype(int)
         trials = [trials[index] for index in picks]
     columns = [
-        evaluate(
-            selection, {key: int(value) for key, value in trial.params.items()}, settings
-        ).returns.to_numpy(np.float64)
+        evaluate(selection, dict(trial.params), settings).returns.to_numpy(np.float64)
         for trial in trials
     ]
     matrix = np.column_stack(columns)

@@ -1,10 +1,12 @@
-"""Shadow trading: a candidate's parameters paper-traded beside production, never routed.
+"""Shadow trading: a candidate (parameters or a model) paper-traded beside production.
 
 A shadow strategy is the live strategy object, primed on the history before its period and
 run on the very bars production traded, with the live risk engine and the paper broker
 *in this process* (the event-driven backtester). Its orders are simulated, never published
 as ``order.requested``, so nothing it decides can reach a broker. Production is replayed the
-same way over the same bars, so the comparison is like for like.
+same way over the same bars, so the comparison is like for like. Any strategy can shadow; a
+challenger *model* shadows as ml_driven trading its predictions (the live inference engine
+in front), beside ml_driven trading the champion's.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tai_events.market import BarClosed
+from tai_inference.model import ServingModel
 from tai_optimizer.backtest.costs import CostModel
 from tai_optimizer.backtest.engine import BacktestConfig, BacktestResult, EventDrivenBacktester
+from tai_optimizer.backtest.retraining import PredictingStrategy
+from tai_optimizer.strategies import build_runner
 from tai_quant.metrics import drawdown_statistics, sharpe_ratio
-from tai_strategy.sma_cross import SmaCrossParameters, SmaCrossStrategy
+from tai_strategy.base import Strategy
+from tai_strategy.ml_driven import MlDrivenParameters, MlDrivenStrategy
+from tai_strategy.registry import strategy_type
 
 
 @dataclass(frozen=True)
@@ -50,12 +57,48 @@ def run_shadow(
     *,
     cash: float,
     costs: CostModel,
+    strategy: str = "sma_cross",
+    leverage: float = 1.0,
 ) -> BacktestResult:
-    """Prime sma_cross on ``history``, then paper-trade ``bars`` in-process; return the run."""
-    strategy = SmaCrossStrategy(SmaCrossParameters.model_validate(dict(parameters)))
+    """Prime the strategy on ``history``, then paper-trade ``bars`` in-process; return the run."""
+    values = dict(parameters)
+    if "capital" in strategy_type(strategy).parameters_type.model_fields:
+        values.setdefault("capital", cash)
+    return _replay(build_runner(strategy, values), history, bars, cash, costs, leverage)
+
+
+def run_model_shadow(
+    model: ServingModel,
+    symbol: str,
+    history: Sequence[BarClosed],
+    bars: Sequence[BarClosed],
+    *,
+    cash: float,
+    costs: CostModel,
+    leverage: float = 1.0,
+    parameters: Mapping[str, Any] | None = None,
+) -> BacktestResult:
+    """Paper-trade ml_driven on one model's predictions over ``bars`` (primed on ``history``)."""
+    values = dict(parameters or {})
+    if "capital" in MlDrivenParameters.model_fields:
+        values.setdefault("capital", cash)
+    strategy = MlDrivenStrategy(MlDrivenParameters.model_validate(values))
+    runner = PredictingStrategy(strategy, models={symbol: model})
+    return _replay(runner, history, bars, cash, costs, leverage)
+
+
+def _replay(
+    runner: Strategy,
+    history: Sequence[BarClosed],
+    bars: Sequence[BarClosed],
+    cash: float,
+    costs: CostModel,
+    leverage: float,
+) -> BacktestResult:
     for bar in history:
-        strategy.warm_up(bar)
-    return EventDrivenBacktester(strategy, BacktestConfig(cash=cash, costs=costs)).run(bars)
+        runner.warm_up(bar)
+    config = BacktestConfig(cash=cash, costs=costs, leverage=leverage)
+    return EventDrivenBacktester(runner, config).run(bars)
 
 
 def shadow_metrics(result: BacktestResult, periods_per_year: float) -> dict[str, Any]:

@@ -1,14 +1,27 @@
-"""Strategies the research tools can build by name from ``KEY=VALUE`` parameters."""
+"""Strategies the research tools can build by name from ``KEY=VALUE`` parameters.
+
+:func:`build_runner` builds what a research run trades: the live strategy, and for a strategy
+that trades predictions (ml_driven) the live inference engine in front of it, its models
+trained for the trade plan the parameters name, retrained on a sliding window.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tai_strategy.base import Strategy
+from tai_events.ml import TradePlan
+from tai_inference.training import TrainingOptions
+from tai_optimizer.backtest.retraining import PredictingStrategy, RetrainingSchedule
+from tai_strategy.base import PredictionConsumer, Strategy
 from tai_strategy.registry import STRATEGY_TYPES, StrategyType
+from tai_strategy.search_spaces import ML_TRAINING_BARS
+
+RESEARCH_MODEL_OPTIONS = TrainingOptions(max_rounds=100, early_stopping_rounds=15)
+"""Models research runs train for each candidate plan (fewer rounds: many are trained)."""
 
 
 class UnknownStrategyError(ValueError):
@@ -48,3 +61,45 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
             raise ValueError(f"parameter {pair!r} is not KEY=VALUE")
         parsed[key.strip()] = value.strip()
     return parsed
+
+
+def split_plan(parameters: Mapping[str, Any]) -> tuple[TradePlan | None, dict[str, Any]]:
+    """Return (the trade plan named by the parameters, the rest) — None when none is named."""
+    names = set(TradePlan.model_fields)
+    plan_values = {key: value for key, value in parameters.items() if key in names}
+    rest = {key: value for key, value in parameters.items() if key not in names}
+    return (TradePlan.model_validate(plan_values) if plan_values else None), rest
+
+
+def build_runner(
+    name: str,
+    parameters: Mapping[str, Any],
+    *,
+    model_options: TrainingOptions = RESEARCH_MODEL_OPTIONS,
+    retrain_every: int = ML_TRAINING_BARS,
+    training_bars: int = ML_TRAINING_BARS,
+) -> Strategy:
+    """Return the strategy a research run trades with these parameters.
+
+    A prediction strategy gets the inference engine in front, its models trained for the
+    plan in ``parameters`` (trade-plan keys; the options' plan otherwise) every
+    ``retrain_every`` bars on the last ``training_bars`` bars.
+    """
+    kind = STRATEGY_TYPES.get(name)
+    if kind is None:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGY_TYPES))}"
+        )
+    trades_predictions = callable(getattr(kind.build, "on_prediction", None))
+    plan, rest = split_plan(parameters) if trades_predictions else (None, dict(parameters))
+    try:
+        strategy, _ = kind.create(rest)
+    except ValidationError as error:
+        raise UnknownStrategyError(f"invalid parameters for {name}: {error}") from error
+    if not isinstance(strategy, PredictionConsumer):
+        return strategy
+    options = replace(model_options, plan=plan) if plan is not None else model_options
+    return PredictingStrategy(
+        strategy,
+        schedule=RetrainingSchedule(every=retrain_every, window=training_bars, options=options),
+    )

@@ -79,3 +79,37 @@ def bars_from_frame(
         )
         for opened_at, open_, high, low, close, volume in rows
     ]
+
+
+def hourly_cycle_frame(
+    count: int,
+    *,
+    seed: int,
+    start: datetime = datetime(2000, 1, 3, tzinfo=UTC),
+    direction: float = 1.0,
+    step: float = 0.0005,
+    noise: float = 0.0003,
+    first_close: float = 1.1,
+) -> pd.DataFrame:
+    """Return hourly bars that rise in the first half of each UTC day and fall in the second.
+
+    ``direction`` -1 inverts the cycle (a regime change a model trained on the other one gets
+    wrong); ``noise`` sets the random part (and the bars' ranges). A learnable market for the
+    ML tests: the hour of day, a model feature, tells the next hours' direction.
+    """
+    if count < 1:
+        raise ValueError("count must be positive")
+    index = pd.date_range(start, periods=count, freq="h")
+    generator = np.random.default_rng(seed)
+    sign = np.where(index.hour < 12, 1.0, -1.0) * direction
+    returns = sign * step + generator.normal(0.0, noise, count)
+    closes = first_close * np.cumprod(1.0 + returns)
+    opens = np.concatenate(([first_close], closes[:-1]))
+    wicks = np.abs(generator.normal(0.0, noise, (2, count)))
+    highs = np.maximum(opens, closes) * (1.0 + wicks[0])
+    lows = np.minimum(opens, closes) * (1.0 - wicks[1])
+    volumes = generator.integers(500, 1500, count).astype(np.float64)
+    return pd.DataFrame(
+        {"Open": opens, "High": highs, "Low": lows, "Close": closes, "Volume": volumes},
+        index=index,
+    )

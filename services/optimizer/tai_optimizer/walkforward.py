@@ -27,7 +27,7 @@ from tai_optimizer.evaluation import (
     penalised_score,
 )
 from tai_quant.metrics import drawdown_statistics, sharpe_ratio
-from tai_strategy.search_spaces import SearchSpace
+from tai_strategy.search_spaces import IntegerDimension, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,10 @@ def plan_windows(bar_count: int, config: WalkForwardConfig) -> list[Window]:
 class Selection:
     """The parameters a selector chose on a training set, and how many it tried."""
 
-    parameters: dict[str, int]
+    parameters: dict[str, Any]
     score: float
     trials: int
-    scores: tuple[tuple[dict[str, int], float], ...] = ()
+    scores: tuple[tuple[dict[str, Any], float], ...] = ()
 
 
 class Selector(Protocol):
@@ -106,7 +106,7 @@ class GridSelector:
 
     def __call__(self, train: pd.DataFrame) -> Selection:
         """Score every valid combination on the training bars; keep the best."""
-        scored: list[tuple[dict[str, int], float]] = []
+        scored: list[tuple[dict[str, Any], float]] = []
         for parameters in self.space.grid():
             if self.space.warm_up(parameters) >= len(train) - 1:
                 continue
@@ -148,26 +148,28 @@ class TpeSelector:
         if not completed:
             raise ValueError("no valid trial in the training window")
         best = study.best_trial
-        scores = tuple(
-            ({key: int(value) for key, value in trial.params.items()}, float(trial.value or 0.0))
-            for trial in completed
-        )
+        scores = tuple((dict(trial.params), float(trial.value or 0.0)) for trial in completed)
         return Selection(
-            {key: int(value) for key, value in best.params.items()},
+            dict(best.params),
             float(best.value or 0.0),
             len(completed),
             scores,
         )
 
 
-def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, int]:
-    """Ask the trial for a value of every dimension of the space."""
-    return {
-        dimension.name: trial.suggest_int(
-            dimension.name, dimension.low, dimension.high, step=dimension.step
-        )
-        for dimension in space.dimensions
-    }
+def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """Ask the trial for a value of every dimension of the space (ints stay ints)."""
+    values: dict[str, Any] = {}
+    for dimension in space.dimensions:
+        if isinstance(dimension, IntegerDimension):
+            values[dimension.name] = trial.suggest_int(
+                dimension.name, dimension.low, dimension.high, step=dimension.step
+            )
+        else:
+            values[dimension.name] = trial.suggest_float(
+                dimension.name, dimension.low, dimension.high, step=dimension.step
+            )
+    return values
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ class WindowResult:
     """One window: the chosen parameters, in-sample and out-of-sample results."""
 
     window: Window
-    parameters: dict[str, int]
+    parameters: dict[str, Any]
     in_sample: Evaluation
     out_of_sample: Evaluation
     trials: int

@@ -1,11 +1,19 @@
-"""ML-driven: trade the inference service's class probabilities, filtered by regime.
+"""ML-driven: trade the inference service's class probabilities, by the model's trade plan.
 
 Bars keep ATR and the open trade current; a ``PredictionMade`` for the symbol's latest bar
-opens a trade when the predicted class is LONG or SHORT, its probability is at least
-``confidence_threshold`` and the prediction's regime passes the filter (in
-``allowed_regimes`` when that is not empty, and never in ``blocked_regimes``). Predictions for
-an older bar, or arriving before their bar, are ignored. Exits: stop 2 ATR(14), target 3 ATR;
-risk 0.5-2 % per trade. The signal's confidence is the model's probability.
+opens a trade when the predicted class is LONG or SHORT with at least the plan's probability
+threshold and the prediction's regime passes the filter (in ``allowed_regimes`` when that is
+not empty, and never in ``blocked_regimes``). Predictions for an older bar, or arriving before
+their bar, are ignored.
+
+The exits and the threshold are not this strategy's to choose: every prediction carries the
+:class:`~tai_events.ml.TradePlan` its model was trained for (the barriers of its labels and
+the threshold its validation traded), and the trade is exactly that plan — stop
+``stop_loss_atr`` and target ``take_profit_atr`` ATRs away, closed after
+``max_holding_bars = max_horizon_bars``. A plan whose ATR length differs from the
+strategy's is not traded. To trade another plan, train (and promote) a model for it. Risk
+0.5-2 % per trade; the signal's confidence is the model's probability of the traded class
+(its win probability under the plan).
 """
 
 from __future__ import annotations
@@ -13,25 +21,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tai_events.market import BarClosed
-from tai_events.ml import PredictedClass, PredictionMade
+from tai_events.ml import DEFAULT_TRADE_PLAN, PredictedClass, PredictionMade, TradePlan
 from tai_events.orders import SignalDirection, TradingStyle
 from tai_strategy.base import OrderIntent
 from tai_strategy.bracket import BracketParameters, BracketStrategy, Signal
 
 
 class MlDrivenParameters(BracketParameters):
-    """ML-driven defaults (the documented live defaults)."""
+    """ML-driven defaults (the documented live defaults); exits come from the model's plan."""
 
     RISK_RANGE_PCT: ClassVar[tuple[float, float]] = (0.5, 2.0)
     STYLE: ClassVar[TradingStyle | None] = TradingStyle.INTRADAY
 
     risk_per_trade_pct: float = Field(default=1.0, description="0.5-2 % of equity per trade")
-    max_holding_bars: int = Field(default=24, ge=0)
-    confidence_threshold: float = Field(
-        default=0.6, gt=0, le=1, description="minimum probability of the traded class"
+    stop_atr: float = Field(
+        default=DEFAULT_TRADE_PLAN.stop_loss_atr, gt=0, description="set by the model's plan"
+    )
+    take_profit_atr: float = Field(
+        default=DEFAULT_TRADE_PLAN.take_profit_atr, gt=0, description="set by the model's plan"
+    )
+    max_holding_bars: int = Field(
+        default=DEFAULT_TRADE_PLAN.max_horizon_bars, ge=0, description="set by the model's plan"
     )
     allowed_regimes: tuple[str, ...] = Field(
         default=(), description="trade only in these regimes; empty = any (comma-separated ok)"
@@ -40,6 +53,16 @@ class MlDrivenParameters(BracketParameters):
         default=(), description="never trade in these regimes (comma-separated ok)"
     )
     require_regime: bool = Field(default=False, description="skip predictions that carry no regime")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_threshold_of_its_own(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "confidence_threshold" in values:
+            raise ValueError(
+                "ml_driven trades the probability threshold of its model's trade plan; "
+                "train a model for another plan (trading-ai train --threshold ...) instead"
+            )
+        return values
 
     @field_validator("allowed_regimes", "blocked_regimes", mode="before")
     @classmethod
@@ -86,25 +109,40 @@ class MlDrivenStrategy(BracketStrategy[MlDrivenParameters]):
             return False
         return not values.allowed_regimes or regime in values.allowed_regimes
 
+    def adopt_plan(self, plan: TradePlan) -> bool:
+        """Trade ``plan``'s exits from now on; False when its ATR length is not this one's."""
+        values = self.parameters
+        if plan.atr_period != values.atr_period:
+            return False
+        wanted = {
+            "stop_atr": plan.stop_loss_atr,
+            "take_profit_atr": plan.take_profit_atr,
+            "max_holding_bars": plan.max_horizon_bars,
+        }
+        if any(getattr(values, name) != value for name, value in wanted.items()):
+            self.parameters = values.model_copy(update=wanted)
+        return True
+
     def signal_for(self, prediction: PredictionMade) -> Signal | None:
-        """Return the entry a prediction calls for, ignoring the bar it refers to."""
+        """Return the entry a prediction calls for under its plan, ignoring the bar it refers to."""
         direction = _DIRECTIONS.get(prediction.predicted_class)
         if direction is None:
             return None
+        plan = prediction.plan
         probability = prediction.probabilities[prediction.predicted_class]
-        if probability < self.parameters.confidence_threshold:
+        if probability < plan.probability_threshold:
             return None
         if not self.regime_allows(prediction.regime):
             return None
         reason = (
             f"model {prediction.model_id} predicts {prediction.predicted_class.value} "
-            f"with probability {probability:.3f} >= {self.parameters.confidence_threshold:g} "
-            f"in regime {prediction.regime or 'unknown'}"
+            f"with probability {probability:.3f} >= {plan.probability_threshold:g} "
+            f"in regime {prediction.regime or 'unknown'} (plan: {plan.describe()})"
         )
         return Signal(direction, probability, reason, win_probability=probability)
 
     def on_prediction(self, prediction: PredictionMade) -> list[OrderIntent]:
-        """Open a trade when a fresh, confident prediction passes the regime filter."""
+        """Open a trade by the model's plan on a fresh, confident prediction the regime allows."""
         book = self._symbols.get(prediction.symbol)
         if book is None:
             return []
@@ -114,6 +152,8 @@ class MlDrivenStrategy(BracketStrategy[MlDrivenParameters]):
         if last_bar.timeframe is not prediction.timeframe:
             return []
         signal = self.signal_for(prediction)
-        if signal is None:
+        if signal is None or book.trade is not None:
             return []
+        if not self.adopt_plan(prediction.plan):
+            return []  # the plan's ATR is not the one this strategy measures: not its plan
         return self.enter(last_bar, signal)

@@ -16,7 +16,7 @@ from tai_events import Message
 from tai_events.codec import Envelope
 from tai_events.control import ConfigureStrategy
 from tai_events.market import BarClosed
-from tai_events.ml import PredictedClass, PredictionMade
+from tai_events.ml import DEFAULT_TRADE_PLAN, PredictedClass, PredictionMade
 from tai_events.orders import OrderRequested, Side
 from tai_events.strategies import StrategyParametersUpdated
 from tai_events.topics import ORDER_REQUESTED, STRATEGY_PARAMS_UPDATED
@@ -44,6 +44,7 @@ def _prediction(bar: BarClosed) -> PredictionMade:
         },
         predicted_class=PredictedClass.LONG,
         regime="trend",
+        plan=DEFAULT_TRADE_PLAN,
     )
 
 
@@ -96,13 +97,13 @@ async def test_control_command_and_prediction_flow_on_rabbitmq(
     await app.start()
     await bus.start()
     try:
-        # Act 1: lower ml_driven's threshold at run time through the control exchange
+        # Act 1: change ml_driven's risk and regime weight at run time through control
         await bus.publish(
             ConfigureStrategy(
                 requested_by="admin@test",
                 requested_at=datetime(2024, 1, 1, tzinfo=UTC),
                 strategy="ml_driven",
-                parameters={"confidence_threshold": 0.75, "weight.trend": 0.5},
+                parameters={"risk_per_trade_pct": 0.75, "weight.trend": 0.5},
             )
         )
         await _until(lambda: len(updates) == 1)
@@ -117,7 +118,7 @@ async def test_control_command_and_prediction_flow_on_rabbitmq(
         # Assert
         (update,) = updates
         assert update.strategy == "ml_driven"
-        assert update.parameters["confidence_threshold"] == 0.75
+        assert update.parameters["risk_per_trade_pct"] == 0.75
         assert update.parameters["weight.trend"] == 0.5
         (order,) = [order for order in orders if order.strategy == "ml_driven"]
         assert order.side is Side.BUY

@@ -20,6 +20,7 @@ from tai_events.ml import ModelPromoted
 from tai_events.topics import ALL_CONTROL, CONTROL_EXCHANGE, MODEL_PROMOTED
 from tai_gateway.app import GatewayApp
 from tai_store import Store
+from tai_store.research_repository import ModelChallenge, ResearchRepository
 
 
 async def recorder(bus: InMemoryBus, queue: str, binding: Binding) -> list[Message]:
@@ -343,3 +344,37 @@ async def test_research_tables_show_runs_without_their_full_reports(
     assert list(runs["run_id"]) == ["wf-1"]
     assert "report" not in runs.columns
     assert "configuration" not in runs.columns
+
+
+async def test_research_tab_lists_model_challenges_with_their_reasons(
+    store: Store, gateway: GatewayApp
+) -> None:
+    # Arrange: a challenger rejected after its shadow period
+    if not inspect(store.sync_engine()).has_table("research_model_challenges"):
+        pytest.skip("the research tables are not part of this store")
+    async with store.transaction() as unit:
+        await ResearchRepository(unit.session).add_challenge(
+            ModelChallenge(
+                challenge_id="challenge-1",
+                symbol="EURUSD",
+                timeframe="1h",
+                trigger="feature_drift",
+                status="rejected",
+                champion_model_id="eurusd-1h-xgboost-a",
+                challenger_model_id="eurusd-1h-xgboost-b",
+                run_id=None,
+                requested_at=T0,
+                decided_at=T0,
+                reason="challenger shadow Sharpe 0.1 does not beat production 0.4",
+                validation={"gates": [{"gate": "deflated_sharpe", "passed": True}]},
+                comparison={"bars": 120},
+            )
+        )
+    # Act
+    challenges = gateway.context.ledger.research_tables(10)["research_model_challenges"]
+    # Assert: who, why and when; the long JSON evidence stays in the ledger
+    (row,) = challenges.to_dict("records")
+    assert row["status"] == "rejected"
+    assert row["reason"].startswith("challenger shadow Sharpe 0.1")
+    assert "validation" not in challenges.columns
+    assert "comparison" not in challenges.columns

@@ -52,3 +52,17 @@ def evaluated_lightgbm_model(training_bars: pd.DataFrame) -> TrainingResult:
         algorithm="lightgbm", folds=2, max_rounds=60, early_stopping_rounds=10
     )
     return train_model(training_bars, options, created_at=TRAINED_AT)
+
+
+@pytest.fixture(scope="session")
+def ensemble_model(training_bars: pd.DataFrame) -> TrainingResult:
+    """A stacked ensemble evaluated walk-forward on two folds (beside its baselines)."""
+    options = replace(FAST, algorithm="ensemble", evaluate=True, folds=2)
+    return train_model(training_bars, options, created_at=TRAINED_AT)
+
+
+@pytest.fixture(scope="session")
+def per_regime_model(training_bars: pd.DataFrame) -> TrainingResult:
+    """Per-regime XGBoost models, evaluated walk-forward on two folds."""
+    options = replace(FAST, per_regime=True, evaluate=True, folds=2, min_regime_samples=150)
+    return train_model(training_bars, options, created_at=TRAINED_AT)

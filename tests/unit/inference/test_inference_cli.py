@@ -31,10 +31,16 @@ async def _registered(url: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "artifact_format"), [("xgboost", "xgboost-ubj"), ("lightgbm", "lightgbm-text")]
+    ("options", "algorithm", "artifact_format"),
+    [
+        (["--model", "xgboost"], "xgboost", "xgboost-ubj"),
+        (["--model", "lightgbm"], "lightgbm", "lightgbm-text"),
+        (["--model", "ensemble"], "ensemble", "bundle-json"),
+        (["--model", "xgboost", "--per-regime"], "per_regime_xgboost", "bundle-json"),
+    ],
 )
-def test_train_command_registers_the_model_and_prints_validation_metrics(
-    tmp_path: Path, algorithm: str, artifact_format: str
+def test_train_command_registers_the_model_and_prints_its_metrics_beside_the_baselines(
+    tmp_path: Path, options: list[str], algorithm: str, artifact_format: str
 ) -> None:
     # Arrange: 1,500 bundled bars keep the run short
     data = tmp_path / "EURUSD.csv"
@@ -50,8 +56,7 @@ def test_train_command_registers_the_model_and_prints_validation_metrics(
             "EURUSD",
             "--timeframe",
             "1h",
-            "--model",
-            algorithm,
+            *options,
             "--data",
             str(data),
             "--database-url",
@@ -66,6 +71,9 @@ def test_train_command_registers_the_model_and_prints_validation_metrics(
     assert result.exit_code == 0, result.output
     for label in ("log-loss", "balanced accuracy", "F1 LONG", "walk-forward", "validation"):
         assert label in result.output
+    assert "class prior (walk-forward)" in result.output
+    assert ("single model (walk-forward)" in result.output) is (algorithm != "xgboost")
+    assert "target 3 ATR / stop 2 ATR(14) / 24 bars / p >= 0.5" in " ".join(result.output.split())
     assert "(production" in result.output
     assert asyncio.run(_registered(url)) == [(algorithm, "production", artifact_format)]
 
@@ -73,6 +81,12 @@ def test_train_command_registers_the_model_and_prints_validation_metrics(
 def test_train_command_refuses_an_unknown_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--model", "catboost"])
     assert result.exit_code == 2
+
+
+def test_train_command_refuses_an_impossible_trade_plan(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--threshold", "1.5"])
+    assert result.exit_code == 2
+    assert "invalid trade plan" in result.output
 
 
 def test_ml_bench_smoke_run_writes_its_results(
@@ -114,3 +128,8 @@ def test_ml_bench_smoke_run_writes_its_results(
         "single_prediction_us_per_call",
     ):
         assert results[key] > 0
+    assert set(results["models"]) == {"xgboost", "ensemble", "per_regime_xgboost"}
+    for kind in results["models"].values():
+        assert kind["training_seconds"] > 0
+        assert kind["prediction_us_per_call"] > 0
+    assert results["models"]["ensemble"]["artifact_format"] == "bundle-json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tai_events.ml import TradePlan
 from tai_inference.drift import DriftMonitor, DriftSettings, population_stability_index
 from tai_inference.regimes import (
     REGIMES,
@@ -84,7 +85,13 @@ def _monitor(settings: DriftSettings) -> DriftMonitor:
             "x": {"edges": edges, "proportions": [0.5, 0.5]},
         },
         reference_log_loss=1.0,
-        barrier={"take_profit": 1.0, "stop_loss": 1.0, "max_horizon": 3},
+        plan=TradePlan(
+            take_profit_atr=1.0,
+            stop_loss_atr=1.0,
+            max_horizon_bars=3,
+            probability_threshold=0.5,
+            atr_period=2,
+        ),
         settings=settings,
     )
 

@@ -14,8 +14,14 @@ from tai_core.clock import SystemClock
 from tai_events import AlertRaised, Message
 from tai_events.codec import Envelope
 from tai_events.market import BarClosed, Timeframe
-from tai_events.ml import ModelPromoted, PredictedClass, PredictionMade
-from tai_events.topics import ALL_ALERTS, ALL_PREDICTIONS
+from tai_events.ml import (
+    ModelPromoted,
+    ModelRetrainingRequested,
+    PredictedClass,
+    PredictionMade,
+    RetrainingTrigger,
+)
+from tai_events.topics import ALL_ALERTS, ALL_PREDICTIONS, ALL_RETRAINING_REQUESTS
 from tai_inference.app import InferenceApp, create_app
 from tai_inference.config import InferenceSettings
 from tai_inference.engine import ServingState
@@ -38,6 +44,7 @@ class Harness:
     clock: SystemClock
     predictions: list[PredictionMade]
     alerts: list[AlertRaised]
+    retraining: list[ModelRetrainingRequested]
 
     async def publish_bars(self, bars: list[BarClosed]) -> None:
         for bar in bars:
@@ -72,6 +79,7 @@ async def make_harness(tmp_path: Path, **settings: object) -> Harness:
     bus = InMemoryBus("test", clock=clock, telemetry=telemetry, deterministic=True)
     predictions: list[PredictionMade] = []
     alerts: list[AlertRaised] = []
+    retraining: list[ModelRetrainingRequested] = []
 
     async def collect(envelope: Envelope[Message]) -> None:
         message = envelope.message
@@ -79,11 +87,17 @@ async def make_harness(tmp_path: Path, **settings: object) -> Harness:
             predictions.append(message)
         elif isinstance(message, AlertRaised):
             alerts.append(message)
+        elif isinstance(message, ModelRetrainingRequested):
+            retraining.append(message)
 
     await bus.subscribe(
         Subscription(
             queue="test.inference.observer",
-            bindings=[Binding(ALL_PREDICTIONS), Binding(ALL_ALERTS)],
+            bindings=[
+                Binding(ALL_PREDICTIONS),
+                Binding(ALL_ALERTS),
+                Binding(ALL_RETRAINING_REQUESTS),
+            ],
             handler=collect,
         )
     )
@@ -95,7 +109,7 @@ async def make_harness(tmp_path: Path, **settings: object) -> Harness:
         clock=clock,
         telemetry=telemetry,
     )
-    return Harness(bus, store, app, telemetry, clock, predictions, alerts)
+    return Harness(bus, store, app, telemetry, clock, predictions, alerts, retraining)
 
 
 @pytest.fixture
@@ -234,7 +248,11 @@ async def test_drift_raises_a_warning_once_and_marks_the_model_for_retraining(
 ) -> None:
     # Arrange: a tiny PSI threshold that any live window crosses
     harness = await make_harness(
-        tmp_path, psi_threshold=1e-6, drift_window=50, drift_check_every=10
+        tmp_path,
+        psi_threshold=1e-6,
+        drift_window=50,
+        drift_check_every=10,
+        max_model_age_hours=0,  # the bars are months after the training window
     )
     record = xgboost_model.record
     await register_model(harness.store, record)
@@ -255,6 +273,10 @@ async def test_drift_raises_a_warning_once_and_marks_the_model_for_retraining(
         assert stored.needs_retraining
         assert stored.retraining_reason is not None
         assert stored.retraining_reason.startswith("feature_drift")
+        (request,) = harness.retraining
+        assert request.trigger is RetrainingTrigger.FEATURE_DRIFT
+        assert request.model_id == record.model_id
+        assert (request.symbol, request.timeframe) == ("EURUSD", Timeframe.H1)
     finally:
         await harness.app.stop()
         await harness.bus.close()
@@ -272,3 +294,55 @@ async def test_redelivered_bar_is_not_predicted_twice(
     await harness.publish_bars(bars)
     await harness.publish_bars(bars[-2:])
     assert len(harness.predictions) == 4
+
+
+async def test_model_older_than_the_age_limit_predicts_nothing_and_asks_for_retraining(
+    tmp_path: Path, xgboost_model: TrainingResult, eurusd_bars: pd.DataFrame
+) -> None:
+    # Arrange: the model learnt from bars up to 2,500; bars 3,000+ are weeks later
+    harness = await make_harness(tmp_path, max_model_age_hours=48)
+    record = xgboost_model.record
+    await register_model(harness.store, record)
+    await promote_model(harness.store, None, record.model_id, clock=harness.clock, promoted_by="t")
+    await harness.app.start()
+    try:
+        # Act
+        await harness.publish_bars(bar_events(eurusd_bars.iloc[3000 : 3000 + WARM + 30]))
+
+        # Assert: no prediction, one alert, one retraining request, flagged, state expired
+        assert harness.predictions == []
+        expired = [alert for alert in harness.alerts if alert.code == "model_expired"]
+        assert len(expired) == 1
+        assert "limit 48 h" in expired[0].message
+        (request,) = harness.retraining
+        assert request.trigger is RetrainingTrigger.MODEL_EXPIRED
+        assert harness.app.status()[0].state is ServingState.EXPIRED
+        assert not harness.app.ready()
+        async with harness.store.transaction() as unit:
+            stored = await MlModelRepository(unit.session).get(record.model_id)
+        assert stored is not None
+        assert stored.needs_retraining
+        assert stored.retraining_reason is not None
+        assert stored.retraining_reason.startswith("model_expired")
+    finally:
+        await harness.app.stop()
+        await harness.bus.close()
+        await harness.store.close()
+
+
+async def test_model_within_the_age_limit_predicts_with_its_trade_plan(
+    harness: Harness, xgboost_model: TrainingResult, eurusd_bars: pd.DataFrame
+) -> None:
+    # Arrange: bars right after the training data, inside the default 14-day limit
+    record = xgboost_model.record
+    await register_model(harness.store, record)
+    await promote_model(harness.store, None, record.model_id, clock=harness.clock, promoted_by="t")
+    await harness.app.start()
+
+    # Act
+    await harness.publish_bars(bar_events(eurusd_bars.iloc[2500 : 2500 + WARM + 5]))
+
+    # Assert
+    assert harness.predictions
+    assert {prediction.plan for prediction in harness.predictions} == {record.trade_plan()}
+    assert harness.retraining == []

@@ -19,8 +19,14 @@ from tai_inference.regimes import (
     REGIMES,
     filtered_regime_probabilities,
 )
-from tai_inference.training import TrainingOptions, TrainingResult, trading_result, train_model
-from tai_quant.features import DEFAULT_FEATURES, compute_features
+from tai_inference.training import (
+    TrainingOptions,
+    TrainingResult,
+    barrier_of,
+    plan_trading_result,
+    train_model,
+)
+from tai_quant.features import DEFAULT_FEATURES, compute_features, triple_barrier_labels
 from tai_store.ml_repository import ArtifactIntegrityError, sha256_hex
 from tests.unit.inference.conftest import FAST, TRAINED_AT
 
@@ -71,7 +77,7 @@ def test_model_metadata_lists_features_window_data_hash_and_parameters(
     assert record.training_end < training_bars.index[-1]
     assert len(record.data_sha256) == 64
     assert record.parameters["algorithm"] == "xgboost"
-    assert record.parameters["barrier"]["max_horizon"] == FAST.barrier.max_horizon
+    assert record.parameters["trade_plan"]["max_horizon_bars"] == FAST.plan.max_horizon_bars
 
 
 def test_importances_come_from_pred_contribs_and_cover_every_feature(
@@ -160,18 +166,24 @@ def test_live_predictions_equal_batch_predictions_on_the_same_bars(
         np.testing.assert_allclose(actual, expected, atol=1e-9)
 
 
-def test_trading_result_of_perfect_foresight_is_positive() -> None:
-    closes = np.array([1.0, 1.01, 1.0, 1.02, 1.01])
-    next_closes = np.append(closes[1:], 1.03)
-    direction = np.sign(next_closes - closes)
-    probabilities = np.where(
-        direction[:, None] > 0, [[0.05, 0.05, 0.9]], [[0.9, 0.05, 0.05]]
-    ).astype(float)
-    result = trading_result(
-        probabilities, closes, next_closes, threshold=0.5, commission=0.0, bars_per_year=6240
+def test_plan_trading_of_perfect_foresight_wins_every_trade(training_bars: pd.DataFrame) -> None:
+    # Arrange: predictions that know each bar's label, at 90 %
+    plan = FAST.plan
+    labels = triple_barrier_labels(training_bars, barrier_of(plan))
+    positions = labels["start_position"].to_numpy(np.int64)
+    probabilities = np.full((positions.size, 3), 0.05)
+    probabilities[np.arange(positions.size), labels["label"].to_numpy()] = 0.9
+
+    # Act
+    result, returns = plan_trading_result(
+        training_bars, positions, probabilities, plan, commission=0.0, bars_per_year=6240
     )
-    assert result["total_return_pct"] > 0
+
+    # Assert: each trade is a LONG or SHORT the label says wins, so it reaches its target
+    assert result["trades"] > 10
     assert result["hit_rate_pct"] == 100.0
+    assert result["total_return_pct"] > 0
+    assert returns.size > 0
 
 
 def test_unknown_algorithm_is_refused() -> None:

@@ -8,7 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tai_events.alerts import AlertRaised, Severity
+from tai_events.market import Timeframe
+from tai_events.ml import ModelPromoted
 from tai_events.orders import FillExecuted, Side
+from tai_events.research import ResearchRunFinished, ResearchRunStatus
 from tai_events.risk import RiskStateChanged, TradingState
 from tai_notifier.notifications import (
     MAXIMUM_TEXT_LENGTH,
@@ -21,6 +24,8 @@ from tai_notifier.notifications import (
     Throttle,
     from_alert,
     from_fill,
+    from_model_promotion,
+    from_research_run,
     from_risk_state,
 )
 
@@ -157,3 +162,69 @@ def test_throttle_never_allows_more_than_the_limit_in_a_minute(
     for at in allowed:
         in_window = [other for other in allowed if at <= other < at + timedelta(minutes=1)]
         assert len(in_window) <= limit
+
+
+BOTH = frozenset({Channel.TELEGRAM, Channel.EMAIL})
+
+
+def _run(status: ResearchRunStatus, outcome: str | None, **extra: object) -> ResearchRunFinished:
+    return ResearchRunFinished.model_validate(
+        {
+            "run_id": "run-1",
+            "kind": "retrain",
+            "subject": "eurusd-1h-xgboost-1",
+            "symbol": "EURUSD",
+            "status": status,
+            "outcome": outcome,
+            "finished_at": T0,
+            **extra,
+        }
+    )
+
+
+def test_a_promotion_by_the_optimizer_goes_to_telegram_and_email_with_its_reason() -> None:
+    # Arrange
+    run = _run(ResearchRunStatus.SUCCEEDED, "promoted", reason="challenger Sharpe 1.2 beats 0.4")
+    # Act
+    notification = from_research_run(run, BOTH)
+    decisions = policy().decide(notification, T0)
+    # Assert: INFO, which the default routing sends nowhere, yet both channels get it
+    assert notification.severity is Severity.INFO
+    assert decisions == {Channel.EMAIL: Decision.SEND, Channel.TELEGRAM: Decision.SEND}
+    assert "promoted" in notification.title
+    assert "beats 0.4" in notification.text
+
+
+def test_a_failed_run_goes_to_both_channels_with_its_error() -> None:
+    run = _run(ResearchRunStatus.FAILED, None, error="ValueError('only 0 stored bars')")
+    notification = from_research_run(run, BOTH)
+    assert notification.severity is Severity.WARNING
+    assert set(policy().decide(notification, T0)) == set(BOTH)
+    assert "only 0 stored bars" in notification.text
+    assert "failed" in notification.title
+
+
+def test_a_routine_outcome_follows_the_severity_routing() -> None:
+    notification = from_research_run(_run(ResearchRunStatus.SUCCEEDED, "shadow_started"), BOTH)
+    assert notification.channels is None
+    assert policy().decide(notification, T0) == {}  # INFO is routed nowhere by default
+
+
+def test_a_rollback_by_a_person_is_notified_but_the_optimizers_promotion_only_once() -> None:
+    def promotion(by: str) -> ModelPromoted:
+        return ModelPromoted(
+            model_id="eurusd-1h-xgboost-0",
+            model_name="xgboost_triple_barrier",
+            symbol="EURUSD",
+            timeframe=Timeframe.H1,
+            artifact_sha256="0" * 64,
+            previous_model_id="eurusd-1h-xgboost-1",
+            promoted_at=T0,
+            promoted_by=by,
+        )
+
+    by_admin = from_model_promotion(promotion("admin"), BOTH)
+    assert by_admin is not None
+    assert by_admin.channels == BOTH
+    assert "replacing eurusd-1h-xgboost-1" in by_admin.text
+    assert from_model_promotion(promotion("optimizer:run-1"), BOTH) is None

@@ -25,6 +25,7 @@ from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.control import ConfigureStrategy
 from tai_events.orders import OrderRequested
+from tai_events.research import ResearchRunFinished
 from tai_events.strategies import StrategyParametersUpdated
 from tai_events.topics import CONTROL_EXCHANGE
 from tai_ingestion.replay import ReplayData
@@ -113,6 +114,7 @@ async def _run_daily_scenario(tmp_path: Path, shadow_period: float) -> Scenario:
             queue="test.daily.observer",
             bindings=[
                 Binding("strategy.params.updated"),
+                Binding("research.run.*"),
                 Binding("alert.*"),
                 Binding("order.requested"),
                 Binding("control.strategy", exchange=CONTROL_EXCHANGE),
@@ -190,12 +192,17 @@ async def test_daily_job_promotes_a_candidate_that_beats_production_in_the_shado
     assert len(commands) == 1
     chosen = (commands[0].parameters["fast"], commands[0].parameters["slow"])
     assert chosen != (10, 30)
-    # The optimizer announces the decision and the live strategy service confirms the switch.
-    updates = [item for item in scenario.published if isinstance(item, StrategyParametersUpdated)]
-    assert len(updates) == 2
-    assert all(
-        (update.parameters["fast"], update.parameters["slow"]) == chosen for update in updates
-    )
+    assert commands[0].enabled is None  # re-parameterised, never switched on or off
+    # The optimizer announces its decision; the live strategy service confirms the switch.
+    (finished,) = [
+        item
+        for item in scenario.published
+        if isinstance(item, ResearchRunFinished) and item.outcome == "promoted"
+    ]
+    assert finished.summary["parameter_set_id"] == scenario.promoted_parameter_set_id
+    (update,) = [item for item in scenario.published if isinstance(item, StrategyParametersUpdated)]
+    assert update.updated_by != "optimizer"
+    assert (update.parameters["fast"], update.parameters["slow"]) == chosen
     orders = [
         item
         for item in scenario.published

@@ -197,6 +197,8 @@ def test_optimize_daily_runs_the_daily_job_on_the_ledger(tmp_path: Path) -> None
         [
             "optimize",
             "--daily",
+            "--strategy",
+            "sma_cross",
             "--storage",
             ledger,
             "--symbol",
@@ -213,20 +215,26 @@ def test_optimize_daily_runs_the_daily_job_on_the_ledger(tmp_path: Path) -> None
 
     # Assert
     assert result.exit_code == 0, result.output
-    outcome = json.loads(json_path.read_text())
+    report = json.loads(json_path.read_text())
+    assert set(report["strategies"]) == {"sma_cross"}
+    outcome = report["strategies"]["sma_cross"]
     assert outcome["action"] == "no_drift"
-    assert outcome["report"]["drift"]["reasons"] == []
-    assert outcome["report"]["drift"]["notes"]  # no live trading yet: judged on a replay
+    assert outcome["data_source"] == "ledger"
 
-    async def runs() -> list[str]:
+    async def runs() -> list[tuple[str, dict[str, object]]]:
         store = Store(ledger)
         try:
             async with store.transaction() as unit:
                 return [
-                    run.summary["action"]
+                    (run.summary["action"], run.report)
                     for run in await ResearchRepository(unit.session).list_runs("daily")
                 ]
         finally:
             await store.close()
 
-    assert asyncio.run(runs()) == [outcome["action"]]
+    ((action, stored),) = asyncio.run(runs())
+    assert action == outcome["action"]
+    drift = stored["drift"]
+    assert isinstance(drift, dict)
+    assert drift["reasons"] == []
+    assert drift["notes"]  # no live trading yet: judged on a replay

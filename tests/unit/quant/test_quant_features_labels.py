@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tai_quant.features import Label, TripleBarrier, purged_walk_forward_folds
-from tai_quant.features.labels import triple_barrier_labels
+from tai_quant.features.labels import (
+    BarrierLabel,
+    simulate_barrier_trades,
+    triple_barrier_labels,
+)
+from tai_quant.indicators import atr
 
 
 def _bars(closes: list[float], *, spread: float = 0.001) -> pd.DataFrame:
@@ -117,3 +122,90 @@ def test_labels_spanning_into_the_test_window_are_purged() -> None:
 def test_folds_refuse_unsorted_samples() -> None:
     with pytest.raises(ValueError, match="increasing"):
         purged_walk_forward_folds([3, 2, 1], [4, 3, 2])
+
+
+ASYMMETRIC = TripleBarrier(take_profit=2.0, stop_loss=1.0, max_horizon=6, atr_period=2)
+
+
+def test_asymmetric_label_says_which_direction_wins_its_own_trade() -> None:
+    # ATR 0.002: a long targets +0.004 with its stop at -0.002; a short the mirror image.
+    # The price first dips 0.0025 (the long is stopped), then falls to -0.0045: the short's
+    # target, before its stop at +0.002 — a SHORT, although the long's stop came first.
+    bars = _bars([1.0, 1.0, 1.0, 0.9975, 0.996, 0.9955, 0.9955, 0.9955, 0.9955, 0.9955])
+    labels = triple_barrier_labels(bars, ASYMMETRIC)
+    row = labels.loc[bars.index[1]]
+    assert row["label"] == Label.SHORT
+    assert row["end_position"] == 4  # the low of bar 4 (0.995) reaches 0.996
+
+
+def test_asymmetric_label_is_neutral_when_both_trades_are_stopped() -> None:
+    # up 0.0025 stops the short, down 0.0025 stops the long: neither reaches its target
+    bars = _bars([1.0, 1.0, 1.0, 1.0015, 0.9985, 1.0, 1.0, 1.0, 1.0, 1.0])
+    labels = triple_barrier_labels(bars, ASYMMETRIC)
+    row = labels.loc[bars.index[1]]
+    assert row["label"] == Label.NEUTRAL
+    assert row["end_position"] == 4  # known once the second trade is stopped
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(st.floats(min_value=-0.004, max_value=0.004), min_size=30, max_size=120),
+    take_profit=st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+    stop_loss=st.sampled_from([0.5, 1.0, 2.0]),
+    horizon=st.integers(min_value=1, max_value=8),
+)
+def test_online_label_agrees_with_the_batch_label_bar_for_bar(
+    steps: list[float], take_profit: float, stop_loss: float, horizon: int
+) -> None:
+    # Arrange: a random walk and one barrier, labelled in batch
+    closes = list(1.0 + np.cumsum(steps))
+    bars = _bars(closes, spread=0.0015)
+    barrier = TripleBarrier(take_profit, stop_loss, horizon, atr_period=3)
+    labels = triple_barrier_labels(bars, barrier)
+    atr_values = atr(bars["high"], bars["low"], bars["close"], 3).to_numpy()
+    for position, label, end in labels[["start_position", "label", "end_position"]].itertuples(
+        index=False
+    ):
+        # Act: resolve the same entry bar by bar
+        online = BarrierLabel(closes[position], atr_values[position], barrier)
+        resolved = None
+        for later in range(position + 1, position + horizon + 1):
+            resolved = online.update(bars["high"].iloc[later], bars["low"].iloc[later])
+            if resolved is not None:
+                break
+        # Assert: same class, known at the same bar
+        assert resolved == label
+        assert later == end
+
+
+def test_simulated_trades_take_each_signal_at_the_barriers_one_at_a_time() -> None:
+    # Arrange: a long signal on bar 2 (entry 1.0, ATR 0.002: target 1.004, stop 0.998),
+    # another on bar 3 while that trade is open, a short on bar 6 that times out
+    bars = _bars([1.0, 1.0, 1.0, 1.002, 1.0045, 1.0045, 1.0045, 1.0045, 1.0045, 1.0045])
+    directions = np.zeros(len(bars))
+    directions[[2, 3]] = 1.0
+    directions[6] = -1.0
+    barrier = TripleBarrier(take_profit=2.0, stop_loss=1.0, max_horizon=3, atr_period=2)
+
+    # Act
+    trades = simulate_barrier_trades(bars, directions, barrier, commission=0.0)
+
+    # Assert: the long reaches its target on bar 4; the short exits at bar 9's close
+    assert trades.entries.tolist() == [2, 6]
+    assert trades.exits.tolist() == [4, 9]
+    assert trades.trade_returns[0] == pytest.approx(0.004)
+    assert trades.trade_returns[1] == pytest.approx(0.0)
+    assert np.prod(1.0 + trades.returns[2:5]) == pytest.approx(1.004)
+
+
+def test_a_later_signal_never_changes_an_earlier_trade() -> None:
+    bars = _bars(list(1.0 + np.cumsum(np.random.default_rng(5).normal(0, 0.002, 200))))
+    directions = np.sign(np.random.default_rng(6).normal(size=200)).astype(float)
+    barrier = TripleBarrier(take_profit=1.5, stop_loss=1.0, max_horizon=5, atr_period=3)
+    full = simulate_barrier_trades(bars, directions, barrier)
+    cut = 120
+    changed = directions.copy()
+    changed[cut:] = -changed[cut:]
+    other = simulate_barrier_trades(bars, changed, barrier)
+    settled = full.exits < cut
+    assert np.array_equal(full.trade_returns[settled], other.trade_returns[: settled.sum()])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tai_events.market import BarClosed, Timeframe
-from tai_events.ml import PredictedClass, PredictionMade
+from tai_events.ml import DEFAULT_TRADE_PLAN, PredictedClass, PredictionMade
 from tai_strategy.book import DEFAULT_REGIME_WEIGHTS, InvalidConfigurationError, StrategyBook
 from tai_strategy.scalping import ScalpingStrategy
 from tai_strategy.sma_cross import SmaCrossStrategy
@@ -33,6 +33,7 @@ def _regime(bar: BarClosed, regime: str) -> PredictionMade:
         },
         predicted_class=PredictedClass.NEUTRAL,
         regime=regime,
+        plan=DEFAULT_TRADE_PLAN,
     )
 
 

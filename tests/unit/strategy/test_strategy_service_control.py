@@ -174,11 +174,11 @@ async def test_configured_strategies_and_regime_weights_come_from_settings(
     async for running in _service(
         tmp_path,
         strategies=("sma_cross", "ml_driven"),
-        parameters={"ml_driven": {"confidence_threshold": 0.8}},
+        parameters={"ml_driven": {"risk_per_trade_pct": 0.8}},
         regime_weights={"ml_driven": {"volatile": 0.0}},
     ):
         queues = [subscription.queue for subscription in running.app.subscriptions()]
         assert PREDICTIONS_QUEUE in queues
         slot = running.app.book.slots["ml_driven"]
         assert slot.weights == {"volatile": 0.0}
-        assert slot.status()["confidence_threshold"] == 0.8
+        assert slot.status()["risk_per_trade_pct"] == 0.8

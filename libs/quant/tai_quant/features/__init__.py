@@ -8,12 +8,19 @@ One :class:`FeatureSetDefinition` drives two implementations that agree to 1e-9:
 from tai_quant.features.batch import compute_features, normalise_ohlcv
 from tai_quant.features.definition import DEFAULT_FEATURES, OHLCV_COLUMNS, FeatureSetDefinition
 from tai_quant.features.incremental import FeatureBar, IncrementalFeatures, feature_bars
-from tai_quant.features.labels import Label, TripleBarrier, triple_barrier_labels
+from tai_quant.features.labels import (
+    BarrierTrades,
+    Label,
+    TripleBarrier,
+    simulate_barrier_trades,
+    triple_barrier_labels,
+)
 from tai_quant.features.validation import Fold, purged_walk_forward_folds
 
 __all__ = [
     "DEFAULT_FEATURES",
     "OHLCV_COLUMNS",
+    "BarrierTrades",
     "FeatureBar",
     "FeatureSetDefinition",
     "Fold",
@@ -24,5 +31,6 @@ __all__ = [
     "feature_bars",
     "normalise_ohlcv",
     "purged_walk_forward_folds",
+    "simulate_barrier_trades",
     "triple_barrier_labels",
 ]
