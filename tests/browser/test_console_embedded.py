@@ -164,6 +164,7 @@ async def _stored_fill_count(system: EmbeddedSystem) -> int:
 
 
 async def _trading_state_rejections(system: EmbeddedSystem) -> list[str]:
+    """Return the orders refused because trading was HALTED (not REDUCING by a breaker)."""
     async with system.store.transaction() as unit:
         entries = await unit.audit.list(action="risk.decision")
     rejected = []
@@ -171,7 +172,8 @@ async def _trading_state_rejections(system: EmbeddedSystem) -> list[str]:
         if entry.outcome != "rejected":
             continue
         for verdict in entry.details.get("verdicts", []):
-            if verdict["rule"] == "trading_state" and not verdict["passed"]:
+            halted = "HALTED" in verdict["reason"]
+            if verdict["rule"] == "trading_state" and not verdict["passed"] and halted:
                 rejected.append(entry.subject)
     return rejected
 

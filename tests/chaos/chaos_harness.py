@@ -226,6 +226,10 @@ class ChaosRun:
                 "EXECUTION_APPROVAL_PUBLIC_KEYS": public_key_pem(private).decode("ascii"),
                 "LOG_LEVEL": "WARNING",
                 **{f"{name.upper()}_LOG_LEVEL": "WARNING" for name in SERVICES},
+                # sma_cross alone: its decisions depend on the bars only, so a fault can change
+                # nothing of the ledger. The portfolio's sizes depend on the equity risk has
+                # seen, and a fault delays the fills it sees (README, "Who trades, who sizes").
+                "STRATEGY_STRATEGIES": '["sma_cross"]',
             }
         )
         processes = ServiceProcesses(environment=environment, log_directory=self.directory)

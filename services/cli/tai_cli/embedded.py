@@ -144,6 +144,7 @@ class EmbeddedSystem:
                 sma_fast=options.sma_fast,
                 sma_slow=options.sma_slow,
                 quantity=options.quantity,
+                announce_seconds=0,
                 database_url=ledger_url,
                 amqp_url=MEMORY_URL,
             ),
@@ -177,12 +178,13 @@ class EmbeddedSystem:
         """Migrate the ledger, start the bus and every service, and the console if asked."""
         await self.store.migrate()
         await self.bus.start()
+        if self.options.serve_console:
+            # first: it hears what the services announce as they start (limits, strategies)
+            await self._start_gateway()
         for app in (self.risk, self.execution, self.strategy):
             await app.start()
         if self.inference is not None:
             await self.inference.start()
-        if self.options.serve_console:
-            await self._start_gateway()
 
     def gateway_settings(self, session_secret: str) -> GatewaySettings:
         """Return the embedded gateway's settings (other GATEWAY_* come from the environment).

@@ -33,7 +33,6 @@ from tai_gateway.live import LiveState
 from tai_gateway.login import LoginService
 from tai_gateway.operations import AmqpOperations, BrokerOperations, MemoryOperations
 from tai_gateway.ratelimit import TokenBucketLimiter
-from tai_gateway.risk_view import RiskLimits
 from tai_gateway.sessions import SessionStore
 from tai_gateway.throttle import BackoffPolicy, LoginThrottle
 from tai_store import Store
@@ -127,14 +126,6 @@ class GatewayApp:
                 settings.research_data_directory,
                 clock,
                 max_running=settings.max_running_backtests,
-            ),
-            risk_limits=RiskLimits(
-                max_position_notional_pct=settings.risk_max_position_notional_pct,
-                max_open_positions=settings.risk_max_open_positions,
-                max_drawdown_pct=settings.risk_max_drawdown_pct,
-                max_daily_loss_pct=settings.risk_max_daily_loss_pct,
-                max_var_pct=settings.risk_max_var_pct,
-                var_confidence=settings.risk_var_confidence,
             ),
         )
         self.api: FastAPI = create_api(self.context)

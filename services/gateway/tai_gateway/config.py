@@ -97,14 +97,6 @@ class GatewaySettings(ServiceSettings):
         default=None, description="CSV files a backtest may be started on (none: disabled)"
     )
     max_running_backtests: int = Field(default=2, ge=1, le=16, description="Concurrent runs")
-    risk_max_position_notional_pct: float = Field(
-        default=20.0, gt=0, description="Mirror of the risk limit, shown on the Risk tab"
-    )
-    risk_max_open_positions: int = Field(default=10, ge=1, description="Mirror of the limit")
-    risk_max_drawdown_pct: float = Field(default=10.0, gt=0, description="Mirror of the limit")
-    risk_max_daily_loss_pct: float = Field(default=3.0, gt=0, description="Mirror of the limit")
-    risk_max_var_pct: float = Field(default=2.0, gt=0, description="Mirror of the limit")
-    risk_var_confidence: float = Field(default=0.95, gt=0, lt=1, description="VaR confidence")
 
     @field_validator("session_secret")
     @classmethod

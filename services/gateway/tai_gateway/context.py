@@ -82,4 +82,8 @@ class GatewayContext:
     """Return each readiness check by name (store, bus)."""
     operations: BrokerOperations
     backtests: BacktestRunner
-    risk_limits: RiskLimits
+
+    def risk_limits(self) -> RiskLimits | None:
+        """Return the limits and breakers risk last announced (None until it has)."""
+        published = self.live.snapshot().risk_limits
+        return None if published is None else RiskLimits.from_published(published)

@@ -18,7 +18,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
-from tai_events.risk import RiskStateChanged
+from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 from tai_gateway.live import LiveState
 
@@ -68,6 +68,11 @@ def on_prediction_made(message: PredictionMade, state: LiveState) -> None:
     state.record_prediction(message)
 
 
+def on_risk_limits_published(message: RiskLimitsPublished, state: LiveState) -> None:
+    """Show the limits and breakers risk enforces (never a copy of them)."""
+    state.record_risk_limits(message)
+
+
 def on_strategy_parameters_updated(message: StrategyParametersUpdated, state: LiveState) -> None:
     """Show a strategy's current parameters and enabled flag."""
     state.record_strategy(message)
@@ -84,6 +89,7 @@ HANDLERS: dict[type[Message], Callable[[Any, LiveState], None]] = {
     SignalGenerated: on_signal_generated,
     PredictionMade: on_prediction_made,
     StrategyParametersUpdated: on_strategy_parameters_updated,
+    RiskLimitsPublished: on_risk_limits_published,
 }
 """Which handler each event type goes to; other events on the stream are acked and ignored."""
 

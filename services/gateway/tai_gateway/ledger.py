@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import MetaData, Select, Table, and_, func, inspect, or_, select, text
+from sqlalchemy import MetaData, Select, Table, and_, inspect, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tai_core.clock import Clock
@@ -237,42 +237,10 @@ class GatewayLedger:
         """Return the newest trading-state transitions, newest first."""
         return queries.trading_state_history(self._store.sync_engine(), limit)
 
-    def strategy_pnl(self) -> pd.DataFrame:
-        """Return realised P&L, trade count and win rate of every strategy that ordered."""
-        columns = ["strategy", "orders", "trades", "net_pnl", "win_rate_pct", "last_exit"]
-        engine = self._store.sync_engine()
-        with engine.connect() as connection:
-            counts = connection.execute(
-                select(OrderRow.strategy, func.count()).group_by(OrderRow.strategy)
-            ).all()
-        orders = pd.DataFrame.from_records(
-            [tuple(row) for row in counts], columns=["strategy", "orders"]
-        )
-        trades = queries.trades(engine, self.account)
-        if trades.empty:
-            summary = pd.DataFrame(columns=["strategy", "trades", "net_pnl", "win_rate_pct"])
-        else:
-            trades["net"] = trades["pnl"] - trades["commission"]
-            grouped = trades.groupby("strategy")
-            summary = pd.DataFrame(
-                {
-                    "trades": grouped.size(),
-                    "net_pnl": grouped["net"].sum().round(2),
-                    "win_rate_pct": (
-                        grouped["net"].apply(lambda net: (net > 0).mean()) * 100
-                    ).round(1),
-                    "last_exit": grouped["exit_time"].max(),
-                }
-            ).reset_index()
-        merged = orders.merge(summary, on="strategy", how="outer")
-        if merged.empty:
-            return pd.DataFrame(columns=columns)
-        merged["orders"] = merged["orders"].fillna(0).astype(int)
-        merged["trades"] = merged["trades"].fillna(0).astype(int)
-        merged["net_pnl"] = merged["net_pnl"].fillna(0.0).astype(float)
-        if "last_exit" not in merged:
-            merged["last_exit"] = pd.NaT
-        return merged[columns].sort_values("strategy").reset_index(drop=True)
+    def strategy_summary(self) -> pd.DataFrame:
+        """Return per strategy: requests, approvals (full / reduced), rejections by rule,
+        fills, closed trades and net P&L (tai_store.queries.strategy_summary)."""
+        return queries.strategy_summary(self._store.sync_engine())
 
     def _has_table(self, name: str) -> bool:
         return bool(inspect(self._store.sync_engine()).has_table(name))

@@ -16,7 +16,7 @@ from tai_events.orders import (
     PositionUpdated,
     SignalGenerated,
 )
-from tai_events.risk import RiskStateChanged
+from tai_events.risk import RiskLimitsPublished, RiskStateChanged
 from tai_events.strategies import StrategyParametersUpdated
 
 DEFAULT_FILL_CAPACITY = 500
@@ -50,6 +50,8 @@ class LiveSnapshot:
     """Newest first."""
     strategies: tuple[StrategyParametersUpdated, ...] = ()
     """Latest parameters of each strategy, by name."""
+    risk_limits: RiskLimitsPublished | None = None
+    """The limits and breakers risk last announced (None until it has)."""
 
 
 class LiveState:
@@ -83,6 +85,7 @@ class LiveState:
         self._signals: deque[SignalGenerated] = deque(maxlen=alert_capacity)
         self._predictions: deque[PredictionMade] = deque(maxlen=prediction_capacity)
         self._strategies: dict[str, StrategyParametersUpdated] = {}
+        self._risk_limits: RiskLimitsPublished | None = None
 
     @property
     def version(self) -> int:
@@ -164,6 +167,14 @@ class LiveState:
             self._predictions.append(prediction)
             self._version += 1
 
+    def record_risk_limits(self, limits: RiskLimitsPublished) -> None:
+        """Remember what risk enforces (the newest announcement wins)."""
+        with self._lock:
+            current = self._risk_limits
+            if current is None or limits.published_at >= current.published_at:
+                self._risk_limits = limits
+                self._version += 1
+
     def record_strategy(self, update: StrategyParametersUpdated) -> None:
         """Keep the newest parameters of a strategy."""
         with self._lock:
@@ -189,4 +200,5 @@ class LiveState:
                 signals=tuple(reversed(self._signals)),
                 predictions=tuple(reversed(self._predictions)),
                 strategies=tuple(self._strategies[name] for name in sorted(self._strategies)),
+                risk_limits=self._risk_limits,
             )

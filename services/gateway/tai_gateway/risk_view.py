@@ -1,7 +1,7 @@
 """Pure risk read-outs for the Risk tab and the API: limit usage, VaR/CVaR, drawdown, breakers.
 
-The risk service enforces the limits; the gateway mirrors their values (``GATEWAY_RISK_*``
-settings) only to show how close the account is to each one.
+The risk service enforces the limits and announces them (RiskLimitsPublished); the gateway
+shows those values and breakers, and how close the account is to each, never a copy of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tai_events.risk import BreakerDescription, RiskLimitsPublished
 from tai_quant.risk import historical_expected_shortfall, historical_var
 
 WARNING_USAGE_PCT = 80.0
@@ -31,7 +32,7 @@ class LimitStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """The limit values shown (mirrors of the risk service's configuration)."""
+    """The limit values shown: those risk announced it enforces."""
 
     max_position_notional_pct: float
     max_open_positions: int
@@ -39,6 +40,24 @@ class RiskLimits:
     max_daily_loss_pct: float
     max_var_pct: float
     var_confidence: float
+    cvar_confidence: float
+    breakers: tuple[BreakerDescription, ...] = ()
+
+    @classmethod
+    def from_published(cls, published: RiskLimitsPublished) -> RiskLimits:
+        """Return what risk announced, in the shape the read-outs use."""
+        limits = published.limits
+        thresholds = {row.setting: row.threshold for row in published.breakers if row.setting}
+        return cls(
+            max_position_notional_pct=float(limits["max_position_notional_pct"]),
+            max_open_positions=int(limits["max_open_positions"]),
+            max_drawdown_pct=float(thresholds.get("drawdown_halt_pct") or 0.0),
+            max_daily_loss_pct=float(thresholds.get("daily_loss_halt_pct") or 0.0),
+            max_var_pct=float(limits["max_var_pct"]),
+            var_confidence=float(limits["var_confidence"]),
+            cvar_confidence=float(limits["cvar_confidence"]),
+            breakers=tuple(published.breakers),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +85,7 @@ class RiskReport:
     cvar: float | None
     """Historical CVaR (expected shortfall) of one step, in account currency."""
     var_confidence: float
+    cvar_confidence: float
     limits: tuple[LimitUsage, ...]
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,7 +131,7 @@ def risk_report(
         returns = series.pct_change().replace([np.inf, -np.inf], np.nan).dropna()
         if returns.size >= MINIMUM_RETURNS:
             var = historical_var(returns, limits.var_confidence) * equity_now
-            cvar = historical_expected_shortfall(returns, limits.var_confidence) * equity_now
+            cvar = historical_expected_shortfall(returns, limits.cvar_confidence) * equity_now
         else:
             var = cvar = None
     open_positions = (
@@ -148,22 +168,30 @@ def risk_report(
         var=None if var is None else round(var, 6),
         cvar=None if cvar is None else round(cvar, 6),
         var_confidence=limits.var_confidence,
+        cvar_confidence=limits.cvar_confidence,
         limits=tuple(usages),
     )
 
 
-def circuit_breakers(report: RiskReport) -> list[dict[str, str]]:
-    """Return the breakers that move the trading state and whether each has tripped."""
-    breakers = {"drawdown": "HALTED", "daily loss": "REDUCING"}
+def circuit_breakers(report: RiskReport, limits: RiskLimits) -> list[dict[str, str]]:
+    """Return the breakers risk applies, each with its threshold, the state it moves to, what
+    lifts it, and (for the loss breakers) how close the account is."""
+    usages = {usage.name: usage for usage in report.limits}
+    usage_of = {"daily_loss": "daily loss", "drawdown": "drawdown"}
     rows = []
-    for usage in report.limits:
-        if usage.name in breakers:
-            rows.append(
-                {
-                    "breaker": usage.name,
-                    "moves to": breakers[usage.name],
-                    "usage": f"{usage.usage_pct:.1f}%",
-                    "status": "TRIPPED" if usage.status is LimitStatus.BREACHED else "armed",
-                }
-            )
+    for breaker in limits.breakers:
+        usage = usages.get(usage_of.get(breaker.breaker, ""))
+        tracks = usage is not None and breaker.threshold is not None
+        level = 0.0 if usage is None or not breaker.threshold else usage.value / breaker.threshold
+        rows.append(
+            {
+                "breaker": breaker.breaker,
+                "condition": breaker.condition,
+                "threshold": "" if breaker.threshold is None else f"{breaker.threshold:g}",
+                "moves to": breaker.moves_to.value,
+                "lifted by": breaker.lifted_by,
+                "usage": f"{level * 100.0:.1f}%" if tracks else "",
+                "status": "TRIPPED" if tracks and level >= 1.0 else "armed",
+            }
+        )
     return rows

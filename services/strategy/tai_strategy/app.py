@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from tai_bus.api import Binding, MessageBus, Subscription
 from tai_core.clock import Clock
+from tai_core.periodic import PeriodicTask
 from tai_events.base import Message
 from tai_events.codec import Envelope
 from tai_events.market import BarClosed, Timeframe
 from tai_events.orders import OrderState, Side
+from tai_events.strategies import StrategyParametersUpdated
 from tai_events.topics import (
     ALL_PREDICTIONS,
     CONTROL_EXCHANGE,
@@ -21,6 +23,7 @@ from tai_store.database import Store
 from tai_strategy.book import StrategyBook
 from tai_strategy.config import StrategySettings
 from tai_strategy.handlers import (
+    PRODUCER,
     StrategyContext,
     on_bar_closed,
     on_configure_strategy,
@@ -73,6 +76,11 @@ class StrategyApp:
         self.book = book
         self.context = StrategyContext(book=book, bus=bus, clock=clock)
         self._warmed_up: set[str] = set()
+        self._announcer = (
+            PeriodicTask("strategy-announce", settings.announce_seconds, self.announce)
+            if settings.announce_seconds > 0
+            else None
+        )
         self._started = False
 
     def subscriptions(self) -> list[Subscription]:
@@ -195,15 +203,35 @@ class StrategyApp:
                 )
         self.context.positions = positions
 
+    async def announce(self) -> None:
+        """Publish each strategy's state (enabled, parameters, regime weights), so the console
+        and other subscribers know what runs, also after they joined late."""
+        now = self.context.clock.now()
+        for name, slot in sorted(self.book.slots.items()):
+            await self.bus.publish(
+                StrategyParametersUpdated(
+                    strategy=name,
+                    enabled=slot.enabled,
+                    parameters=slot.status(),
+                    updated_at=now,
+                    updated_by=PRODUCER,
+                )
+            )
+
     async def start(self) -> None:
-        """Rebuild the strategies' positions from the ledger, then subscribe."""
+        """Rebuild the strategies' positions from the ledger, subscribe, announce the state."""
         await self.rebuild_positions()
         for subscription in self.subscriptions():
             await self.bus.subscribe(subscription)
+        await self.announce()
+        if self._announcer is not None:
+            self._announcer.start()
         self._started = True
 
     async def stop(self) -> None:
-        """Nothing to release beyond the bus, which the runtime closes."""
+        """Stop the announcements (the runtime closes the bus)."""
+        if self._announcer is not None:
+            await self._announcer.stop()
         self._started = False
 
     def ready(self) -> bool:

@@ -44,6 +44,9 @@ class StrategySettings(ServiceSettings):
         default_factory=dict,
         description="per-strategy weights by regime, replacing the built-in defaults",
     )
+    announce_seconds: float = Field(
+        default=60.0, ge=0, description="re-publish every strategy's state this often; 0: at start"
+    )
     history_bars: int = Field(
         default=1_000, ge=0, description="recent bars kept to re-warm a re-parameterised strategy"
     )

@@ -72,8 +72,8 @@ async def test_outcomes_on_rabbitmq_decide_what_the_strategy_exits(
         clock=clock,
         telemetry=telemetry,
     )
-    await app.start()
     await bus.start()
+    await app.start()
     bars = _bars(3 * (HOLD + 2))
     drained = lambda: (  # noqa: E731
         broker.queue_depths().get(BARS_QUEUE, 1) == 0
@@ -127,8 +127,8 @@ async def test_a_partial_fill_on_rabbitmq_is_exited_exactly(
         clock=clock,
         telemetry=telemetry,
     )
-    await app.start()
     await bus.start()
+    await app.start()
     bars = _bars(HOLD + 2)
     try:
         # Act: every bar first (the fill lags behind), then the partial fill and the expiry

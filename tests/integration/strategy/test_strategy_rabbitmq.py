@@ -94,8 +94,8 @@ async def test_control_command_and_prediction_flow_on_rabbitmq(
         clock=clock,
         telemetry=telemetry,
     )
-    await app.start()
     await bus.start()
+    await app.start()
     try:
         # Act 1: change ml_driven's risk and regime weight at run time through control
         await bus.publish(

@@ -17,8 +17,11 @@ from tai_events.codec import Envelope
 from tai_events.control import ConfigureStrategy
 from tai_events.market import BarClosed, Timeframe
 from tai_events.ml import ModelPromoted
+from tai_events.risk import RiskLimitsPublished
 from tai_events.topics import ALL_CONTROL, CONTROL_EXCHANGE, MODEL_PROMOTED
 from tai_gateway.app import GatewayApp
+from tai_risk.breakers import describe_breakers
+from tai_risk.config import RiskPolicy
 from tai_store import Store
 from tai_store.research_repository import ModelChallenge, ResearchRepository
 
@@ -72,10 +75,28 @@ async def test_viewer_cannot_configure_a_strategy(
     assert commands == []
 
 
-async def test_risk_limits_report_drawdown_and_position_usage(
-    api_client: httpx.AsyncClient, store: Store
+async def test_risk_limits_wait_for_risk_to_announce_them(
+    api_client: httpx.AsyncClient,
 ) -> None:
-    # Arrange: equity peaks at 110k and falls to 99k; one 30k EURUSD position
+    token = await token_for(api_client, "tom", TRADER_PASSWORD)
+    response = await api_client.get("/api/risk/limits", headers=bearer(token))
+    assert response.status_code == 503
+    assert "risk.limits" in response.json()["detail"]
+
+
+async def test_risk_limits_report_drawdown_and_position_usage(
+    api_client: httpx.AsyncClient, store: Store, gateway: GatewayApp
+) -> None:
+    # Arrange: risk announced its limits; equity peaks at 110k and falls to 99k; one 30k
+    # EURUSD position
+    policy = RiskPolicy(drawdown_halt_pct=10.0)
+    gateway.context.live.record_risk_limits(
+        RiskLimitsPublished(
+            limits=policy.limits().published(),
+            breakers=describe_breakers(policy.breakers()),
+            published_at=T0,
+        )
+    )
     async with store.transaction() as unit:
         for hour, equity in enumerate((100_000.0, 110_000.0, 99_000.0)):
             await unit.snapshots.add("paper", T0 + timedelta(hours=hour), 100_000.0, equity)
@@ -104,10 +125,10 @@ async def test_risk_limits_report_drawdown_and_position_usage(
     assert limits["position notional"]["status"] == "BREACHED"
     assert limits["open positions"]["value"] == 1
     assert report["var"] is None  # two returns are too few for a VaR
-    assert {breaker["breaker"] for breaker in report["circuit_breakers"]} == {
-        "drawdown",
-        "daily loss",
-    }
+    breakers = {(row["breaker"], row["moves_to"]): row for row in report["circuit_breakers"]}
+    assert breakers[("drawdown", "HALTED")]["status"] == "TRIPPED"
+    assert breakers[("daily_loss", "HALTED")]["lifted_by"] == "next session"
+    assert len(breakers) == len(describe_breakers(policy.breakers()))
 
 
 async def _insert_model(

@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tai_events.risk import RiskLimitsPublished
 from tai_gateway.console.controls import parse_parameters
 from tai_gateway.console.views import FAN_PERCENTILES, monte_carlo_fan, positions_view
-from tai_gateway.risk_view import LimitStatus, RiskLimits, risk_report
+from tai_gateway.risk_view import LimitStatus, RiskLimits, circuit_breakers, risk_report
+from tai_risk.breakers import describe_breakers
+from tai_risk.config import RiskPolicy
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 LIMITS = RiskLimits(
@@ -22,6 +25,7 @@ LIMITS = RiskLimits(
     max_daily_loss_pct=3.0,
     max_var_pct=2.0,
     var_confidence=0.95,
+    cvar_confidence=0.975,
 )
 NO_POSITIONS = pd.DataFrame(columns=["symbol", "quantity", "last_price", "average_price"])
 
@@ -194,3 +198,31 @@ def test_markers_outside_the_charted_bars_are_left_out() -> None:
     no_fills = pd.DataFrame(columns=["filled_at", "symbol", "side", "price"])
     figure = candles_figure(bars, "EURUSD", no_fills, [], [late])
     assert [trace.name for trace in figure.data] == ["EURUSD"]
+
+
+def _published(**settings: object) -> RiskLimitsPublished:
+    """Return what a risk service with these settings announces (its own code builds it)."""
+    policy = RiskPolicy(**settings)  # type: ignore[arg-type]
+    return RiskLimitsPublished(
+        limits=policy.limits().published(),
+        breakers=describe_breakers(policy.breakers()),
+        published_at=T0,
+    )
+
+
+def test_the_breaker_table_is_the_one_risk_announced() -> None:
+    # Arrange: risk configured off its defaults
+    published = _published(daily_loss_halt_pct=4.5, drawdown_halt_pct=12.0, cvar_confidence=0.99)
+    limits = RiskLimits.from_published(published)
+    # Act
+    report = risk_report(curve([100_000.0, 97_000.0]), NO_POSITIONS, limits, T0)
+    rows = {(row["breaker"], row["moves to"]): row for row in circuit_breakers(report, limits)}
+    # Assert: risk halts on the daily loss until the next session (not REDUCING)
+    daily = rows[("daily_loss", "HALTED")]
+    assert (daily["threshold"], daily["lifted by"]) == ("4.5", "next session")
+    assert rows[("drawdown", "HALTED")]["threshold"] == "12"
+    assert rows[("drawdown", "REDUCING")]["lifted by"] == "admin resume"
+    assert len(rows) == len(published.breakers)
+    assert (limits.max_daily_loss_pct, limits.max_drawdown_pct) == (4.5, 12.0)
+    assert report.cvar_confidence == 0.99
+    assert report.var_confidence == 0.95

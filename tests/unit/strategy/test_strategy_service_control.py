@@ -38,6 +38,7 @@ class Service:
     app: StrategyApp
     updates: list[StrategyParametersUpdated]
     orders: list[OrderRequested]
+    announced: list[StrategyParametersUpdated]
 
 
 async def _service(tmp_path: Path, **settings: object) -> AsyncIterator[Service]:
@@ -71,10 +72,13 @@ async def _service(tmp_path: Path, **settings: object) -> AsyncIterator[Service]
             handler=collect,
         )
     )
-    await app.start()
     await bus.start()
+    await app.start()
+    await bus.drain()
+    announced = list(updates)
+    updates.clear()  # the tests below look at what changes; the start-up state is kept apart
     try:
-        yield Service(bus, app, updates, orders)
+        yield Service(bus, app, updates, orders, announced)
     finally:
         await app.stop()
         await bus.close()
@@ -182,3 +186,11 @@ async def test_configured_strategies_and_regime_weights_come_from_settings(
         slot = running.app.book.slots["ml_driven"]
         assert slot.weights == {"volatile": 0.0}
         assert slot.status()["risk_per_trade_pct"] == 0.8
+
+
+async def test_the_service_announces_every_strategy_state_at_start(service: Service) -> None:
+    # every strategy, whether it runs and with which parameters, for late subscribers too
+    assert sorted(update.strategy for update in service.announced) == sorted(service.app.book.slots)
+    assert all(update.enabled for update in service.announced)
+    sma = next(update for update in service.announced if update.strategy == "sma_cross")
+    assert (sma.parameters["fast"], sma.parameters["slow"]) == (10, 30)

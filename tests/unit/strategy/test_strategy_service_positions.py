@@ -73,8 +73,8 @@ async def _service(url: str) -> AsyncIterator[Service]:
             orders.append(envelope.message)
 
     await bus.subscribe(Subscription("test.orders", [Binding("order.requested")], collect))
-    await app.start()
     await bus.start()
+    await app.start()
     try:
         yield Service(bus, app, store, orders)
     finally:

@@ -127,10 +127,14 @@ class RiskStateView(Record):
 
 
 class BreakerView(Record):
-    """A circuit breaker: the state it moves trading to and whether it has tripped."""
+    """A circuit breaker as risk applies it: its threshold, the state it moves trading to, what
+    lifts that state, and whether it has tripped."""
 
     breaker: str
+    condition: str
+    threshold: str
     moves_to: TradingState
+    lifted_by: str
     usage: str
     status: Literal["armed", "TRIPPED"]
 

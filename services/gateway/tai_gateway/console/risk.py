@@ -79,12 +79,13 @@ def risk_cards(state: str, report: RiskReport) -> list[tuple[str, str, str]]:
     """Return the Risk tab's KPI cards (id, title, value): state, drawdown, daily P&L, VaR, CVaR."""
     # 97.5 % must not read "98%": show the confidence to the digit risk configured it
     confidence = f"{report.var_confidence * 100:.4g}%"
+    cvar_confidence = f"{report.cvar_confidence * 100:.4g}%"
     return [
         ("risk-state", "Trading state", state),
         ("risk-drawdown", "Drawdown", f"{report.drawdown_pct:.2f}%"),
         ("risk-daily", "Daily P&L", f"{report.daily_pnl:+,.2f}"),
         ("risk-var", f"VaR {confidence}", money(report.var)),
-        ("risk-cvar", f"CVaR {confidence}", money(report.cvar)),
+        ("risk-cvar", f"CVaR {cvar_confidence}", money(report.cvar)),
     ]
 
 
@@ -154,11 +155,15 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
         dash.Output("risk-error", "children"),
     )
     def refresh_risk(_principal: Principal) -> tuple[Any, ...]:
+        limits = context.risk_limits()
+        if limits is None:
+            waiting = "Waiting for risk to announce its limits and breakers (risk.limits)."
+            return (*(dash.no_update,) * 5, error_alert(waiting))
         try:
             report = risk_report(
                 context.ledger.equity_curve(),
                 context.ledger.positions(),
-                context.risk_limits,
+                limits,
                 context.clock.now(),
             )
             history = context.ledger.trading_state_history(20)
@@ -173,7 +178,9 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
         return (
             kpi_cards(risk_cards(state_of(context), report)),
             table(limits_frame(report), "limits-table"),
-            table_or_empty(pd.DataFrame(circuit_breakers(report)), "breakers-table", "No breakers"),
+            table_or_empty(
+                pd.DataFrame(circuit_breakers(report, limits)), "breakers-table", "No breakers"
+            ),
             table_or_empty(
                 state_history_frame(history), "state-history-table", "No state changes yet"
             ),

@@ -57,6 +57,13 @@ def strategies_frame(summaries: Sequence[StrategySummary]) -> pd.DataFrame:
                     f"{key}={value}" for key, value in summary.parameters.items()
                 ),
                 "orders": summary.orders,
+                "approved": summary.approved_full,
+                "reduced": summary.approved_reduced,
+                "rejected": ", ".join(
+                    f"{rule} {count}" for rule, count in summary.rejections_by_rule.items()
+                )
+                or "0",
+                "filled": summary.filled,
                 "closed trades": summary.trades,
                 "net P&L": summary.net_pnl,
                 "win rate %": "" if summary.win_rate_pct is None else summary.win_rate_pct,
@@ -72,7 +79,7 @@ def register(app: dash.Dash, context: GatewayContext, bridge: LoopBridge) -> Non
     @on_tab_refresh(app, context, "strategies", dash.Output("strategies", "children"))
     def refresh_strategies(_principal: Principal) -> Any:
         try:
-            pnl = context.ledger.strategy_pnl()
+            pnl = context.ledger.strategy_summary()
         except Exception as error:
             return error_alert(f"Could not read the ledger ({type(error).__name__}).")
         summaries = strategy_summaries(pnl, context.live.snapshot().strategies)

@@ -29,6 +29,7 @@ def report(**overrides: object) -> RiskReport:
         "var": 812.345,
         "cvar": None,
         "var_confidence": 0.975,
+        "cvar_confidence": 0.99,
         "limits": (LimitUsage("drawdown", 1.0, 10.0, "%", 10.0, LimitStatus.OK),),
     }
     values.update(overrides)
@@ -54,7 +55,7 @@ def test_cards_name_the_confidence_and_say_when_history_is_too_short() -> None:
     # Assert
     assert cards["risk-state"] == ("Trading state", "HALTED")
     assert cards["risk-var"] == ("VaR 97.5%", "812.35")
-    assert cards["risk-cvar"] == ("CVaR 97.5%", "n/a (too little history)")
+    assert cards["risk-cvar"] == ("CVaR 99%", "n/a (too little history)")
     assert cards["risk-daily"][1] == "-250.50"
 
 

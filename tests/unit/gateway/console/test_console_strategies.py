@@ -23,7 +23,20 @@ def update(strategy: str, *, enabled: bool, **parameters: float) -> StrategyPara
 def test_a_strategy_that_traded_and_one_that_only_reported_both_get_a_row() -> None:
     # Arrange
     pnl = pd.DataFrame(
-        [{"strategy": "sma_cross", "orders": 4, "trades": 2, "net_pnl": 12.5, "win_rate_pct": 50.0}]
+        [
+            {
+                "strategy": "sma_cross",
+                "requests": 4,
+                "approved_full": 2,
+                "approved_reduced": 1,
+                "rejected": 1,
+                "rejections_by_rule": {"max_position_notional": 1},
+                "filled_orders": 3,
+                "trades": 2,
+                "winning_trades": 1,
+                "net_pnl": 12.5,
+            }
+        ]
     )
     updates = [update("breakout", enabled=False, lookback=20.0)]
     # Act
@@ -37,6 +50,10 @@ def test_a_strategy_that_traded_and_one_that_only_reported_both_get_a_row() -> N
             "enabled": "NO",
             "parameters": "lookback=20.0",
             "orders": 0,
+            "approved": 0,
+            "reduced": 0,
+            "rejected": "0",
+            "filled": 0,
             "closed trades": 0,
             "net P&L": 0.0,
             "win rate %": "",
@@ -46,6 +63,10 @@ def test_a_strategy_that_traded_and_one_that_only_reported_both_get_a_row() -> N
             "enabled": "unknown",
             "parameters": "",
             "orders": 4,
+            "approved": 2,
+            "reduced": 1,
+            "rejected": "max_position_notional 1",
+            "filled": 3,
             "closed trades": 2,
             "net P&L": 12.5,
             "win rate %": 50.0,
@@ -53,14 +74,12 @@ def test_a_strategy_that_traded_and_one_that_only_reported_both_get_a_row() -> N
     ]
 
 
-def test_the_latest_update_of_a_strategy_wins_and_nan_win_rate_is_unknown() -> None:
+def test_the_latest_update_of_a_strategy_wins_and_without_trades_win_rate_is_unknown() -> None:
     # Arrange
-    pnl = pd.DataFrame(
-        [{"strategy": "sma_cross", "orders": 1, "trades": 0, "net_pnl": 0.0, "win_rate_pct": None}]
-    )
+    pnl = pd.DataFrame([{"strategy": "sma_cross", "requests": 1, "trades": 0, "net_pnl": 0.0}])
     updates = [update("sma_cross", enabled=False), update("sma_cross", enabled=True, fast=5.0)]
     # Act
-    (summary,) = strategy_summaries(pnl.astype({"win_rate_pct": float}), updates)
+    (summary,) = strategy_summaries(pnl, updates)
     # Assert
     assert summary.enabled is True
     assert summary.parameters == {"fast": 5.0}

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import TypeAdapter
 
 from tai_events.base import Symbol
 from tai_events.market import Timeframe
+from tai_events.risk import TradingState
 from tai_gateway.api.dependencies import (
     PAGED_RESPONSES,
     AdminPrincipal,
@@ -170,7 +171,9 @@ def router() -> APIRouter:
     @router.get("/strategies")
     def strategies(context: Context, _: Authenticated) -> list[StrategySummary]:
         """Return each strategy's realised P&L and its latest parameters seen on the bus."""
-        return strategy_summaries(context.ledger.strategy_pnl(), context.live.snapshot().strategies)
+        return strategy_summaries(
+            context.ledger.strategy_summary(), context.live.snapshot().strategies
+        )
 
     @router.get("/models")
     def models(context: Context, _: Authenticated) -> ModelRegistryView:
@@ -198,20 +201,26 @@ def _opened_at(bar: StoredBar) -> datetime:
 
 
 def _risk_limits(context: GatewayContext) -> RiskLimitsView:
+    limits = context.risk_limits()
+    if limits is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "risk has not announced its limits yet (RiskLimitsPublished on risk.limits)",
+        )
     report = risk_report(
-        context.ledger.equity_curve(),
-        context.ledger.positions(),
-        context.risk_limits,
-        context.clock.now(),
+        context.ledger.equity_curve(), context.ledger.positions(), limits, context.clock.now()
     )
     breakers = tuple(
         BreakerView(
             breaker=row["breaker"],
-            moves_to=row["moves to"],
+            condition=row["condition"],
+            threshold=row["threshold"],
+            moves_to=TradingState(row["moves to"]),
+            lifted_by=row["lifted by"],
             usage=row["usage"],
-            status=row["status"],
+            status="TRIPPED" if row["status"] == "TRIPPED" else "armed",
         )
-        for row in circuit_breakers(report)
+        for row in circuit_breakers(report, limits)
     )
     shared = {field.name: getattr(report, field.name) for field in fields(report)}
     return RiskLimitsView(**shared, circuit_breakers=breakers)
