@@ -24,7 +24,8 @@ from tai_events.topics import exchange_for, routing_key_for
 
 WRONG_TYPES: list[object] = [[1, 2], {"nested": 1}, [], {}]
 NON_FINITE = ["NaN", "Infinity", "-Infinity"]
-WRONG_VERSIONS = [0, 2, 99, -1]
+WRONG_OFFSETS = [-1, 1, 98]
+"""Versions off the message's own (each type has its own current version); plus 0 and -1."""
 OTHER_TYPES = ["BarClosed", "OrderRequested", "OrderApproved", "FillExecuted", "HaltTrading"]
 
 
@@ -134,7 +135,9 @@ def _huge(sample: Sample) -> st.SearchStrategy[Hostile]:
 
 
 def _wrong_version(sample: Sample) -> st.SearchStrategy[Hostile]:
-    return st.sampled_from(WRONG_VERSIONS).map(
+    current = sample.message.schema_version
+    wrong = sorted({0, -1, *(current + offset for offset in WRONG_OFFSETS)} - {current})
+    return st.sampled_from(wrong).map(
         lambda version: _hostile(
             sample, f"schema version {version}", encode(sample.message), schema_version=version
         )
