@@ -268,3 +268,28 @@ def test_every_tab_renders_after_a_replay(
         # Assert
         wait(browser).until(conditions.presence_of_element_located(expected[tab]))
         browser.save_screenshot(str(screenshots / f"console-tab-{tab}.png"))
+
+
+@pytest.fixture
+def risk_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configure risk off its defaults (the embedded risk service reads RISK_*)."""
+    monkeypatch.setenv("RISK_DAILY_LOSS_HALT_PCT", "4.5")
+    monkeypatch.setenv("RISK_CVAR_CONFIDENCE", "0.99")
+
+
+def test_the_risk_tab_shows_the_breakers_and_confidences_risk_configured(
+    risk_configured: None, browser: webdriver.Chrome, embedded: Embedded
+) -> None:
+    # Arrange
+    sign_in(browser, embedded.console_url, "admin", embedded.admin_password)
+    # Act
+    open_tab(browser, "risk")
+    # Assert: the breaker table and the CVaR confidence are risk's, as announced
+    wait(browser).until(conditions.presence_of_element_located((By.ID, "breakers-table")))
+    rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#breakers-table tbody tr")]
+    daily = next(row for row in rows if row.startswith("daily_loss"))
+    assert "4.5" in daily
+    assert "HALTED" in daily
+    assert "next session" in daily
+    assert any(row.startswith("drawdown") and "REDUCING" in row for row in rows)
+    assert "CVAR 99%" in browser.find_element(By.ID, "risk-kpis").text.upper()  # CSS caps

@@ -185,6 +185,8 @@ class EmbeddedSystem:
             await app.start()
         if self.inference is not None:
             await self.inference.start()
+        # deliver what the services announced as they started (risk's limits, the strategies)
+        await self.bus.drain()
 
     def gateway_settings(self, session_secret: str) -> GatewaySettings:
         """Return the embedded gateway's settings (other GATEWAY_* come from the environment).
