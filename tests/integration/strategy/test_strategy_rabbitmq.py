@@ -48,6 +48,11 @@ def _prediction(bar: BarClosed) -> PredictionMade:
     )
 
 
+def _answers(updates: list[StrategyParametersUpdated]) -> list[StrategyParametersUpdated]:
+    """Return the answers to the configure command (not the start-up announcements)."""
+    return [update for update in updates if update.updated_by == "admin@test"]
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     """Poll a condition (the consumers run in the background) for at most a minute."""
     async with asyncio.timeout(60):
@@ -106,7 +111,8 @@ async def test_control_command_and_prediction_flow_on_rabbitmq(
                 parameters={"risk_per_trade_pct": 0.75, "weight.trend": 0.5},
             )
         )
-        await _until(lambda: len(updates) == 1)
+        # (the service also announced every strategy's state when it started)
+        await _until(lambda: len(_answers(updates)) == 1)
         # Act 2: bars, then a confident prediction for the last one
         bars = [make_bar(index, 1.10 + 0.001 * (index % 4)) for index in range(20)]
         for bar in bars:
@@ -116,7 +122,7 @@ async def test_control_command_and_prediction_flow_on_rabbitmq(
         await _until(lambda: any(order.strategy == "ml_driven" for order in orders))
 
         # Assert
-        (update,) = updates
+        (update,) = _answers(updates)
         assert update.strategy == "ml_driven"
         assert update.parameters["risk_per_trade_pct"] == 0.75
         assert update.parameters["weight.trend"] == 0.5
