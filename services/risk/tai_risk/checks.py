@@ -395,7 +395,7 @@ def _size_requested(
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
         return Sizing(wanted, Verdict("sizing", True, "no stop distance: not sized"))
-    kelly, values = _kelly(request, distance, source, limits)
+    kelly, values = _kelly(request, request.win_probability, distance, source, limits)
     if kelly <= 0.0:
         return Sizing(0.0, _no_edge(request, values))
     risk_fraction = min(kelly, limits.risk_cap_pct(request.strategy, request.style) / 100.0)
@@ -425,19 +425,22 @@ def _size_requested(
 
 
 def _kelly(
-    request: OrderRequested, distance: float, source: str, limits: RiskLimits
+    request: OrderRequested,
+    win_probability: float,
+    distance: float,
+    source: str,
+    limits: RiskLimits,
 ) -> tuple[float, dict[str, ScalarValue]]:
-    """Return the fractional Kelly bet of the request's win probability and its values."""
-    assert request.win_probability is not None
+    """Return the fractional Kelly bet of a win probability at the request's payoff."""
     payoff = limits.default_payoff_ratio
     if request.take_profit is not None:
         target = abs(request.take_profit - request.reference_price)
         payoff = target / distance if target > 0 else payoff
     kelly = kelly_fraction(
-        request.win_probability, payoff, fraction=limits.kelly_fraction, cap=limits.kelly_cap
+        win_probability, payoff, fraction=limits.kelly_fraction, cap=limits.kelly_cap
     )
     values: dict[str, ScalarValue] = {
-        "win_probability": request.win_probability,
+        "win_probability": win_probability,
         "payoff_ratio": _round(payoff),
         "kelly_fraction": _round(kelly),
         "stop_distance": _round(distance),
@@ -458,7 +461,8 @@ def _no_edge(request: OrderRequested, values: dict[str, ScalarValue]) -> Verdict
 
 def _size_reduce_only(request: OrderRequested, portfolio: PortfolioState) -> Sizing:
     """Cut a reduce-only order to the position its strategy holds on the other side."""
-    assert request.quantity is not None
+    if request.quantity is None:  # the event's validator already refuses this
+        raise ValueError("a reduce_only order states the quantity it closes")
     held = portfolio.strategy_quantity(request.strategy, request.symbol)
     values: dict[str, ScalarValue] = {"strategy_position": _round(held)}
     if held * request.side.sign >= 0 or abs(held) <= _EPSILON:
@@ -485,7 +489,8 @@ def _size_from_budget(
     request: OrderRequested, portfolio: PortfolioState, limits: RiskLimits
 ) -> Sizing:
     """Size an intent: equity x min(budget, style cap, Kelly) / stop distance."""
-    assert request.risk_budget_pct is not None
+    if request.risk_budget_pct is None:  # the event's validator already refuses this
+        raise ValueError("an order without quantity needs risk_budget_pct for risk to size")
     distance, source = stop_distance(request, portfolio, limits)
     if distance is None:
         return Sizing(
@@ -512,7 +517,7 @@ def _size_from_budget(
         "stop_source": source,
     }
     if request.win_probability is not None:
-        kelly, kelly_values = _kelly(request, distance, source, limits)
+        kelly, kelly_values = _kelly(request, request.win_probability, distance, source, limits)
         values.update(kelly_values)
         if kelly <= 0.0:
             return Sizing(0.0, _no_edge(request, values))
