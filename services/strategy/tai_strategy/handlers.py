@@ -91,6 +91,9 @@ async def _send(
             exit_order = positions.exit_for(strategy, intent, timeframe, signal_time)
             # None: it waits for its entry's outcome, or nothing is held to close
             chosen = None if exit_order is None else exit_order.intent
+        elif positions.has_pending(strategy, intent.symbol):
+            positions.defer(strategy, intent, timeframe, signal_time)  # behind the exit
+            chosen = None
         if chosen is not None:
             await _publish(context, strategy, chosen, timeframe, signal_time, cause)
 

@@ -63,7 +63,7 @@ class PendingExit:
 
 @dataclass(frozen=True, slots=True)
 class ExitOrder:
-    """An exit ready to send: the intent with its quantity and side from the position held."""
+    """An order ready to send: an exit sized from the position held, or a deferred entry."""
 
     strategy: str
     intent: OrderIntent
@@ -133,6 +133,24 @@ class PositionBook:
             return None
         return self._sized(strategy, intent, timeframe, signal_time, entry_id)
 
+    def has_pending(self, strategy: str, symbol: str) -> bool:
+        """Return True while an order of the strategy in the symbol waits to be sent."""
+        return any(
+            pending.strategy == strategy and pending.intent.symbol == symbol
+            for pending in self.pending_exits
+        )
+
+    def defer(
+        self, strategy: str, intent: OrderIntent, timeframe: Timeframe, signal_time: datetime
+    ) -> None:
+        """Queue an entry behind the strategy's waiting exit in the symbol.
+
+        Risk then decides the exit before the entry, as it would have had the fill been on
+        time: an exit decided after a later entry of the other side would find the strategy's
+        net position on the wrong side and be refused.
+        """
+        self.pending_exits.append(PendingExit(strategy, intent, timeframe, signal_time, ""))
+
     def _waits(self, strategy: str, symbol: str) -> bool:
         """Return True while an order of the strategy in the symbol has no known outcome."""
         if any(
@@ -153,6 +171,8 @@ class PositionBook:
         signal_time: datetime,
         entry_id: str,
     ) -> ExitOrder | None:
+        if not self.depends_on_position(intent):
+            return ExitOrder(strategy, intent, timeframe, signal_time)  # a deferred entry
         entry = self.orders.get(entry_id) if entry_id else None
         return self._sized_exit(strategy, intent, timeframe, signal_time, entry)
 

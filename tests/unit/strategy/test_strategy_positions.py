@@ -127,6 +127,34 @@ def test_a_fill_is_applied_once() -> None:
     assert book.held("swing", "EURUSD") == -2_000.0
 
 
+def test_an_entry_waits_behind_a_waiting_exit_so_risk_sees_them_in_order() -> None:
+    # Arrange: the long's exit waits for its fill; a short entry comes meanwhile
+    book = _book_with_entry()
+    book.exit_for("scalping", _exit(), H1, EXIT_AT)
+    short_entry = OrderIntent(
+        symbol="EURUSD",
+        side=Side.SELL,
+        quantity=None,
+        reference_price=1.1,
+        confidence=0.7,
+        reason="scalping short",
+        risk_budget_pct=0.75,
+    )
+    # Act
+    assert book.has_pending("scalping", "EURUSD")
+    book.defer("scalping", short_entry, H1, EXIT_AT + timedelta(hours=1))
+    book.on_fill("fill-1", ENTRY_ID, "scalping", "EURUSD", Side.BUY, 10_000.0)
+    released = book.on_order_ended(ENTRY_ID, OrderState.FILLED, 10_000.0)
+    # Assert: the exit goes first; the entry follows once the exit's outcome is known
+    (exit_order,) = released
+    assert exit_order.intent.reduce_only
+    exit_id = order_id_for("scalping", "EURUSD", H1, EXIT_AT, Side.SELL)
+    book.on_fill("fill-2", exit_id, "scalping", "EURUSD", Side.SELL, 10_000.0)
+    (entry_order,) = book.on_order_ended(exit_id, OrderState.FILLED, 10_000.0)
+    assert entry_order.intent is short_entry
+    assert entry_order.signal_time == EXIT_AT + timedelta(hours=1)
+
+
 def test_the_oldest_resolved_orders_are_forgotten_beyond_the_bound() -> None:
     book = PositionBook(max_orders=10)
     for index in range(12):
