@@ -23,6 +23,7 @@ from tai_cli.keys import (
 from tai_core.clock import Clock, SystemClock
 from tai_core.files import ensure_private_directory
 from tai_events.market import Timeframe
+from tai_events.ml import DEFAULT_TRADE_PLAN
 from tai_execution.app import create_app as create_execution
 from tai_execution.config import ExecutionSettings
 from tai_ingestion.app import IngestionApp, ReplayReport
@@ -286,6 +287,13 @@ class EmbeddedSystem:
 # embedded trading service consumes, so fills are the same with or without it.
 
 
+DEMO_TRADE_PLAN = DEFAULT_TRADE_PLAN.model_copy(update={"probability_threshold": 0.4})
+"""The demo model's plan: the default exits, traded from 0.4 (three classes: 1/3 is chance).
+
+An unvalidated, calibrated demo rarely reaches the 0.5 of a validated plan, and ml_driven would
+never trade in `make run`; `trading-ai train` registers models for the plan they validated."""
+
+
 class EmbeddedInference:
     """The inference service inside the embedded system, with a demo model when none exists.
 
@@ -335,6 +343,7 @@ class EmbeddedInference:
             evaluate=False,
             max_rounds=100,
             early_stopping_rounds=15,
+            plan=DEMO_TRADE_PLAN,
         )
         try:
             result = await asyncio.to_thread(
